@@ -1,0 +1,100 @@
+"""Command line: `python -m bot {run,demo,classify,nudges,migrate}`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from bot.config import ConfigError, Settings, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Interview Coach")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="serve the Telegram bot (long polling, or webhook if set)")
+    run.add_argument("--webhook", action="store_true", help="use WEBHOOK_URL even if polling")
+    sub.add_parser("demo", help="the whole conversation in this terminal, no token needed")
+    classify = sub.add_parser("classify", help="classify objections, one JSON object per text")
+    classify.add_argument("texts", nargs="*", help="texts; none reads standard input by line")
+    sub.add_parser("nudges", help="print pending nudges, one JSON object per line")
+    sub.add_parser("migrate", help="create or upgrade the SQLite database")
+    return parser
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # httpx logs every request at INFO, which would print the bot token in each URL.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+async def _run(settings: Settings, webhook: bool) -> None:
+    from bot.runtime import BotRuntime, open_coach
+
+    settings.require_token()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    coach = await open_coach(settings)
+    runtime = BotRuntime(settings, coach)
+    try:
+        await runtime.start(webhook=webhook or None)
+        await stop.wait()
+    finally:
+        await runtime.stop()
+
+
+async def _migrate(settings: Settings) -> int:
+    from bot.storage.db import Database
+
+    db = await Database.open(settings.database_path)
+    version = await db.version()
+    await db.close()
+    print(f"{settings.database_path}: schema version {version}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.command == "run":
+            settings.require_token()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _logging(settings)
+    if args.command == "classify":
+        from bot.knowledge.cli import classify_main
+
+        return classify_main(args.texts, sys.stdin, sys.stdout)
+    if args.command == "nudges":
+        from bot.nudges.cli import print_pending
+
+        asyncio.run(print_pending(settings.database_path, sys.stdout))
+        return 0
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
+    if args.command == "demo":
+        from bot.console import demo
+
+        logging.getLogger().setLevel(logging.WARNING)  # keep the conversation readable
+        name = os.environ.get("DEMO_NAME", "")
+        return asyncio.run(demo(settings, sys.stdin, sys.stdout, name))
+    try:
+        asyncio.run(_run(settings, args.webhook))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

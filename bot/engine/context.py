@@ -1,0 +1,32 @@
+"""What the engine reads besides the event and the state: content, the clock, settings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.engine.model import PendingNudge, State
+from bot.knowledge.base import KnowledgeBase
+from bot.knowledge.classifier import ObjectionClassifier
+from bot.nudges.planner import QuietHours
+
+
+@dataclass(frozen=True)
+class Context:
+    kb: KnowledgeBase
+    classifier: ObjectionClassifier
+    now: datetime  # aware, UTC: injected so tests can travel in time
+    default_timezone: str = "UTC"
+    quiet: QuietHours = field(default_factory=QuietHours)
+    pending: Sequence[PendingNudge] = field(default_factory=tuple)
+
+    def zone_name(self, state: State) -> str:
+        return state.timezone or self.default_timezone
+
+    def zone(self, state: State) -> ZoneInfo:
+        try:
+            return ZoneInfo(self.zone_name(state))
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo("UTC")

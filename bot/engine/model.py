@@ -1,0 +1,188 @@
+"""The engine's vocabulary: what comes in (events), what it keeps (state), what goes out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+EventKind = Literal["command", "button", "text", "other"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing a user did, stripped of everything Telegram-specific."""
+
+    user_id: int
+    kind: EventKind
+    # command name without the slash ("start"), button data, the typed text, or the kind of
+    # non-text message ("sticker", "photo", ...).
+    value: str = ""
+    # Text after a command ("/start <payload>", "/timezone Europe/Paris").
+    argument: str = ""
+    first_name: str = ""
+
+
+class Step(StrEnum):
+    """Where a user is in the conversation; buttons are self-contained so this only
+    decides what typed text means and what "show me where I am" shows."""
+
+    SITUATION = "situation"
+    LEAN = "lean"
+    MENU = "menu"
+    MENU_MORE = "menu_more"
+    TYPE_IT = "type_it"
+    ANSWER = "answer"
+    SCAM = "scam"
+    DECISION = "decision"
+    GO = "go"
+    UNSURE = "unsure"
+    PASS = "pass"
+    ASK_WHEN = "ask_when"
+    CONFIRM_WHEN = "confirm_when"
+    ASK_TZ = "ask_tz"
+    DEBRIEF = "debrief"
+
+
+@dataclass(frozen=True)
+class State:
+    """Everything the coaching needs to remember about one user, and nothing more."""
+
+    step: Step = Step.SITUATION
+    situation: str | None = None
+    lean: str | None = None
+    objection: str | None = None
+    arg_index: int = 0
+    decision: str | None = None
+    timezone: str | None = None
+    interview_at: datetime | None = None  # UTC
+    proposed_at: datetime | None = None  # a parsed time awaiting "right?"
+    interview_pending: bool = False  # said "not scheduled yet"
+    attended: str | None = None  # went_well | mixed | missed
+    # Where typed text for ASK_TZ / ASK_WHEN came from, so we can return there afterwards.
+    return_step: Step | None = None
+
+    def evolve(self, **changes: Any) -> State:
+        return replace(self, **changes)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        for key in ("interview_at", "proposed_at"):
+            value = data[key]
+            data[key] = value.isoformat() if value is not None else None
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | None) -> State:
+        """Load stored state; unknown or malformed fields fall back to defaults so an old
+        row written by an earlier version never blocks a user."""
+        if not raw:
+            return cls()
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return cls()
+        if not isinstance(data, dict):
+            return cls()
+        known = {f for f in cls.__dataclass_fields__}
+        clean: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in known:
+                continue
+            if key in ("step", "return_step") and value is not None:
+                try:
+                    value = Step(value)
+                except ValueError:
+                    continue
+            if key in ("interview_at", "proposed_at") and value is not None:
+                try:
+                    value = datetime.fromisoformat(value).astimezone(UTC)
+                except (TypeError, ValueError):
+                    continue
+            clean[key] = value
+        try:
+            return cls(**clean)
+        except TypeError:
+            return cls()
+
+
+@dataclass(frozen=True)
+class Button:
+    """A button: `label` names an entry of prompts/buttons.toml, rendered with `params`."""
+
+    label: str
+    data: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+Keyboard = tuple[tuple[Button, ...], ...]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One message: a template in prompts/messages/ with its context, and its buttons."""
+
+    template: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+    keyboard: Keyboard = ()
+
+
+# Side effects the storage layer commits in the same transaction as the new state.
+@dataclass(frozen=True)
+class ScheduleNudge:
+    kind: str
+    due_at: datetime
+    deadline: datetime | None
+
+
+@dataclass(frozen=True)
+class CancelNudges:
+    """Cancel the user's pending nudges; `kinds` empty means all of them."""
+
+    kinds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CancelNudge:
+    nudge_id: int
+
+
+@dataclass(frozen=True)
+class SnoozeNudge:
+    nudge_id: int
+    until: datetime
+
+
+@dataclass(frozen=True)
+class SetOptOut:
+    opted_out: bool
+
+
+@dataclass(frozen=True)
+class DeleteUserData:
+    pass
+
+
+Effect = ScheduleNudge | CancelNudges | CancelNudge | SnoozeNudge | SetOptOut | DeleteUserData
+
+
+@dataclass(frozen=True)
+class Outcome:
+    replies: tuple[Reply, ...]
+    state: State
+    effects: tuple[Effect, ...] = ()
+    # Short text for the button-press acknowledgement ("toast"); None answers silently.
+    notice: str | None = None
+
+
+@dataclass(frozen=True)
+class PendingNudge:
+    """A scheduled nudge as the engine sees it (for /nudges and its buttons)."""
+
+    id: int
+    kind: str
+    due_at: datetime
+    deadline: datetime | None = None

@@ -1,0 +1,207 @@
+"""Understanding "when": interview times typed in words, and the user's time zone."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
+
+from dateparser.date import DateDataParser
+
+MAX_INPUT = 200  # nobody types a date in more; longer text is something else
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A moment in UTC; `has_time` is False when only a day was given ("friday")."""
+
+    moment: datetime
+    has_time: bool
+
+
+def parse_when(
+    text: str, now: datetime, zone: ZoneInfo, day: datetime | None = None
+) -> Parsed | None:
+    """Parse "Tue 3pm", "March 3 10:30", "in 2 days" in the user's zone.
+
+    `day` (aware) is the date already chosen ("Tomorrow" button): a bare time lands on it.
+    """
+    text = " ".join(text.split())
+    if not text or len(text) > MAX_INPUT or not re.search(r"\d|[a-z]{3}", text, re.I):
+        return None
+    local_now = now.astimezone(zone)
+    base = day.astimezone(zone) if day is not None else local_now
+    if day is not None:
+        base = base.replace(hour=0, minute=0, second=0, microsecond=0)
+    parser = DateDataParser(
+        languages=["en"],
+        settings={
+            "PREFER_DATES_FROM": "future",
+            "RETURN_TIME_AS_PERIOD": True,
+            "RELATIVE_BASE": base.replace(tzinfo=None),
+        },
+    )
+    try:
+        data = parser.get_date_data(text)
+    except (ValueError, OverflowError):
+        return None
+    if data.date_obj is None:
+        return None
+    naive = data.date_obj.replace(tzinfo=None)
+    has_time = data.period == "time"
+    if not has_time:
+        naive = naive.replace(hour=0, minute=0, second=0, microsecond=0)
+    # A bare number ("1") parses as a day of some month; nobody means that.
+    if not has_time and text.strip().isdigit():
+        return None
+    moment = naive.replace(tzinfo=zone).astimezone(UTC)
+    return Parsed(moment, has_time)
+
+
+# Cities people type that are not the last part of an IANA name.
+_ALIASES = {
+    "nyc": "America/New_York",
+    "new york city": "America/New_York",
+    "sf": "America/Los_Angeles",
+    "san francisco": "America/Los_Angeles",
+    "la": "America/Los_Angeles",
+    "seattle": "America/Los_Angeles",
+    "boston": "America/New_York",
+    "washington": "America/New_York",
+    "miami": "America/New_York",
+    "atlanta": "America/New_York",
+    "dallas": "America/Chicago",
+    "houston": "America/Chicago",
+    "austin": "America/Chicago",
+    "washington dc": "America/New_York",
+    "munich": "Europe/Berlin",
+    "frankfurt": "Europe/Berlin",
+    "hamburg": "Europe/Berlin",
+    "milan": "Europe/Rome",
+    "barcelona": "Europe/Madrid",
+    "manchester": "Europe/London",
+    "edinburgh": "Europe/London",
+    "st petersburg": "Europe/Moscow",
+    "kiev": "Europe/Kyiv",
+    "mumbai": "Asia/Kolkata",
+    "delhi": "Asia/Kolkata",
+    "new delhi": "Asia/Kolkata",
+    "bangalore": "Asia/Kolkata",
+    "bengaluru": "Asia/Kolkata",
+    "beijing": "Asia/Shanghai",
+    "sydney": "Australia/Sydney",
+    "melbourne": "Australia/Melbourne",
+    "toronto": "America/Toronto",
+    "montreal": "America/Toronto",
+    "vancouver": "America/Vancouver",
+    "sao paulo": "America/Sao_Paulo",
+    "tel aviv": "Asia/Jerusalem",
+    "dubai": "Asia/Dubai",
+    "utc": "UTC",
+    "gmt": "UTC",
+}
+
+# Zones offered when the user tells us their local time: one well-known zone per offset.
+_BY_OFFSET = [
+    "Pacific/Honolulu",
+    "America/Anchorage",
+    "America/Los_Angeles",
+    "America/Denver",
+    "America/Chicago",
+    "America/New_York",
+    "America/Halifax",
+    "America/Sao_Paulo",
+    "Atlantic/Azores",
+    "Europe/London",
+    "Europe/Paris",
+    "Europe/Athens",
+    "Europe/Moscow",
+    "Asia/Dubai",
+    "Asia/Karachi",
+    "Asia/Kolkata",
+    "Asia/Kathmandu",
+    "Asia/Dhaka",
+    "Asia/Bangkok",
+    "Asia/Singapore",
+    "Asia/Tokyo",
+    "Australia/Adelaide",
+    "Australia/Sydney",
+    "Pacific/Noumea",
+    "Pacific/Auckland",
+    "America/St_Johns",
+    "Asia/Tehran",
+    "Asia/Kabul",
+]
+
+
+@cache
+def _zones_by_key() -> dict[str, str]:
+    index: dict[str, str] = {}
+    for name in sorted(available_timezones()):
+        if name.startswith(("posix/", "right/")) or name in ("localtime", "Factory"):
+            continue
+        index.setdefault(name.lower(), name)
+        city = name.rsplit("/", 1)[-1].lower().replace("_", " ")
+        # Prefer canonical continent zones over legacy aliases ("US/...", "Etc/...").
+        if "/" in name and not name.startswith(("US/", "Etc/", "SystemV/")):
+            index.setdefault(city, name)
+    return index
+
+
+_OFFSET_RE = re.compile(r"^(?:utc|gmt)\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.I)
+_CLOCK_RE = re.compile(r"^(\d{1,2})(?::|\.|h)?(\d{2})?\s*(am|pm)?$", re.I)
+
+
+def resolve_timezone(text: str, now: datetime) -> str | None:
+    """An IANA name, a city, "UTC+3", or the local time now ("14:35", "2:35pm")."""
+    raw = " ".join(text.strip().split())
+    if not raw or len(raw) > 60:
+        return None
+    key = raw.lower().replace("_", " ").strip(" .!")
+    if key in _ALIASES:
+        return _ALIASES[key]
+    zones = _zones_by_key()
+    for candidate in (raw.lower(), key, key.replace(" ", "_")):
+        if candidate in zones:
+            return zones[candidate]
+    match = _OFFSET_RE.match(raw)
+    if match:
+        sign, hours, minutes = match.group(1), int(match.group(2)), int(match.group(3) or 0)
+        if minutes == 0 and hours <= 14:
+            # Etc/GMT names have the sign inverted: UTC+3 is Etc/GMT-3.
+            return "UTC" if hours == 0 else f"Etc/GMT{'-' if sign == '+' else '+'}{hours}"
+        return _zone_for_offset(
+            timedelta(hours=hours, minutes=minutes) * (1 if sign == "+" else -1), now
+        )
+    clock = _CLOCK_RE.match(raw)
+    if clock:
+        hour, minute, half = int(clock.group(1)), int(clock.group(2) or 0), clock.group(3)
+        if half:
+            if not 1 <= hour <= 12:
+                return None
+            hour = hour % 12 + (12 if half.lower() == "pm" else 0)
+        if hour > 23 or minute > 59 or (clock.group(2) is None and not half):
+            return None
+        utc = now.astimezone(UTC)
+        local = utc.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        offset = local - utc.replace(second=0, microsecond=0)
+        # Bring into -12h..+14h, then round to the nearest quarter hour.
+        while offset > timedelta(hours=14):
+            offset -= timedelta(days=1)
+        while offset < timedelta(hours=-12):
+            offset += timedelta(days=1)
+        quarters = round(offset.total_seconds() / 900)
+        return _zone_for_offset(timedelta(seconds=quarters * 900), now)
+    return None
+
+
+def _zone_for_offset(offset: timedelta, now: datetime) -> str | None:
+    for name in _BY_OFFSET:
+        if now.astimezone(ZoneInfo(name)).utcoffset() == offset:
+            return name
+    if offset.total_seconds() % 3600 == 0 and -12 <= offset.total_seconds() / 3600 <= 14:
+        hours = int(offset.total_seconds() // 3600)
+        return "UTC" if hours == 0 else f"Etc/GMT{'-' if hours > 0 else '+'}{abs(hours)}"
+    return None

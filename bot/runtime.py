@@ -1,0 +1,120 @@
+"""Wiring: database, coach, Telegram application and nudge dispatcher, started and stopped
+together. Tests use the same object as `python -m bot run`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from telegram import Update
+from telegram.ext import Application
+
+from bot.config import Settings
+from bot.knowledge.base import KnowledgeBase, load_default
+from bot.knowledge.classifier import ObjectionClassifier, default_classifier
+from bot.nudges.dispatcher import Dispatcher
+from bot.nudges.planner import QuietHours
+from bot.render import Renderer, default_renderer
+from bot.service import Clock, Coach, utc_now
+from bot.storage.db import Database
+from bot.storage.store import Store
+from bot.telegram.app import TelegramFrontEnd, build_application, set_commands
+from bot.telegram.sender import TelegramSender
+
+log = logging.getLogger(__name__)
+
+
+async def open_coach(
+    settings: Settings,
+    *,
+    clock: Clock = utc_now,
+    kb: KnowledgeBase | None = None,
+    classifier: ObjectionClassifier | None = None,
+    renderer: Renderer | None = None,
+) -> Coach:
+    db = await Database.open(settings.database_path)
+    return Coach(
+        Store(db),
+        kb or load_default(),
+        classifier or default_classifier(),
+        renderer or default_renderer(),
+        default_timezone=settings.default_timezone,
+        quiet=QuietHours(settings.quiet_hours_start, settings.quiet_hours_end),
+        clock=clock,
+    )
+
+
+class BotRuntime:
+    def __init__(self, settings: Settings, coach: Coach, *, clock: Clock = utc_now) -> None:
+        self.settings = settings
+        self.coach = coach
+        token = settings.require_token()
+        self.app: Application[Any, Any, Any, Any, Any, Any]
+        self.front: TelegramFrontEnd
+        self.app, self.front = build_application(
+            coach,
+            token,
+            settings.telegram_api_base_url,
+            overall_rate=settings.max_messages_per_second,
+        )
+        self.dispatcher = Dispatcher(
+            coach.store,
+            TelegramSender(self.app.bot),
+            coach.renderer,
+            coach.decide_nudge,
+            clock,
+            rate_per_second=settings.max_messages_per_second,
+            per_chat_interval=settings.per_chat_interval_seconds,
+        )
+        coach.on_schedule = self.dispatcher.wake
+        self._dispatch_task: asyncio.Task[None] | None = None
+
+    async def start(self, *, webhook: bool | None = None, poll_timeout: int = 10) -> None:
+        await self.app.initialize()
+        await set_commands(self.app)
+        await self.app.start()
+        assert self.app.updater is not None
+        use_webhook = self.settings.webhook_url is not None if webhook is None else webhook
+        if use_webhook:
+            assert self.settings.webhook_url is not None
+            secret = self.settings.webhook_secret
+            await self.app.updater.start_webhook(
+                listen=self.settings.webhook_listen,
+                port=self.settings.webhook_port,
+                url_path=self.settings.webhook_url.rsplit("/", 1)[-1],
+                webhook_url=self.settings.webhook_url,
+                secret_token=secret.get_secret_value() if secret else None,
+                allowed_updates=Update.ALL_TYPES,
+            )
+        else:
+            await self.app.updater.start_polling(
+                poll_interval=0, timeout=poll_timeout, allowed_updates=Update.ALL_TYPES
+            )
+        self._dispatch_task = asyncio.create_task(self.dispatcher.run(), name="nudges")
+        log.info("Interview Coach is serving (%s)", "webhook" if use_webhook else "polling")
+
+    async def stop(self) -> None:
+        await self.dispatcher.stop()
+        if self._dispatch_task is not None:
+            self._dispatch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatch_task
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()
+        await self.coach.store.db.close()
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    settings.require_token()  # fail before opening anything
+    coach = await open_coach(settings)
+    runtime = BotRuntime(settings, coach)
+    try:
+        await runtime.start()
+        await stop.wait()
+    finally:
+        await runtime.stop()

@@ -1,0 +1,96 @@
+"""The coach as a service: load state, run the engine, commit, render. Front ends call this."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.engine import flow
+from bot.engine.context import Context
+from bot.engine.model import Event, ScheduleNudge, SnoozeNudge, State
+from bot.engine.nudging import decide_nudge
+from bot.knowledge.base import KnowledgeBase
+from bot.knowledge.classifier import ObjectionClassifier
+from bot.nudges.decide import NudgeDecision
+from bot.nudges.planner import QuietHours
+from bot.render import RenderedMessage, Renderer
+from bot.storage.store import NudgeRow, Store
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Handled:
+    messages: tuple[RenderedMessage, ...]
+    notice: str | None = None
+
+
+class Coach:
+    def __init__(
+        self,
+        store: Store,
+        kb: KnowledgeBase,
+        classifier: ObjectionClassifier,
+        renderer: Renderer,
+        *,
+        default_timezone: str = "UTC",
+        quiet: QuietHours | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.store = store
+        self.kb = kb
+        self.classifier = classifier
+        self.renderer = renderer
+        self.default_timezone = default_timezone
+        self.quiet = quiet or QuietHours()
+        self.clock = clock
+        # Called when a nudge was added or moved, so the dispatcher can wake up early.
+        self.on_schedule: Callable[[], None] | None = None
+        # One user's updates are handled one at a time (two quick taps must not race),
+        # different users' in parallel. Locks vanish with their last user.
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def _lock(self, user_id: int) -> asyncio.Lock:
+        lock = self._locks.get(user_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[user_id] = lock
+        return lock
+
+    async def handle(self, event: Event, chat_id: int) -> Handled:
+        async with self._lock(event.user_id):
+            record = await self.store.load_user(event.user_id)
+            state = record.state if record else State()
+            pending = await self.store.pending_nudges(event.user_id) if record else []
+            ctx = Context(
+                kb=self.kb,
+                classifier=self.classifier,
+                now=self.clock(),
+                default_timezone=self.default_timezone,
+                quiet=self.quiet,
+                pending=pending,
+            )
+            outcome = flow.handle(event, state, ctx)
+            # Render before committing: a broken template must not leave state half-moved.
+            messages = tuple(self.renderer.render(reply) for reply in outcome.replies)
+            await self.store.commit(event.user_id, chat_id, outcome.state, outcome.effects, ctx.now)
+        if self.on_schedule and any(
+            isinstance(e, (ScheduleNudge, SnoozeNudge)) for e in outcome.effects
+        ):
+            self.on_schedule()
+        return Handled(messages, outcome.notice)
+
+    def decide_nudge(self, nudge: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
+        return decide_nudge(nudge, state, now, self.kb, self.default_timezone, self.quiet)

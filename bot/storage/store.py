@@ -1,0 +1,266 @@
+"""Repositories over the SQLite schema: user state and nudges, committed together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiosqlite
+
+from bot.engine.model import (
+    CancelNudge,
+    CancelNudges,
+    DeleteUserData,
+    Effect,
+    PendingNudge,
+    ScheduleNudge,
+    SetOptOut,
+    SnoozeNudge,
+    State,
+)
+from bot.storage.db import Database
+
+
+def to_ts(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def from_ts(ts: int | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    user_id: int
+    chat_id: int
+    state: State
+    active: bool
+    opted_out: bool
+
+
+@dataclass(frozen=True)
+class NudgeRow:
+    id: int
+    user_id: int
+    chat_id: int
+    kind: str
+    due_at: datetime
+    deadline: datetime | None
+    attempts: int
+
+
+_NUDGE_COLUMNS = "n.id, n.user_id, u.chat_id, n.kind, n.due_at, n.deadline, n.attempts"
+
+
+def _nudge(row: aiosqlite.Row) -> NudgeRow:
+    due = from_ts(row["due_at"])
+    assert due is not None
+    return NudgeRow(
+        id=row["id"],
+        user_id=row["user_id"],
+        chat_id=row["chat_id"],
+        kind=row["kind"],
+        due_at=due,
+        deadline=from_ts(row["deadline"]),
+        attempts=row["attempts"],
+    )
+
+
+class Store:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- users -----------------------------------------------------------------------------
+
+    async def load_user(self, user_id: int) -> UserRecord | None:
+        async with self.db.conn.execute(
+            "SELECT user_id, chat_id, state, active, opted_out FROM users WHERE user_id = ?",
+            (user_id,),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return UserRecord(
+            user_id=row["user_id"],
+            chat_id=row["chat_id"],
+            state=State.from_json(row["state"]),
+            active=bool(row["active"]),
+            opted_out=bool(row["opted_out"]),
+        )
+
+    async def commit(
+        self,
+        user_id: int,
+        chat_id: int,
+        state: State,
+        effects: Sequence[Effect],
+        now: datetime,
+        *,
+        user_wrote: bool = True,
+    ) -> list[int]:
+        """Store the new state and apply the effects in ONE transaction; returns new nudge ids.
+
+        A user who writes is active again and no longer opted out (/stop lasts until then).
+        """
+        ts = to_ts(now)
+        new_ids: list[int] = []
+        async with self.db.transaction() as conn:
+            if any(isinstance(e, DeleteUserData) for e in effects):
+                await conn.execute("DELETE FROM nudges WHERE user_id = ?", (user_id,))
+                await conn.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
+                return []
+            reset = ", active = 1, opted_out = 0" if user_wrote else ""
+            await conn.execute(
+                "INSERT INTO users (user_id, chat_id, state, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT(user_id) DO UPDATE SET chat_id = excluded.chat_id,"
+                f" state = excluded.state, updated_at = excluded.updated_at{reset}",
+                (user_id, chat_id, state.to_json(), ts, ts),
+            )
+            for effect in effects:
+                new_id = await self._apply(conn, user_id, effect, ts)
+                if new_id is not None:
+                    new_ids.append(new_id)
+        return new_ids
+
+    async def _apply(
+        self, conn: aiosqlite.Connection, user_id: int, effect: Effect, ts: int
+    ) -> int | None:
+        if isinstance(effect, ScheduleNudge):
+            cur = await conn.execute(
+                "INSERT INTO nudges (user_id, kind, due_at, deadline, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    user_id,
+                    effect.kind,
+                    to_ts(effect.due_at),
+                    None if effect.deadline is None else to_ts(effect.deadline),
+                    ts,
+                ),
+            )
+            return cur.lastrowid
+        if isinstance(effect, CancelNudges):
+            kinds = effect.kinds
+            marks = ",".join("?" * len(kinds))
+            where = f" AND kind IN ({marks})" if kinds else ""
+            await conn.execute(
+                "UPDATE nudges SET state = 'cancelled'"
+                f" WHERE user_id = ? AND state = 'pending'{where}",
+                (user_id, *kinds),
+            )
+        elif isinstance(effect, CancelNudge):
+            await conn.execute(
+                "UPDATE nudges SET state = 'cancelled'"
+                " WHERE id = ? AND user_id = ? AND state = 'pending'",
+                (effect.nudge_id, user_id),
+            )
+        elif isinstance(effect, SnoozeNudge):
+            # Works for a nudge already sent too: "Remind me later" brings it back.
+            await conn.execute(
+                "UPDATE nudges SET state = 'pending', due_at = ?, attempts = 0"
+                " WHERE id = ? AND user_id = ? AND state IN ('pending', 'sent')",
+                (to_ts(effect.until), effect.nudge_id, user_id),
+            )
+        elif isinstance(effect, SetOptOut):
+            await conn.execute(
+                "UPDATE users SET opted_out = ? WHERE user_id = ?",
+                (int(effect.opted_out), user_id),
+            )
+        return None
+
+    async def deactivate(self, user_id: int) -> None:
+        """The user blocked the bot: stop everything for them until they write again."""
+        async with self.db.transaction() as conn:
+            await conn.execute("UPDATE users SET active = 0 WHERE user_id = ?", (user_id,))
+            await conn.execute(
+                "UPDATE nudges SET state = 'cancelled', last_error = 'blocked'"
+                " WHERE user_id = ? AND state IN ('pending', 'sending')",
+                (user_id,),
+            )
+
+    async def user_data(self, user_id: int) -> dict[str, object] | None:
+        """Everything stored about a user, for /mydata."""
+        record = await self.load_user(user_id)
+        if record is None:
+            return None
+        return {"record": record, "nudges": await self.pending_nudges(user_id)}
+
+    # --- nudges ----------------------------------------------------------------------------
+
+    async def pending_nudges(self, user_id: int) -> list[PendingNudge]:
+        async with self.db.conn.execute(
+            "SELECT id, kind, due_at, deadline FROM nudges"
+            " WHERE user_id = ? AND state = 'pending' ORDER BY due_at, id",
+            (user_id,),
+        ) as cur:
+            rows = await cur.fetchall()
+        result = []
+        for row in rows:
+            due = from_ts(row["due_at"])
+            assert due is not None
+            result.append(PendingNudge(row["id"], row["kind"], due, from_ts(row["deadline"])))
+        return result
+
+    async def next_due_at(self) -> datetime | None:
+        """The earliest pending due time, answered from the partial index alone."""
+        async with self.db.conn.execute(
+            "SELECT min(due_at) FROM nudges WHERE state = 'pending'"
+        ) as cur:
+            row = await cur.fetchone()
+        return from_ts(row[0]) if row and row[0] is not None else None
+
+    async def claim_due(self, now: datetime, limit: int) -> list[NudgeRow]:
+        """Atomically move up to `limit` due nudges from pending to sending, earliest first."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE nudges SET state = 'sending', attempts = attempts + 1"
+                " WHERE id IN (SELECT id FROM nudges WHERE state = 'pending' AND due_at <= ?"
+                " ORDER BY due_at LIMIT ?)"
+                " RETURNING id",
+                (to_ts(now), limit),
+            )
+            ids = [row[0] for row in await cur.fetchall()]
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
+            cur = await conn.execute(
+                f"SELECT {_NUDGE_COLUMNS} FROM nudges n JOIN users u ON u.user_id = n.user_id"
+                f" WHERE n.id IN ({marks}) ORDER BY n.due_at, n.id",
+                ids,
+            )
+            return [_nudge(row) for row in await cur.fetchall()]
+
+    async def finish(
+        self, nudge_id: int, state: str, now: datetime, error: str | None = None
+    ) -> None:
+        """Record how a claimed nudge ended: sent, expired, cancelled or failed."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE nudges SET state = ?, last_error = ?,"
+                " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
+                (state, error, state, to_ts(now), nudge_id),
+            )
+
+    async def retry(self, nudge_id: int, due_at: datetime, error: str) -> None:
+        """Put a claimed nudge back in the queue for another attempt."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE nudges SET state = 'pending', due_at = ?, last_error = ? WHERE id = ?",
+                (to_ts(due_at), error, nudge_id),
+            )
+
+    async def recover_in_flight(self) -> int:
+        """After a crash, nudges claimed but never recorded go back to pending (sent at most
+        twice, never lost)."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute("UPDATE nudges SET state = 'pending' WHERE state = 'sending'")
+            return cur.rowcount
+
+    async def iter_pending(self) -> AsyncIterator[NudgeRow]:
+        async with self.db.conn.execute(
+            f"SELECT {_NUDGE_COLUMNS} FROM nudges n JOIN users u ON u.user_id = n.user_id"
+            " WHERE n.state = 'pending' ORDER BY n.due_at, n.id"
+        ) as cur:
+            async for row in cur:
+                yield _nudge(row)

@@ -1,0 +1,189 @@
+"""The Telegram front end: PTB handlers that turn updates into engine events and send replies.
+
+Handler registration lives in `build_application`, in the order PTB tries them: commands,
+buttons, typed text, then everything else (stickers, photos, voice...).
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from typing import Any
+
+from telegram import BotCommand, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.engine.model import Event
+from bot.render import PROMPTS_DIR, RenderedMessage
+from bot.sending import Blocked, SendError
+from bot.service import Coach
+from bot.telegram.sender import TelegramSender
+
+log = logging.getLogger(__name__)
+
+# Non-text messages, named for the "I read text" reply; checked in this order.
+_OTHER_KINDS = (
+    "sticker",
+    "photo",
+    "voice",
+    "video_note",
+    "video",
+    "animation",
+    "audio",
+    "document",
+    "location",
+    "contact",
+    "poll",
+    "dice",
+)
+
+
+def _kind(update: Update) -> str:
+    message = update.effective_message
+    for kind in _OTHER_KINDS:
+        if message is not None and getattr(message, kind, None):
+            return kind
+    return "other"
+
+
+class TelegramFrontEnd:
+    def __init__(
+        self, coach: Coach, application: Application[Any, Any, Any, Any, Any, Any]
+    ) -> None:
+        self.coach = coach
+        self.app = application
+        self.sender = TelegramSender(application.bot)
+
+    async def on_command(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        text = (message.text or "") if message else ""
+        head, _sep, argument = text.partition(" ")
+        name = head.lstrip("/").split("@", 1)[0].lower()
+        await self._process(
+            update,
+            Event(self._user(update), "command", name, argument.strip(), self._first_name(update)),
+        )
+
+    async def on_callback(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        data = query.data if query and isinstance(query.data, str) else ""
+        await self._process(
+            update, Event(self._user(update), "button", data, "", self._first_name(update))
+        )
+
+    async def on_text(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        text = (message.text or "") if message else ""
+        await self._process(
+            update, Event(self._user(update), "text", text, "", self._first_name(update))
+        )
+
+    async def on_other(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._process(
+            update, Event(self._user(update), "other", _kind(update), "", self._first_name(update))
+        )
+
+    @staticmethod
+    def _user(update: Update) -> int:
+        user = update.effective_user
+        return user.id if user else 0
+
+    @staticmethod
+    def _first_name(update: Update) -> str:
+        user = update.effective_user
+        return user.first_name if user and user.first_name else ""
+
+    async def _process(self, update: Update, event: Event) -> None:
+        chat = update.effective_chat
+        chat_id = chat.id if chat else event.user_id
+        query = update.callback_query
+        answered = False
+        try:
+            handled = await self.coach.handle(event, chat_id)
+            if query is not None:
+                answered = True
+                await self._answer(query, handled.notice)
+            await self._send_all(event.user_id, chat_id, handled.messages)
+        except Exception:
+            log.exception("could not handle %s from user %s", event.kind, event.user_id)
+            if query is not None and not answered:
+                await self._answer(query, None)
+            error = RenderedMessage(self.coach.renderer.text("error", {}))
+            await self._send_all(event.user_id, chat_id, (error,))
+
+    @staticmethod
+    async def _answer(query: Any, notice: str | None) -> None:
+        # Every press gets an answer, or the user's button keeps spinning.
+        try:
+            await query.answer(notice)
+        except TelegramError as exc:  # too old to answer: the replies still go out
+            log.info("could not answer callback %s: %s", query.id, exc)
+
+    async def _send_all(
+        self, user_id: int, chat_id: int, messages: tuple[RenderedMessage, ...]
+    ) -> None:
+        for message in messages:
+            try:
+                await self.sender.send(chat_id, message)
+            except Blocked:
+                log.info("user %s blocked the bot", user_id)
+                await self.coach.store.deactivate(user_id)
+                return
+            except SendError as exc:
+                log.warning("could not send to %s: %s", chat_id, exc)
+                return
+
+
+def load_commands() -> list[BotCommand]:
+    with (PROMPTS_DIR / "commands.toml").open("rb") as fh:
+        commands: dict[str, str] = tomllib.load(fh)["commands"]
+    return [BotCommand(name, description) for name, description in commands.items()]
+
+
+def build_application(
+    coach: Coach, token: str, base_url: str, *, overall_rate: float = 25.0
+) -> tuple[Application[Any, Any, Any, Any, Any, Any], TelegramFrontEnd]:
+    application = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(base_url)
+        .base_file_url(base_url.replace("/bot", "/file/bot", 1))
+        .rate_limiter(AIORateLimiter(overall_max_rate=overall_rate, max_retries=1))
+        # Different users are served in parallel; the Coach serialises each user's updates.
+        .concurrent_updates(True)
+        .build()
+    )
+    front = TelegramFrontEnd(coach, application)
+    private = filters.ChatType.PRIVATE
+    application.add_handler(MessageHandler(private & filters.COMMAND, front.on_command))
+    application.add_handler(CallbackQueryHandler(front.on_callback))
+    application.add_handler(
+        MessageHandler(private & filters.UpdateType.MESSAGE & filters.TEXT, front.on_text)
+    )
+    application.add_handler(
+        MessageHandler(private & filters.UpdateType.MESSAGE & ~filters.TEXT, front.on_other)
+    )
+    application.add_error_handler(_on_error)
+    return application, front
+
+
+async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    # Handlers catch their own errors; this logs what escapes PTB itself (network, polling).
+    log.error("update %s caused %r", getattr(update, "update_id", None), context.error)
+
+
+async def set_commands(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Optional at start-up: if Telegram refuses, log it and serve anyway."""
+    try:
+        await application.bot.set_my_commands(load_commands())
+    except TelegramError as exc:
+        log.warning("setMyCommands failed, serving anyway: %s", exc)
