@@ -88,11 +88,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger().setLevel(logging.WARNING)  # keep the conversation readable
         name = os.environ.get("DEMO_NAME", "")
         return asyncio.run(demo(settings, sys.stdin, sys.stdout, name))
+    from telegram.error import InvalidToken, NetworkError
+
     try:
         asyncio.run(_run(settings, args.webhook))
-    except ConfigError as exc:
+    except (ConfigError, InvalidToken) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except NetworkError as exc:
+        print(f"error: cannot reach {settings.telegram_api_base_url}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

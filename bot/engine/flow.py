@@ -43,8 +43,9 @@ MAX_NAME = 64  # a first name longer than this is cut, not echoed whole
 SCAM_OVERRIDE = 0.35  # safety first: a likely scam is flagged even when not certain
 
 
-def btn(label: str, action: str, *args: str | int, **params: object) -> Button:
-    return Button(label, B.pack(action, *args), params)
+def btn(key: str, action: str, /, *args: str | int, **params: object) -> Button:
+    """A button labelled by prompts/buttons.toml entry `key`, rendered with `params`."""
+    return Button(key, B.pack(action, *args), params)
 
 
 def rows(*buttons: Button) -> Keyboard:

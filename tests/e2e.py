@@ -1,0 +1,67 @@
+"""Drive the real bot through the fake Bot API like a user would, and wait for its answers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bot.runtime import BotRuntime
+from tests.fakebot import FakeBotApi
+
+JSON = dict[str, Any]
+
+
+class Conversation:
+    """Counts updates the bot finished handling, so a test waits for exactly that, no sleeps."""
+
+    def __init__(self, api: FakeBotApi, runtime: BotRuntime) -> None:
+        self.api = api
+        self.runtime = runtime
+        self.done = 0
+        self._changed = asyncio.Condition()
+        front = runtime.front
+        original = front._process
+
+        async def counted(update: Any, event: Any) -> None:
+            try:
+                await original(update, event)
+            finally:
+                async with self._changed:
+                    self.done += 1
+                    self._changed.notify_all()
+
+        front._process = counted  # type: ignore[method-assign]
+
+    async def _wait_done(self, target: int, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: self.done >= target)
+
+    async def _exchange(self, user: int, push: Any) -> list[JSON]:
+        mark = self.api.mark()
+        target = self.done + 1
+        push()
+        await self._wait_done(target)
+        return [
+            c.params
+            for c in self.api.calls[mark:]
+            if c.method == "sendMessage" and int(c.params["chat_id"]) == user
+        ]
+
+    async def say(self, user: int, text: str, first_name: str = "Ann") -> list[JSON]:
+        return await self._exchange(user, lambda: self.api.push_message(user, text, first_name))
+
+    async def tap(self, user: int, label: str) -> list[JSON]:
+        return await self._exchange(user, lambda: self.api.click(user, label))
+
+    async def press(self, user: int, data: str) -> list[JSON]:
+        return await self._exchange(user, lambda: self.api.push_callback(user, data))
+
+    async def sticker(self, user: int) -> list[JSON]:
+        return await self._exchange(user, lambda: self.api.push_sticker(user))
+
+    def labels(self, user: int) -> list[str]:
+        return [b["text"] for row in self.api.last_keyboard(user) for b in row]
+
+
+def texts(messages: list[JSON]) -> str:
+    return "\n".join(m["text"] for m in messages)

@@ -1,0 +1,274 @@
+"""End to end: the real PTB Application, polling (or webhook) against the fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from bot.engine import buttons
+from bot.knowledge.classifier import ObjectionClassifier, interpret
+from tests.e2e import Conversation, texts
+from tests.fakebot import FakeBotApi
+
+USER = 501
+
+
+def assert_valid(messages: list[dict[str, Any]]) -> None:
+    """What Telegram would insist on: HTML mode, limits, at most 6 buttons."""
+    for message in messages:
+        assert message["parse_mode"] == "HTML"
+        assert 0 < len(message["text"]) <= 4096
+        keyboard = (message.get("reply_markup") or {}).get("inline_keyboard", [])
+        cells = [b for row in keyboard for b in row]
+        assert len(cells) <= 6, [b["text"] for b in cells]
+        for cell in cells:
+            assert len(cell["callback_data"].encode()) <= 64
+            assert buttons.unpack(cell["callback_data"]) is not None
+
+
+async def test_start_greets_and_asks_the_first_question(api: FakeBotApi, running_bot: Any) -> None:
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        assert api.calls_of("setMyCommands"), "the command menu is set at start-up"
+        sent = await chat.say(USER, "/start", first_name="Ann")
+    assert_valid(sent)
+    greeting = texts(sent)
+    assert "Ann" in greeting
+    assert "automated" in greeting
+    assert "passwords" in greeting and "money" in greeting and "bank details" in greeting
+    assert chat.labels(USER) == [
+        "Unsure about an invite",
+        "Going, want to prepare",
+        "Just exploring",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("decision", "expect"),
+    [
+        ("I'll go", "When is the interview?"),
+        ("Still unsure", "Whatever the outcome"),
+        ("I'll pass", "<pre>"),
+    ],
+)
+async def test_walk_to_each_decision(
+    api: FakeBotApi, running_bot: Any, decision: str, expect: str
+) -> None:
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        await chat.say(USER, "/start")
+        await chat.tap(USER, "Unsure about an invite")
+        await chat.tap(USER, "Leaning no")
+        assert "Something else…" in chat.labels(USER)
+        sent = await chat.tap(USER, "nervous")  # third tap: the first argument
+        assert "Source:" in texts(sent)
+        sent = await chat.tap(USER, "Another reason")
+        assert "Source:" in texts(sent)
+        await chat.tap(USER, "That helps")
+        sent = await chat.tap(USER, decision)
+    assert_valid(sent)
+    assert expect in texts(sent)
+    answered = api.calls_of("answerCallbackQuery")
+    assert len(answered) == 6 and all(c.ok for c in answered), "every press is answered"
+
+
+async def test_every_objection_in_at_most_four_taps(
+    api: FakeBotApi, running_bot: Any, kb: Any
+) -> None:
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        for label in [o.label for o in kb.objections.values() if o.id != "other"]:
+            await chat.say(USER, "/start")
+            await chat.tap(USER, "Just exploring")
+            await chat.tap(USER, "Unsure")
+            taps = 2
+            if label not in chat.labels(USER):
+                await chat.tap(USER, "Something else")
+                taps += 1
+            sent = await chat.tap(USER, label)
+            taps += 1
+            assert taps <= 4
+            assert "Source:" in texts(sent), label
+
+
+async def test_prepare_branch_and_back_buttons(api: FakeBotApi, running_bot: Any) -> None:
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        await chat.say(USER, "/start")
+        await chat.tap(USER, "Unsure about an invite")
+        await chat.tap(USER, "Leaning no")
+        sent = await chat.tap(USER, "Back")
+        assert "which way do you lean" in texts(sent)
+        sent = await chat.tap(USER, "Back")
+        assert "What brings you here" in texts(sent)
+        await chat.tap(USER, "Unsure about an invite")
+        sent = await chat.tap(USER, "Leaning yes")
+        assert "what do you decide" in texts(sent)
+        sent = await chat.say(USER, "/restart")
+        assert "Fresh start" in texts(sent)
+        sent = await chat.tap(USER, "Going, want to prepare")
+        assert "When is the interview?" in texts(sent)
+
+
+def _ambiguous_phrase(classifier: ObjectionClassifier) -> str:
+    candidates = [
+        "not sure, maybe the pay and also I'm nervous",
+        "i'm happy where i am and the role is junior",
+        "the job is beneath me and also far away",
+        "another offer and bad reviews",
+        "too busy and probably won't get it anyway",
+        "it's junior and I'm not really looking",
+        "bad reviews online, also I'm nervous",
+    ]
+    for text in candidates:
+        if interpret(classifier.classify(text)) == "ambiguous":
+            return text
+    pytest.fail("none of the candidate phrasings is ambiguous for this classifier")
+
+
+async def test_free_text_clear_ambiguous_unknown_and_scam(
+    api: FakeBotApi, running_bot: Any, classifier: ObjectionClassifier
+) -> None:
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        await chat.say(USER, "/start")
+        sent = await chat.say(USER, "I'm so nervous, I always freeze in interviews")
+        assert "Source:" in texts(sent)
+        sent = await chat.say(USER, _ambiguous_phrase(classifier))
+        assert "Did you mean" in texts(sent)
+        assert len(chat.labels(USER)) == 3  # two options and "Neither"
+        sent = await chat.tap(USER, "Neither")
+        assert "What holds you back?" in texts(sent)
+        sent = await chat.say(USER, "qwzx plmk vvvv")
+        assert "not sure I understood" in texts(sent)
+        assert "Something else…" in chat.labels(USER), "never a dead end: the menu follows"
+        sent = await chat.say(
+            USER, "the recruiter wants me to pay a fee and send my bank card details on WhatsApp"
+        )
+    warning = texts(sent)
+    assert "fraud" in warning and "never" in warning
+    assert "I'll go" not in chat.labels(USER), "no encouragement to proceed"
+
+
+async def test_sticker_forged_button_and_hostile_input(api: FakeBotApi, running_bot: Any) -> None:
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        await chat.say(USER, "/start", first_name="<b>Eve</b> & <script>")
+        sent = await chat.sticker(USER)
+        assert "only read text" in texts(sent)
+        assert chat.labels(USER) == [
+            "Unsure about an invite",
+            "Going, want to prepare",
+            "Just exploring",
+        ]
+        for forged in ["v1:obj:../../etc", "v9:dec:go", "x" * 64, "", "v1:whenok:9999999999999"]:
+            sent = await chat.press(USER, forged)
+            assert sent, f"an answer for {forged!r}"
+        sent = await chat.say(USER, "<b>" * 800 + "&amp;" * 100)
+        assert sent
+        sent = await chat.say(USER, "/nonsense_command")
+        assert "don't know that command" in texts(sent)
+    failed = [c for c in api.calls if not c.ok]
+    assert not failed, [(c.method, c.params) for c in failed]
+    greeting = api.sent_messages(USER)[0]["text"]
+    assert "&lt;b&gt;Eve&lt;/b&gt; &amp; &lt;script&gt;" in greeting
+    presses = api.calls_of("answerCallbackQuery")
+    assert len(presses) == 5 and all(c.ok for c in presses)
+
+
+async def test_restart_keeps_state_and_old_buttons_work(api: FakeBotApi, running_bot: Any) -> None:
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        await chat.say(USER, "/start")
+        await chat.tap(USER, "Unsure about an invite")
+        await chat.tap(USER, "Leaning no")
+        menu = api.last_bot_message(USER)
+        assert menu is not None
+        old = (
+            api.button_data(USER, "Not worth my time")
+            if "Not worth my time" in chat.labels(USER)
+            else api.last_keyboard(USER)[0][0]["callback_data"]
+        )
+    async with running_bot() as runtime:  # a new process on the same database
+        chat = Conversation(api, runtime)
+        sent = await chat._exchange(USER, lambda: api.push_callback(USER, old, menu))
+        assert "Source:" in texts(sent)
+        sent = await chat.say(USER, "/help")
+        assert "What I can do" in texts(sent)
+        assert "Another reason" in chat.labels(USER), "help shows where the user was"
+    assert all(c.ok for c in api.calls_of("answerCallbackQuery"))
+
+
+async def test_several_users_at_once(api: FakeBotApi, running_bot: Any) -> None:
+    users = list(range(700, 708))
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        target = chat.done + len(users)
+        for user in users:
+            api.push_message(user, "/start", f"User{user}")
+        await chat._wait_done(target)
+        target = chat.done + len(users)
+        for user in users:
+            api.click(user, "Just exploring")
+        await chat._wait_done(target)
+    for user in users:
+        sent = api.sent_messages(user)
+        assert f"User{user}" in sent[0]["text"]
+        assert "which way do you lean" in sent[-1]["text"]
+
+
+async def test_webhook_mode(api: FakeBotApi, running_bot: Any, unused_tcp_port: int) -> None:
+    url = f"http://127.0.0.1:{unused_tcp_port}/hook"
+    async with running_bot(
+        webhook=True,
+        webhook_url=url,
+        webhook_listen="127.0.0.1",
+        webhook_port=unused_tcp_port,
+        webhook_secret="s3cret",
+    ) as runtime:
+        assert api.calls_of("setWebhook")[-1].params["url"] == url
+        chat = Conversation(api, runtime)
+        forged = await api.post_update(url, api.push_message(USER, "/start", enqueue=False))
+        assert forged == 403, "a post without the secret is refused"
+        update = api.push_message(USER, "/start", "Wes", enqueue=False)
+        status = await api.post_update(url, update, secret_token="s3cret")
+        assert status == 200
+        await chat._wait_done(1)
+    assert "Wes" in api.sent_messages(USER)[0]["text"]
+
+
+async def test_start_up_survives_set_my_commands_failure(api: FakeBotApi, running_bot: Any) -> None:
+    api.fail_next("setMyCommands", 500, "Internal Server Error")
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        sent = await chat.say(USER, "/start")
+    assert "What brings you here" in texts(sent)
+
+
+async def test_blocked_user_is_marked_inactive(api: FakeBotApi, running_bot: Any) -> None:
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        await chat.say(USER, "/start")
+        api.block_user(USER)
+        await chat.tap(USER, "Just exploring")
+        record = await runtime.coach.store.load_user(USER)
+    assert record is not None and not record.active
+
+
+@pytest.fixture
+def unused_tcp_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_no_blind_sleep_in_this_file() -> None:
+    source = open(__file__, encoding="utf-8").read()
+    assert "asyncio." + "sleep(" not in source
+
+
+_ = asyncio  # imported for the check above
