@@ -6,7 +6,7 @@ buttons and text. Everything is a pure function of (event, state, context) -> Ou
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from bot.engine import buttons as B
@@ -21,6 +21,7 @@ from bot.engine.model import (
     Keyboard,
     Outcome,
     Reply,
+    ScheduleNudge,
     SetOptOut,
     SnoozeNudge,
     State,
@@ -40,7 +41,13 @@ LEANS = ("yes", "unsure", "no")
 DECISIONS = ("go", "unsure", "pass")
 WHEN_CHOICES = ("today", "tomorrow", "week", "nextweek", "none", "change")
 MAX_NAME = 64  # a first name longer than this is cut, not echoed whole
+MAX_AHEAD = timedelta(days=2 * 366)  # interviews further away than this are typos
 SCAM_OVERRIDE = 0.35  # safety first: a likely scam is flagged even when not certain
+
+
+def small_int(text: str) -> int | None:
+    """A number from button data, if it fits SQLite's integers (forged data may not)."""
+    return int(text) if text.isdigit() and len(text) <= 15 else None
 
 
 def btn(key: str, action: str, /, *args: str | int, **params: object) -> Button:
@@ -51,6 +58,25 @@ def btn(key: str, action: str, /, *args: str | int, **params: object) -> Button:
 def rows(*buttons: Button) -> Keyboard:
     """One button a row: easiest to hit with a thumb."""
     return tuple((b,) for b in buttons)
+
+
+def in_parts(
+    template: str,
+    items: Sequence[object],
+    keyboard: Keyboard = (),
+    size: int = 3,
+    **context: object,
+) -> Replies:
+    """A list too long for one phone screen, as several short messages; buttons on the last."""
+    parts = [items[i : i + size] for i in range(0, len(items), size)] or [[]]
+    return tuple(
+        Reply(
+            template,
+            {**context, "items": part, "first": n == 0, "last": n == len(parts) - 1},
+            keyboard if n == len(parts) - 1 else (),
+        )
+        for n, part in enumerate(parts)
+    )
 
 
 # --- screens -------------------------------------------------------------------------------
@@ -193,8 +219,9 @@ def decide(state: State, ctx: Context, decision: str) -> Outcome:
     coaching = ctx.kb.coaching
     if decision == "go":
         state = state.evolve(decision="go", step=Step.GO)
-        effects: list[Effect] = [CancelNudges((planner.CHECKBACK,))]
-        replies: Replies = (Reply("go_checklist", {"coaching": coaching}),)
+        # Replace whatever was planned: going again must not double the reminders.
+        effects: list[Effect] = [CancelNudges(planner.KINDS)]
+        replies: Replies = in_parts("go_checklist", coaching.checklist, soon=False)
         if state.interview_at is not None and state.interview_at > ctx.now:
             effects += plan_for(state, ctx)
             replies += (
@@ -212,14 +239,18 @@ def decide(state: State, ctx: Context, decision: str) -> Outcome:
             btn("dec_go", "dec", "go"),
             btn("dec_pass", "dec", "pass"),
         )
-        replies = (Reply("unsure", {"coaching": coaching}, keyboard),)
+        replies = in_parts("unsure", coaching.gains, keyboard)
         if state.interview_at is None and not state.interview_pending:
             state = state.evolve(step=Step.ASK_WHEN, proposed_at=None)
             replies += ask_when_screen("unsure")
         return Outcome(replies, state, tuple(effects))
     state = state.evolve(decision="pass", step=Step.PASS)
     keyboard = rows(btn("actually_go", "dec", "go"), btn("start_over", "nav", "situation"))
-    return Outcome((Reply("pass", {"coaching": coaching}, keyboard),), state, (CancelNudges(),))
+    replies = (
+        *in_parts("pass", coaching.exceptions),
+        Reply("withdraw_note", {"coaching": coaching}, keyboard),
+    )
+    return Outcome(replies, state, (CancelNudges(),))
 
 
 def plan_for(state: State, ctx: Context) -> list[Effect]:
@@ -234,7 +265,7 @@ def plan_for(state: State, ctx: Context) -> list[Effect]:
 
 
 def plan_context(state: State, ctx: Context, effects: Sequence[Effect]) -> dict[str, object]:
-    scheduled = [e for e in effects if isinstance(e, planner.ScheduleNudge)]
+    scheduled = [e for e in effects if isinstance(e, ScheduleNudge)]
     return {"state": state, "zone": ctx.zone_name(state), "nudges": scheduled}
 
 
@@ -253,7 +284,7 @@ def set_interview(state: State, ctx: Context, moment: datetime) -> Outcome:
         Reply("plan", plan_context(state, ctx, effects), next_steps_keyboard(state)),
     )
     if state.decision == "go" and moment - ctx.now <= planner.PREP_ONLY_IF_AWAY:
-        replies += (Reply("go_checklist", {"coaching": ctx.kb.coaching, "soon": True}),)
+        replies += in_parts("go_checklist", ctx.kb.coaching.checklist, soon=True)
     return Outcome(replies, state, tuple(effects))
 
 
@@ -422,21 +453,24 @@ def _on_action(action: B.Action, state: State, ctx: Context) -> Outcome | None:
         return Outcome((Reply("type_it", {}),), state.evolve(step=Step.TYPE_IT))
     if name == "when" and args[0] in WHEN_CHOICES:
         return on_when_choice(args[0], state, ctx)
-    if name == "whenok" and args[0].isdigit():
-        moment = datetime.fromtimestamp(int(args[0]) * 60, UTC)
-        return set_interview(state, ctx, moment)
+    if name == "whenok" and (minutes := small_int(args[0])) is not None:
+        if minutes > (ctx.now + MAX_AHEAD).timestamp() // 60:
+            return None  # forged: nobody confirmed an interview that far away
+        return set_interview(state, ctx, datetime.fromtimestamp(minutes * 60, UTC))
     if name == "whenno":
         new = state.evolve(step=Step.ASK_WHEN, proposed_at=None)
         return Outcome((Reply("when_retype", {}), *ask_when_screen()), new)
     if name == "tz" and args[0] in ("ask", "keep"):
         if args[0] == "keep":
+            if state.step != Step.ASK_TZ:  # a stale "Keep this zone": nothing to leave
+                return Outcome(current_screen(state, ctx), state)
             back = state.return_step or Step.SITUATION
             new = state.evolve(step=back, return_step=None)
             return Outcome(current_screen(new, ctx), new)
         new = state.evolve(step=Step.ASK_TZ, return_step=_return_to(state))
         return Outcome(ask_tz_screen(new, ctx), new)
-    if name in ("nudge", "pre", "post", "cancel") and args[0].isdigit():
-        return on_nudge_button(name, int(args[0]), args[1:], state, ctx)
+    if name in ("nudge", "pre", "post", "cancel") and (nudge_id := small_int(args[0])):
+        return on_nudge_button(name, nudge_id, args[1:], state, ctx)
     if name == "stopall":
         return Outcome((Reply("reminders_stopped", {}),), state, (CancelNudges(),))
     if name == "del" and args[0] in ("ask", "yes", "no"):
@@ -446,7 +480,7 @@ def _on_action(action: B.Action, state: State, ctx: Context) -> Outcome | None:
 
 def navigate(target: str, state: State, ctx: Context) -> Outcome | None:
     """The "Back" buttons: show a step again (state follows, nothing is lost)."""
-    screens = {
+    screens: dict[str, tuple[Step, Callable[[], Replies]]] = {
         "situation": (Step.SITUATION, lambda: situation_screen()),
         "lean": (Step.LEAN, lambda: lean_screen(state)),
         "menu": (Step.MENU, lambda: menu_screen(ctx, "again")),
@@ -485,6 +519,8 @@ def on_when_choice(choice: str, state: State, ctx: Context) -> Outcome:
 def on_when_text(text: str, state: State, ctx: Context) -> Outcome:
     zone = ctx.zone(state)
     parsed = parse_when(text, ctx.now, zone, day=state.proposed_at)
+    if parsed is not None and parsed.moment > ctx.now + MAX_AHEAD:
+        parsed = None  # "3099" is a typo, not an interview
     if parsed is None:
         result = ctx.classifier.classify(text)
         if interpret(result) == "confident" and result.objection != "other":
@@ -532,8 +568,11 @@ def on_nudge_button(
         new = state.evolve(attended="went_well" if choice == "well" else "mixed", step=Step.DEBRIEF)
         effects: list[Effect] = [CancelNudges((planner.DEBRIEF, planner.FOLLOWUP))]
         effects += planner.plan_followup(state.interview_at, ctx.now, ctx.zone(state), ctx.quiet)
-        context = {"coaching": ctx.kb.coaching, "how": choice}
-        return Outcome((Reply("reflection", context),), new, tuple(effects))
+        replies = (
+            *in_parts("reflection", ctx.kb.coaching.reflection, size=2, how=choice),
+            Reply("follow_up_notes", {"coaching": ctx.kb.coaching}),
+        )
+        return Outcome(replies, new, tuple(effects))
     if name == "post" and choice == "missed":
         new = state.evolve(attended="no", step=Step.DEBRIEF)
         keyboard = rows(btn("new_time", "when", "change"), btn("start_over", "nav", "situation"))
