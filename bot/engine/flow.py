@@ -27,7 +27,7 @@ from bot.engine.model import (
     State,
     Step,
 )
-from bot.knowledge.classifier import interpret
+from bot.knowledge.classifier import Classification, interpret
 from bot.nudges import planner
 from bot.nudges.when import parse_when, resolve_timezone
 
@@ -43,6 +43,7 @@ WHEN_CHOICES = ("today", "tomorrow", "week", "nextweek", "none", "change")
 MAX_NAME = 64  # a first name longer than this is cut, not echoed whole
 MAX_AHEAD = timedelta(days=2 * 366)  # interviews further away than this are typos
 SCAM_OVERRIDE = 0.35  # safety first: a likely scam is flagged even when not certain
+SCAM_SECOND = 0.25  # ...and when it is the runner-up of an uncertain reading
 
 
 def small_int(text: str) -> int | None:
@@ -301,11 +302,25 @@ def answer_objection(state: State, ctx: Context, objection: str, index: int = 0)
     return Outcome(argument_screen(ctx, objection, index), new)
 
 
+def looks_like_scam(result: Classification, verdict: str) -> bool:
+    """Safety first: warn on a likely scam even when the classifier is not sure of it
+    ("I have to pay to get the job" also reads like a complaint about pay)."""
+    if result.objection == "scam_suspected":
+        return result.confidence >= SCAM_OVERRIDE
+    second = result.alternatives[0] if result.alternatives else None
+    return (
+        verdict != "confident"
+        and second is not None
+        and second.objection == "scam_suspected"
+        and second.confidence >= SCAM_SECOND
+    )
+
+
 def understand(text: str, state: State, ctx: Context) -> Outcome:
     """Free text: answer a clear objection, ask when two are close, else show the menu."""
     result = ctx.classifier.classify(text)
     verdict = interpret(result)
-    if result.objection == "scam_suspected" and result.confidence >= SCAM_OVERRIDE:
+    if looks_like_scam(result, verdict):
         return answer_objection(state, ctx, "scam_suspected")
     if verdict == "confident":
         if result.objection == "other":
