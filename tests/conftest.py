@@ -3,6 +3,7 @@ the real bot runtime (PTB Application + dispatcher) wired to them."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -107,3 +108,8 @@ def _no_env_file(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_API_BASE_URL", "DATABASE_PATH", "WEBHOOK_URL"):
         monkeypatch.delenv(name, raising=False)
     yield
+
+
+# Opt into PTB's coming behaviour (RetryAfter.retry_after as a timedelta) so tests don't warn;
+# the sender handles both forms.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
