@@ -51,6 +51,14 @@ def _when(moment: datetime | None, zone: str = "UTC") -> str:
     return f"{local:%A} {local.day} {local:%b}, {local:%H:%M}"
 
 
+def zone_label(zone: str) -> str:
+    """IANA's Etc/GMT-3 means UTC+3 (POSIX signs); show people the sign they expect."""
+    match = re.fullmatch(r"Etc/GMT([+-])(\d{1,2})", zone)
+    if match:
+        return f"UTC{'-' if match.group(1) == '+' else '+'}{match.group(2)}"
+    return zone
+
+
 def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
@@ -68,6 +76,7 @@ class Renderer:
             keep_trailing_newline=False,
         )
         self.env.filters["when"] = _when
+        self.env.filters["zone"] = zone_label
         self.env.filters["truncate_chars"] = _truncate
         with (prompts_dir / "buttons.toml").open("rb") as fh:
             raw_labels: dict[str, str] = tomllib.load(fh)["labels"]

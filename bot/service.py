@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.engine import flow
+from bot.engine import buttons, flow
 from bot.engine.context import Context
-from bot.engine.model import Event, ScheduleNudge, SnoozeNudge, State
+from bot.engine.model import Event, PendingNudge, ScheduleNudge, SnoozeNudge, State
 from bot.engine.nudging import decide_nudge
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.classifier import ObjectionClassifier
@@ -23,6 +23,7 @@ from bot.storage.store import NudgeRow, Store
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+NUDGE_ACTIONS = ("nudge", "pre", "post")  # buttons on a nudge, carrying its id
 
 
 def utc_now() -> datetime:
@@ -58,9 +59,7 @@ class Coach:
         self.on_schedule: Callable[[], None] | None = None
         # One user's updates are handled one at a time (two quick taps must not race),
         # different users' in parallel. Locks vanish with their last user.
-        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def _lock(self, user_id: int) -> asyncio.Lock:
         lock = self._locks.get(user_id)
@@ -74,6 +73,7 @@ class Coach:
             record = await self.store.load_user(event.user_id)
             state = record.state if record else State()
             pending = await self.store.pending_nudges(event.user_id) if record else []
+            tapped = await self._tapped_nudge(event) if record else None
             ctx = Context(
                 kb=self.kb,
                 classifier=self.classifier,
@@ -81,6 +81,7 @@ class Coach:
                 default_timezone=self.default_timezone,
                 quiet=self.quiet,
                 pending=pending,
+                tapped=tapped,
             )
             outcome = flow.handle(event, state, ctx)
             # Render before committing: a broken template must not leave state half-moved.
@@ -91,6 +92,15 @@ class Coach:
         ):
             self.on_schedule()
         return Handled(messages, outcome.notice)
+
+    async def _tapped_nudge(self, event: Event) -> PendingNudge | None:
+        if event.kind != "button":
+            return None
+        action = buttons.unpack(event.value)
+        if action is None or action.name not in NUDGE_ACTIONS:
+            return None
+        nudge_id = flow.small_int(action.args[0])
+        return await self.store.get_nudge(event.user_id, nudge_id) if nudge_id else None
 
     def decide_nudge(self, nudge: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
         return decide_nudge(nudge, state, now, self.kb, self.default_timezone, self.quiet)

@@ -21,6 +21,8 @@ class Context:
     default_timezone: str = "UTC"
     quiet: QuietHours = field(default_factory=QuietHours)
     pending: Sequence[PendingNudge] = field(default_factory=tuple)
+    # The nudge a nudge button refers to (sent ones are not pending), loaded by the service.
+    tapped: PendingNudge | None = None
 
     def zone_name(self, state: State) -> str:
         return state.timezone or self.default_timezone

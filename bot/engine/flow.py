@@ -203,7 +203,8 @@ def current_screen(state: State, ctx: Context) -> Replies:
     if step == Step.ASK_TZ:
         return ask_tz_screen(state, ctx)
     if step in (Step.GO, Step.UNSURE, Step.PASS, Step.DEBRIEF):
-        return (Reply("next_steps", {"state": state}, next_steps_keyboard(state)),)
+        context = {"state": state, "zone": ctx.zone_name(state)}
+        return (Reply("next_steps", context, next_steps_keyboard(state)),)
     return situation_screen()
 
 
@@ -373,7 +374,8 @@ def on_command(event: Event, state: State, ctx: Context) -> Outcome:
         return Outcome(ask_tz_screen(new, ctx), new)
     if name == "interview":
         if event.argument.strip():
-            return on_when_text(event.argument, state.evolve(proposed_at=None), ctx)
+            asking = state.evolve(step=Step.ASK_WHEN, proposed_at=None)
+            return on_when_text(event.argument, asking, ctx)
         new = state.evolve(step=Step.ASK_WHEN, proposed_at=None)
         return Outcome(ask_when_screen("change"), new)
     if name == "nudges":
@@ -560,7 +562,10 @@ def on_nudge_button(
             nudges_screen(state, ctx, cancelled=nudge_id), state, (CancelNudge(nudge_id),)
         )
     if name == "nudge" and choice == "later":
-        until = planner.snooze_until(ctx.now, None, ctx.zone(state), ctx.quiet)
+        tapped = ctx.tapped
+        if tapped is None or tapped.id != nudge_id:
+            return None  # not this user's nudge (or gone): the unknown-button answer
+        until = planner.snooze_until(ctx.now, tapped.deadline, ctx.zone(state), ctx.quiet)
         if until is None:
             return Outcome((Reply("snooze_too_late", {}),), state)
         context = {"until": until, "zone": ctx.zone_name(state)}
@@ -616,7 +621,10 @@ def handle(event: Event, state: State, ctx: Context) -> Outcome:
         return on_button(event, state, ctx)
     if event.kind == "text":
         text = event.value
-        if state.step in (Step.ASK_WHEN, Step.CONFIRM_WHEN):
+        if state.step == Step.CONFIRM_WHEN:
+            # A correction typed on the confirm screen is a new date, not a time on that day.
+            return on_when_text(text, state.evolve(proposed_at=None), ctx)
+        if state.step == Step.ASK_WHEN:
             return on_when_text(text, state, ctx)
         if state.step == Step.ASK_TZ:
             return set_timezone(text, state, ctx)

@@ -102,11 +102,46 @@ class State:
                     value = datetime.fromisoformat(value).astimezone(UTC)
                 except (TypeError, ValueError):
                     continue
+            if value is not None and not _fits(key, value):
+                continue  # a field of the wrong type falls back to its default
             clean[key] = value
         try:
             return cls(**clean)
         except TypeError:
             return cls()
+
+
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "situation": str,
+    "lean": str,
+    "objection": str,
+    "arg_index": int,
+    "decision": str,
+    "timezone": str,
+    "interview_pending": bool,
+    "attended": str,
+}
+
+
+def _fits(key: str, value: Any) -> bool:
+    expected = _TYPES.get(key)
+    if expected is None:
+        return True  # steps and datetimes were checked above
+    if expected is int and isinstance(value, bool):
+        return False
+    if key == "timezone":
+        return isinstance(value, str) and _known_zone(value)
+    return isinstance(value, expected)
+
+
+def _known_zone(name: str) -> bool:
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(name)
+    except (ValueError, KeyError, OSError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)

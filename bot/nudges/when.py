@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from dateparser.date import DateDataParser
 
+_TIME_RE = re.compile(r"\d\s*(?:am|pm)\b|\d:\d\d|\bnoon\b|\bmidnight\b", re.I)
 MAX_INPUT = 200  # nobody types a date in more; longer text is something else
 
 
@@ -50,7 +51,8 @@ def parse_when(
     if data.date_obj is None:
         return None
     naive = data.date_obj.replace(tzinfo=None)
-    has_time = data.period == "time"
+    # dateparser reports period "day" for relative dates even with a time ("tomorrow 10am").
+    has_time = data.period == "time" or bool(_TIME_RE.search(text))
     if not has_time:
         naive = naive.replace(hour=0, minute=0, second=0, microsecond=0)
     # A bare number ("1") parses as a day of some month; nobody means that.

@@ -159,8 +159,9 @@ class Store:
             # Works for a nudge already sent too: "Remind me later" brings it back.
             await conn.execute(
                 "UPDATE nudges SET state = 'pending', due_at = ?, attempts = 0"
-                " WHERE id = ? AND user_id = ? AND state IN ('pending', 'sent')",
-                (to_ts(effect.until), effect.nudge_id, user_id),
+                " WHERE id = ? AND user_id = ? AND state IN ('pending', 'sent')"
+                " AND (deadline IS NULL OR deadline > ?)",
+                (to_ts(effect.until), effect.nudge_id, user_id, to_ts(effect.until)),
             )
         elif isinstance(effect, SetOptOut):
             await conn.execute(
@@ -201,6 +202,19 @@ class Store:
             assert due is not None
             result.append(PendingNudge(row["id"], row["kind"], due, from_ts(row["deadline"])))
         return result
+
+    async def get_nudge(self, user_id: int, nudge_id: int) -> PendingNudge | None:
+        """One of the user's nudges in any state (a tapped nudge was usually sent already)."""
+        async with self.db.conn.execute(
+            "SELECT id, kind, due_at, deadline FROM nudges WHERE id = ? AND user_id = ?",
+            (nudge_id, user_id),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        due = from_ts(row["due_at"])
+        assert due is not None
+        return PendingNudge(row["id"], row["kind"], due, from_ts(row["deadline"]))
 
     async def next_due_at(self) -> datetime | None:
         """The earliest pending due time, answered from the partial index alone."""
