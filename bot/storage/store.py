@@ -256,12 +256,20 @@ class Store:
                 (state, error, state, to_ts(now), nudge_id),
             )
 
-    async def retry(self, nudge_id: int, due_at: datetime, error: str) -> None:
-        """Put a claimed nudge back in the queue for another attempt."""
+    async def retry(
+        self, nudge_id: int, due_at: datetime, error: str, *, count_attempt: bool = True
+    ) -> None:
+        """Put a claimed nudge back in the queue for another attempt.
+
+        Waits that are not failures (quiet hours, flood control, shutdown) give back the
+        attempt claim_due counted, so they never use up the retry budget for real errors.
+        """
+        undo = 0 if count_attempt else 1
         async with self.db.transaction() as conn:
             await conn.execute(
-                "UPDATE nudges SET state = 'pending', due_at = ?, last_error = ? WHERE id = ?",
-                (to_ts(due_at), error, nudge_id),
+                "UPDATE nudges SET state = 'pending', due_at = ?, last_error = ?,"
+                " attempts = max(attempts - ?, 0) WHERE id = ?",
+                (to_ts(due_at), error, undo, nudge_id),
             )
 
     async def recover_in_flight(self) -> int:

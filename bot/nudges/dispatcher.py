@@ -1,0 +1,381 @@
+"""Deliver due nudges straight from SQLite: one task, no in-memory job per nudge.
+
+The dispatcher sleeps until the earliest pending nudge is due (or `wake()` says a sooner one
+was added), claims due rows atomically (pending -> sending), asks the engine what to do with
+each, sends within Telegram's limits and records the outcome. A row is marked sent right after
+its messages went out, so a crash can repeat at most the nudges in flight at that moment;
+claimed rows left in 'sending' go back to pending on the next start (`recover_in_flight`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+
+from aiolimiter import AsyncLimiter
+
+from bot.engine.model import Reply, State
+from bot.nudges.decide import Defer, Expire, NudgeDecision
+from bot.render import RenderedMessage, Renderer
+from bot.sending import Blocked, Rejected, RetryLater, Sender
+from bot.storage.store import NudgeRow, Store
+
+log = logging.getLogger(__name__)
+
+Decide = Callable[[NudgeRow, State | None, datetime], NudgeDecision]
+OnSent = Callable[[NudgeRow], Awaitable[None]]
+
+# Re-check at least this often even with nothing due, in case the wall clock jumps.
+MAX_IDLE_SECONDS = 60.0
+# After a failed round (database locked, disk full...) wait before trying again.
+ERROR_PAUSE_SECONDS = 5.0
+# A Defer must move the nudge into the future, or the round would claim it again at once.
+MIN_DEFER = timedelta(seconds=1)
+MAX_ERROR_CHARS = 500
+
+
+@dataclass
+class DispatchStats:
+    sent: int = 0
+    deferred: int = 0
+    expired: int = 0
+    failed: int = 0
+    retried: int = 0
+    cancelled: int = 0
+
+    def add(self, other: DispatchStats) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    @property
+    def total(self) -> int:
+        return sum(getattr(self, f.name) for f in fields(self))
+
+
+@dataclass
+class _Chat:
+    lock: asyncio.Lock
+    last: float = float("-inf")  # time.monotonic() when the last send to this chat ended
+    users: int = 0  # tasks holding or waiting for the lock
+
+
+class ChatPacer:
+    """At most one message per `interval` seconds to any one chat (Telegram's per-chat limit,
+    which PTB's AIORateLimiter does not cover for private chats).
+
+    Sends to one chat are serialised by a lock and spaced from the END of the previous send, so
+    the gap Telegram sees is at least `interval` however long the request took. An entry older
+    than `interval` carries no information, so such entries are swept whenever the table has
+    doubled since the last sweep: memory stays proportional to the chats active in the last
+    `interval`, not to every chat ever written to.
+    """
+
+    def __init__(self, interval: float, sweep_at: int = 1024) -> None:
+        self.interval = interval
+        self._chats: dict[int, _Chat] = {}
+        self._min_sweep = sweep_at
+        self._sweep_at = sweep_at
+
+    def __len__(self) -> int:
+        return len(self._chats)
+
+    @contextlib.asynccontextmanager
+    async def slot(self, chat_id: int) -> AsyncIterator[None]:
+        if len(self._chats) >= self._sweep_at:
+            self._sweep()
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            chat = self._chats[chat_id] = _Chat(asyncio.Lock())
+        chat.users += 1  # no await since the lookup: a sweep cannot drop it in between
+        try:
+            async with chat.lock:
+                wait = chat.last + self.interval - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                try:
+                    yield
+                finally:
+                    chat.last = time.monotonic()
+        finally:
+            chat.users -= 1
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        self._chats = {
+            chat_id: chat
+            for chat_id, chat in self._chats.items()
+            if chat.users or now - chat.last < self.interval
+        }
+        self._sweep_at = max(self._min_sweep, 2 * len(self._chats))
+
+
+class _Stopped(Exception):
+    """Raised inside a nudge's task when stop() interrupts a wait before anything was sent."""
+
+
+def _ceil_second(moment: datetime) -> datetime:
+    # The store keeps whole seconds and truncates; round up so a retry is never due early.
+    return datetime.fromtimestamp(math.ceil(moment.timestamp()), UTC)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        sender: Sender,
+        renderer: Renderer,
+        decide: Decide,
+        clock: Callable[[], datetime],
+        *,
+        rate_per_second: float = 25.0,
+        per_chat_interval: float = 1.0,
+        concurrency: int = 16,
+        batch_size: int = 200,
+        max_attempts: int = 5,
+        backoff_base: float = 30.0,
+        on_sent: OnSent | None = None,
+    ) -> None:
+        if rate_per_second <= 0 or concurrency < 1 or batch_size < 1 or max_attempts < 1:
+            raise ValueError("rate, concurrency, batch size and attempts must be positive")
+        self._store = store
+        self._sender = sender
+        self._renderer = renderer
+        self._decide = decide
+        self._clock = clock
+        self._batch_size = batch_size
+        self._max_attempts = max_attempts
+        self._backoff_base = backoff_base
+        self._on_sent = on_sent
+        # A bucket of ONE spaced 1/rate apart: AsyncLimiter(rate, 1) would allow a burst of
+        # `rate` on top of `rate` per second, i.e. up to 2x Telegram's limit in some second.
+        self._limiter = AsyncLimiter(1, 1 / rate_per_second)
+        self._pacer = ChatPacer(per_chat_interval)
+        self._slots = asyncio.Semaphore(concurrency)
+        self._paused_until = 0.0  # time.monotonic(); Telegram's flood wait applies to all chats
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._finished = asyncio.Event()
+        self._running = False
+        self.totals = DispatchStats()
+
+    @property
+    def pacer(self) -> ChatPacer:
+        return self._pacer
+
+    # --- control ---------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """A nudge due sooner than the one we sleep for was committed: look again now."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop after the sends in flight; claimed nudges not yet sent go back to pending."""
+        self._stopping.set()
+        self._wake.set()
+        if self._running:
+            await self._finished.wait()
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Deliver nudges until `stop` is set or `stop()` is called.
+
+        Cancelling the task also works; nudges it had claimed stay in 'sending' until the next
+        start puts them back (any in the middle of a send may then be sent twice).
+        """
+        self._running = True
+        self._finished.clear()
+        follower = asyncio.create_task(self._follow(stop)) if stop is not None else None
+        try:
+            recovered = await self._store.recover_in_flight()
+            if recovered:
+                log.warning("%d nudges were claimed before a restart; back to pending", recovered)
+            while not self._stopping.is_set():
+                self._wake.clear()  # before the round: a wake() during it triggers another
+                try:
+                    await self.run_once()
+                    delay = await self._idle_seconds()
+                except Exception:
+                    log.exception("nudge dispatch round failed; next in %ss", ERROR_PAUSE_SECONDS)
+                    delay = ERROR_PAUSE_SECONDS
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+        finally:
+            if follower is not None:
+                follower.cancel()
+            self._running = False
+            self._finished.set()
+
+    async def _follow(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._stopping.set()
+        self._wake.set()
+
+    async def _idle_seconds(self) -> float:
+        due = await self._store.next_due_at()
+        if due is None:
+            return MAX_IDLE_SECONDS
+        return min(max((due - self._clock()).total_seconds(), 0.0), MAX_IDLE_SECONDS)
+
+    # --- one round -------------------------------------------------------------------------
+
+    async def run_once(self) -> DispatchStats:
+        """Claim and handle every nudge due now, batch by batch; returns what happened."""
+        stats = DispatchStats()
+        # Claim against one `now`: whatever this round puts back (retries, deferrals) is due
+        # strictly later, so the round ends even if every send fails.
+        now = self._clock()
+        while not self._stopping.is_set():
+            rows = await self._store.claim_due(now, self._batch_size)
+            if not rows:
+                break
+            async with asyncio.TaskGroup() as group:
+                for row in rows:
+                    group.create_task(self._handle(row, stats))
+        self.totals.add(stats)
+        return stats
+
+    async def _handle(self, row: NudgeRow, stats: DispatchStats) -> None:
+        """Handle one claimed nudge; never raises (one failure must not stop the others)."""
+        async with self._slots:
+            try:
+                try:
+                    if self._stopping.is_set():
+                        raise _Stopped
+                    await self._dispatch(row, stats)
+                except _Stopped:
+                    await self._store.retry(
+                        row.id, row.due_at, "dispatcher stopped", count_attempt=False
+                    )
+                except Exception as exc:
+                    log.exception("nudge %d (%s) failed", row.id, row.kind)
+                    await self._attempt_failed(row, exc, stats)
+            except Exception:
+                # Recording failed too (database trouble): the row stays 'sending' and is
+                # recovered on the next start.
+                log.exception("could not record the outcome of nudge %d", row.id)
+
+    async def _dispatch(self, row: NudgeRow, stats: DispatchStats) -> None:
+        now = self._clock()
+        user = await self._store.load_user(row.user_id)
+        if user is not None and (not user.active or user.opted_out):
+            reason = "inactive" if not user.active else "opted out"
+            await self._store.finish(row.id, "cancelled", now, reason)
+            stats.cancelled += 1
+            return
+        decision = self._decide(row, None if user is None else user.state, now)
+        if isinstance(decision, Defer):
+            until = _ceil_second(max(decision.until, now + MIN_DEFER))
+            await self._store.retry(row.id, until, "quiet hours", count_attempt=False)
+            stats.deferred += 1
+        elif isinstance(decision, Expire):
+            await self._store.finish(row.id, "expired", now, decision.reason)
+            stats.expired += 1
+            log.info("nudge %d (%s) expired: %s", row.id, row.kind, decision.reason)
+        else:
+            chat_id = row.chat_id if user is None else user.chat_id
+            await self._deliver(row, chat_id, decision.replies, stats)
+
+    async def _deliver(
+        self, row: NudgeRow, chat_id: int, replies: Sequence[Reply], stats: DispatchStats
+    ) -> None:
+        # Render everything first: a template error must not leave a nudge half sent.
+        messages = [self._renderer.render(reply) for reply in replies]
+        if not messages:
+            await self._store.finish(row.id, "expired", self._clock(), "nothing to send")
+            stats.expired += 1
+            return
+        sent = 0
+        error: str | None = None
+        try:
+            for message in messages:
+                await self._send(chat_id, message)
+                sent += 1
+        except Blocked as exc:
+            log.info("user %d blocked the bot (%s); cancelling their nudges", row.user_id, exc)
+            await self._store.deactivate(row.user_id)
+            await self._store.finish(row.id, "cancelled", self._clock(), "blocked")
+            stats.cancelled += 1
+            return
+        except Exception as exc:
+            if isinstance(exc, RetryLater):
+                self._pause(exc.seconds)
+            if sent:
+                # Retrying would repeat what the user already has: record it as sent.
+                log.warning("nudge %d: only %d of %d messages sent", row.id, sent, len(messages))
+                error = f"sent {sent} of {len(messages)}: {_describe(exc)}"
+            elif isinstance(exc, _Stopped):
+                raise
+            elif isinstance(exc, RetryLater):
+                until = _ceil_second(self._clock() + timedelta(seconds=exc.seconds))
+                await self._store.retry(row.id, until, _describe(exc), count_attempt=False)
+                stats.retried += 1
+                return
+            elif isinstance(exc, Rejected):
+                log.error("nudge %d rejected by Telegram: %s", row.id, exc)
+                await self._store.finish(row.id, "failed", self._clock(), _describe(exc))
+                stats.failed += 1
+                return
+            else:
+                log.warning("nudge %d: send failed: %s", row.id, _describe(exc))
+                await self._attempt_failed(row, exc, stats)
+                return
+        try:
+            await self._store.finish(row.id, "sent", self._clock(), error)
+        except Exception:
+            # Never retry a nudge the user already has; left in 'sending', a restart would
+            # send it again (the one case the design allows).
+            log.exception("nudge %d was sent but could not be recorded", row.id)
+            return
+        stats.sent += 1
+        if self._on_sent is not None:
+            try:
+                await self._on_sent(row)
+            except Exception:
+                log.exception("on_sent callback failed for nudge %d", row.id)
+
+    async def _attempt_failed(
+        self, row: NudgeRow, exc: BaseException, stats: DispatchStats
+    ) -> None:
+        now = self._clock()
+        if row.attempts < self._max_attempts:  # claim_due already counted this attempt
+            delay = self._backoff_base * 2 ** max(row.attempts - 1, 0)
+            await self._store.retry(
+                row.id, _ceil_second(now + timedelta(seconds=delay)), _describe(exc)
+            )
+            stats.retried += 1
+        else:
+            log.error("nudge %d gave up after %d attempts: %s", row.id, row.attempts, exc)
+            await self._store.finish(row.id, "failed", now, _describe(exc))
+            stats.failed += 1
+
+    # --- sending within Telegram's limits --------------------------------------------------
+
+    async def _send(self, chat_id: int, message: RenderedMessage) -> None:
+        async with self._pacer.slot(chat_id):
+            while True:
+                await self._wait_out_pause()
+                await self._limiter.acquire()
+                # A flood wait that began while we queued: wait it out and queue again, so the
+                # sends held back do not all go at once when it ends.
+                if self._paused_until <= time.monotonic():
+                    break
+            await self._sender.send(chat_id, message)
+
+    def _pause(self, seconds: float) -> None:
+        log.warning("Telegram flood control: pausing all nudges for %.1fs", seconds)
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    async def _wait_out_pause(self) -> None:
+        while (delay := self._paused_until - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+                raise _Stopped
