@@ -11,14 +11,13 @@ The model only interprets what the user types; every reply the bot sends is writ
 from __future__ import annotations
 
 import functools
-import math
 import re
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import sklearn
 from numpy.typing import NDArray
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -102,43 +101,12 @@ def interpret(c: Classification) -> Verdict:
     return "unknown"
 
 
-class _Tfidf:
-    """One fitted TfidfVectorizer applied to a single text, without sklearn's per-call overhead.
-
-    sklearn spends ~2 ms per call validating inputs and dispatching through joblib, ten times the
-    arithmetic; the bot classifies one message at a time on the event loop, so we redo the
-    (sublinear tf) x idf, l2-normalised, transform here. A test checks it against sklearn.
-    """
-
-    def __init__(self, vectorizer: TfidfVectorizer, offset: int) -> None:
-        self._analyze: Callable[[str], list[str]] = vectorizer.build_analyzer()
-        self._vocabulary: dict[str, int] = vectorizer.vocabulary_
-        self._idf: NDArray[np.float64] = vectorizer.idf_
-        self._offset = offset
-
-    def __call__(self, text: str) -> tuple[list[int], list[float]]:
-        counts = Counter(t for t in self._analyze(text) if t in self._vocabulary)
-        columns = [self._vocabulary[t] for t in counts]
-        weights = [(1.0 + math.log(counts[t])) * self._idf[self._vocabulary[t]] for t in counts]
-        norm = math.sqrt(sum(w * w for w in weights)) or 1.0
-        return [c + self._offset for c in columns], [w / norm for w in weights]
-
-
 class ObjectionClassifier:
     """Build with ``train`` or ``from_knowledge``; ``classify`` is cheap and thread-safe."""
 
     def __init__(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
         self._labels = tuple(str(label) for label in pipeline.classes_)
-        # FeatureUnion stacks the vectorizers' columns side by side, in this order.
-        self._vectorizers: list[_Tfidf] = []
-        offset = 0
-        for _, vectorizer in pipeline["features"].transformer_list:
-            self._vectorizers.append(_Tfidf(vectorizer, offset))
-            offset += len(vectorizer.vocabulary_)
-        model: LogisticRegression = pipeline["model"]
-        self._coef: NDArray[np.float64] = model.coef_
-        self._intercept: NDArray[np.float64] = model.intercept_
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -209,18 +177,9 @@ class ObjectionClassifier:
 
     def probabilities(self, normalised: str) -> NDArray[np.float64]:
         """Class probabilities (in ``labels`` order) for an already normalised text."""
-        columns: list[int] = []
-        weights: list[float] = []
-        for vectorize in self._vectorizers:
-            c, w = vectorize(normalised)
-            columns += c
-            weights += w
-        scores = self._coef[:, columns] @ np.asarray(weights) + self._intercept
-        if len(self._labels) == 2:  # binary models keep one score: P(second label)
-            positive = 1.0 / (1.0 + math.exp(-float(scores[0])))
-            return np.array([1.0 - positive, positive])
-        exp = np.exp(scores - scores.max())
-        probs: NDArray[np.float64] = exp / exp.sum()
+        # Our own normalise() already guarantees finite, clean input: skip sklearn's re-check.
+        with sklearn.config_context(assume_finite=True):
+            probs: NDArray[np.float64] = self._pipeline.predict_proba([normalised])[0]
         return probs
 
     def classify(self, text: str) -> Classification:
