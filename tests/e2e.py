@@ -59,6 +59,14 @@ class Conversation:
     async def sticker(self, user: int) -> list[JSON]:
         return await self._exchange(user, lambda: self.api.push_sticker(user))
 
+    async def to_menu(
+        self, user: int, situation: str = "Unsure about an invite", lean: str = "Leaning no"
+    ) -> list[JSON]:
+        """/start, a situation and a lean: the three steps before the objection menu."""
+        await self.say(user, "/start")
+        await self.tap(user, situation)
+        return await self.tap(user, lean)
+
     def labels(self, user: int) -> list[str]:
         return [b["text"] for row in self.api.last_keyboard(user) for b in row]
 

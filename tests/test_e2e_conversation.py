@@ -57,9 +57,7 @@ async def test_walk_to_each_decision(
 ) -> None:
     async with running_bot() as runtime:
         chat = Conversation(api, runtime)
-        await chat.say(USER, "/start")
-        await chat.tap(USER, "Unsure about an invite")
-        await chat.tap(USER, "Leaning no")
+        await chat.to_menu(USER)
         assert "Something else…" in chat.labels(USER)
         sent = await chat.tap(USER, "nervous")  # third tap: the first argument
         assert "Source:" in texts(sent)
@@ -79,9 +77,7 @@ async def test_every_objection_in_at_most_four_taps(
     async with running_bot() as runtime:
         chat = Conversation(api, runtime)
         for label in [o.label for o in kb.objections.values() if o.id != "other"]:
-            await chat.say(USER, "/start")
-            await chat.tap(USER, "Just exploring")
-            await chat.tap(USER, "Unsure")
+            await chat.to_menu(USER, "Just exploring", "Unsure")
             taps = 2
             if label not in chat.labels(USER):
                 await chat.tap(USER, "Something else")
@@ -95,9 +91,7 @@ async def test_every_objection_in_at_most_four_taps(
 async def test_prepare_branch_and_back_buttons(api: FakeBotApi, running_bot: Any) -> None:
     async with running_bot() as runtime:
         chat = Conversation(api, runtime)
-        await chat.say(USER, "/start")
-        await chat.tap(USER, "Unsure about an invite")
-        await chat.tap(USER, "Leaning no")
+        await chat.to_menu(USER)
         sent = await chat.tap(USER, "Back")
         assert "which way do you lean" in texts(sent)
         sent = await chat.tap(USER, "Back")
@@ -180,9 +174,7 @@ async def test_sticker_forged_button_and_hostile_input(api: FakeBotApi, running_
 async def test_restart_keeps_state_and_old_buttons_work(api: FakeBotApi, running_bot: Any) -> None:
     async with running_bot() as runtime:
         chat = Conversation(api, runtime)
-        await chat.say(USER, "/start")
-        await chat.tap(USER, "Unsure about an invite")
-        await chat.tap(USER, "Leaning no")
+        await chat.to_menu(USER)
         menu = api.last_bot_message(USER)
         assert menu is not None
         old = (

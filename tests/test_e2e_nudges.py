@@ -113,9 +113,7 @@ async def test_unsure_gets_checkbacks_until_deciding(
 ) -> None:
     async with running_bot() as runtime:
         chat = Conversation(api, runtime)
-        await chat.say(USER, "/start")
-        await chat.tap(USER, "Just exploring")
-        await chat.tap(USER, "Leaning no")
+        await chat.to_menu(USER, "Just exploring", "Leaning no")
         await chat.tap(USER, "right job")
         await chat.tap(USER, "That helps")
         sent = await chat.tap(USER, "Still unsure")
