@@ -160,6 +160,8 @@ def build_application(
         .rate_limiter(AIORateLimiter(overall_max_rate=overall_rate, max_retries=1))
         # Different users are served in parallel; the Coach serialises each user's updates.
         .concurrent_updates(True)
+        # Nudges live in SQLite (bot/nudges); PTB's in-memory JobQueue would lose them.
+        .job_queue(None)
         .build()
     )
     front = TelegramFrontEnd(coach, application)
