@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.knowledge.base import KnowledgeBase, load_default
 from bot.knowledge.classifier import ObjectionClassifier, default_classifier
 from bot.runtime import BotRuntime, open_coach
+from bot.storage.db import Database
 from tests.fakebot import FakeBotApi
 
 
@@ -51,6 +52,13 @@ def classifier() -> ObjectionClassifier:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "coach.sqlite3"
+
+
+@pytest.fixture
+async def db(db_path: Path) -> AsyncIterator[Database]:
+    database = await Database.open(db_path)
+    yield database
+    await database.close()
 
 
 @pytest.fixture

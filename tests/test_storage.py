@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,13 +30,6 @@ NOW = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "sub" / "coach.sqlite3"
-
-
-@pytest.fixture
-async def db(db_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(db_path)
-    yield database
-    await database.close()
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from bot.engine.model import PendingNudge, State
+from bot.engine.model import PendingNudge, State, known_zone
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.classifier import ObjectionClassifier
 from bot.nudges.planner import QuietHours
@@ -28,7 +28,4 @@ class Context:
         return state.timezone or self.default_timezone
 
     def zone(self, state: State) -> ZoneInfo:
-        try:
-            return ZoneInfo(self.zone_name(state))
-        except (ZoneInfoNotFoundError, ValueError):
-            return ZoneInfo("UTC")
+        return known_zone(self.zone_name(state)) or ZoneInfo("UTC")

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 EventKind = Literal["command", "button", "text", "other"]
 
@@ -130,18 +131,16 @@ def _fits(key: str, value: Any) -> bool:
     if expected is int and isinstance(value, bool):
         return False
     if key == "timezone":
-        return isinstance(value, str) and _known_zone(value)
+        return isinstance(value, str) and known_zone(value) is not None
     return isinstance(value, expected)
 
 
-def _known_zone(name: str) -> bool:
-    from zoneinfo import ZoneInfo
-
+def known_zone(name: str) -> ZoneInfo | None:
+    """The zone by IANA name, or None for a name zoneinfo does not know."""
     try:
-        ZoneInfo(name)
-    except (ValueError, KeyError, OSError):
-        return False
-    return True
+        return ZoneInfo(name)
+    except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        return None
 
 
 @dataclass(frozen=True)

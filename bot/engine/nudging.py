@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from bot.engine.flow import DECISIONS, btn, rows
-from bot.engine.model import Button, Reply, State
+from bot.engine.model import Button, Reply, State, known_zone
 from bot.knowledge.base import KnowledgeBase
 from bot.nudges import planner
 from bot.nudges.decide import Defer, Expire, NudgeDecision, Send
@@ -49,9 +49,8 @@ def decide_nudge(
     if reason:
         return Expire(reason)
     zone_name = state.timezone or default_timezone
-    try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
+    zone = known_zone(zone_name)
+    if zone is None:
         zone_name, zone = "UTC", ZoneInfo("UTC")
     moved = planner.respect_quiet_hours(now, nudge.deadline, zone, quiet)
     if moved is None:

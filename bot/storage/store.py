@@ -67,6 +67,12 @@ def _nudge(row: aiosqlite.Row) -> NudgeRow:
     )
 
 
+def _pending(row: aiosqlite.Row) -> PendingNudge:
+    due = from_ts(row["due_at"])
+    assert due is not None
+    return PendingNudge(row["id"], row["kind"], due, from_ts(row["deadline"]))
+
+
 class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -196,12 +202,7 @@ class Store:
             (user_id,),
         ) as cur:
             rows = await cur.fetchall()
-        result = []
-        for row in rows:
-            due = from_ts(row["due_at"])
-            assert due is not None
-            result.append(PendingNudge(row["id"], row["kind"], due, from_ts(row["deadline"])))
-        return result
+        return [_pending(row) for row in rows]
 
     async def get_nudge(self, user_id: int, nudge_id: int) -> PendingNudge | None:
         """One of the user's nudges in any state (a tapped nudge was usually sent already)."""
@@ -210,11 +211,7 @@ class Store:
             (nudge_id, user_id),
         ) as cur:
             row = await cur.fetchone()
-        if row is None:
-            return None
-        due = from_ts(row["due_at"])
-        assert due is not None
-        return PendingNudge(row["id"], row["kind"], due, from_ts(row["deadline"]))
+        return None if row is None else _pending(row)
 
     async def next_due_at(self) -> datetime | None:
         """The earliest pending due time, answered from the partial index alone."""
