@@ -44,11 +44,23 @@ def html_to_plain(text: str) -> str:
 
 
 def _when(moment: datetime | None, zone: str = "UTC") -> str:
-    """ "Thursday 14 Nov, 15:00" in the user's zone."""
+    """ "Thursday 14 Nov at 15:00" in the user's zone (reads after "on": "on Thursday…")."""
+    if moment is None:
+        return ""
+    return f"{_day(moment, zone)} at {_clock(moment, zone)}"
+
+
+def _day(moment: datetime | None, zone: str = "UTC") -> str:
+    """ "Thursday 14 Nov" in the user's zone."""
     if moment is None:
         return ""
     local = moment.astimezone(ZoneInfo(zone))
-    return f"{local:%A} {local.day} {local:%b}, {local:%H:%M}"
+    return f"{local:%A} {local.day} {local:%b}"
+
+
+def _clock(moment: datetime | None, zone: str = "UTC") -> str:
+    """ "15:00" in the user's zone."""
+    return "" if moment is None else f"{moment.astimezone(ZoneInfo(zone)):%H:%M}"
 
 
 def zone_label(zone: str) -> str:
@@ -76,6 +88,8 @@ class Renderer:
             keep_trailing_newline=False,
         )
         self.env.filters["when"] = _when
+        self.env.filters["day"] = _day
+        self.env.filters["clock"] = _clock
         self.env.filters["zone"] = zone_label
         self.env.filters["truncate_chars"] = _truncate
         with (prompts_dir / "buttons.toml").open("rb") as fh:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from bot.engine import buttons, flow
 from bot.engine.context import Context
-from bot.engine.model import Event, PendingNudge, ScheduleNudge, SnoozeNudge, State
+from bot.engine.model import Event, MoveNudge, PendingNudge, ScheduleNudge, SnoozeNudge, State
 from bot.engine.nudging import decide_nudge
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.classifier import ObjectionClassifier
@@ -88,7 +88,7 @@ class Coach:
             messages = tuple(self.renderer.render(reply) for reply in outcome.replies)
             await self.store.commit(event.user_id, chat_id, outcome.state, outcome.effects, ctx.now)
         if self.on_schedule and any(
-            isinstance(e, (ScheduleNudge, SnoozeNudge)) for e in outcome.effects
+            isinstance(e, (ScheduleNudge, SnoozeNudge, MoveNudge)) for e in outcome.effects
         ):
             self.on_schedule()
         return Handled(messages, outcome.notice)

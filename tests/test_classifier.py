@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.knowledge.base import DEFAULT_DIR, OBJECTION_IDS, KnowledgeBase
+from bot.knowledge.base import DEFAULT_DIR, INTENT_IDS, LABELS, KnowledgeBase
 from bot.knowledge.classifier import (
     AMBIGUOUS_MARGIN,
     CONFIDENT,
@@ -72,7 +72,7 @@ def heldout() -> list[tuple[str, str]]:
 
 def test_heldout_covers_every_objection(heldout: list[tuple[str, str]]) -> None:
     counts = Counter(label for label, _ in heldout)
-    assert set(counts) == set(OBJECTION_IDS)
+    assert set(counts) == set(LABELS)
     assert all(n >= 20 for n in counts.values()), counts
     assert len(heldout) >= 200
 
@@ -80,7 +80,8 @@ def test_heldout_covers_every_objection(heldout: list[tuple[str, str]]) -> None:
 def test_heldout_is_disjoint_from_training(
     kb: KnowledgeBase, heldout: list[tuple[str, str]]
 ) -> None:
-    training = [e for o in kb.objections.values() for e in o.examples]
+    training = [e for e, _ in kb.training_examples()]
+    assert len(training) > sum(len(o.examples) for o in kb.objections.values())
     exact = {normalise(e) for e in training}
     assert not [t for _, t in heldout if normalise(t) in exact]
     train_tokens = [(e, _tokens(e)) for e in training]
@@ -106,7 +107,7 @@ def test_heldout_accuracy(
     correct = [c.objection == label for label, c in results]
     accuracy = sum(correct) / len(results)
 
-    per_class: dict[str, list[bool]] = {oid: [] for oid in OBJECTION_IDS}
+    per_class: dict[str, list[bool]] = {label: [] for label in LABELS}
     for (label, _), ok in zip(results, correct, strict=True):
         per_class[label].append(ok)
 
@@ -118,10 +119,16 @@ def test_heldout_accuracy(
     for label, c in results:
         verdicts[interpret(c)].append((label, c))
 
+    decisions = [ok for label in INTENT_IDS for ok in per_class[label]]
+    decision_accuracy = sum(decisions) / len(decisions)
     with capsys.disabled():
         print(f"\nheld-out accuracy: {accuracy:.3f} ({sum(correct)}/{len(results)})")
+        print(
+            f"  typed decisions and feelings: {decision_accuracy:.3f} "
+            f"({sum(decisions)}/{len(decisions)})"
+        )
         for oid, oks in per_class.items():
-            print(f"  {oid:15} {sum(oks) / len(oks):.2f}  ({sum(oks)}/{len(oks)})")
+            print(f"  {oid:17} {sum(oks) / len(oks):.2f}  ({sum(oks)}/{len(oks)})")
         for verdict, rows in verdicts.items():
             share = len(rows) / len(results)
             if verdict == "confident":
@@ -135,6 +142,7 @@ def test_heldout_accuracy(
             print(f"  {verdict:9} {share:.2f} of messages, {detail}")
 
     assert accuracy >= 0.85
+    assert decision_accuracy >= 0.85
     confident = verdicts["confident"]
     assert sum(c.objection == label for label, c in confident) / len(confident) >= 0.9
 
@@ -179,6 +187,14 @@ def test_scam_is_recognised_confidently(classifier: ObjectionClassifier) -> None
         ("the pay is way too low for me", "not_a_fit"),
         ("I love my current job", "not_looking"),
         ("hello!", "other"),
+        # The bug report's typed decisions: an answer, not a worry to argue with.
+        ("no thanks, I'm not going", "decide_pass"),
+        ("I'll pass", "decide_pass"),
+        ("ok fine ill go i guess", "decide_go"),
+        ("still not sure", "decide_unsure"),
+        ("I signed elsewhere", "signed_elsewhere"),
+        ("part of me wants it, part of me doesn't", "mixed_feelings"),
+        ("they want an unpaid take-home task that takes all weekend", "unpaid_task"),
     ],
 )
 def test_obvious_cases(classifier: ObjectionClassifier, text: str, expected: str) -> None:
@@ -208,7 +224,7 @@ def test_probabilities_are_consistent(
 ) -> None:
     for _, text in heldout[::7]:
         c = classifier.classify(text)
-        assert c.objection in OBJECTION_IDS
+        assert c.objection in LABELS
         assert len(c.alternatives) == 2
         labels = [c.objection, *(a.objection for a in c.alternatives)]
         assert len(set(labels)) == 3
@@ -285,7 +301,7 @@ def test_train_requires_two_labels() -> None:
 
 def test_default_classifier_is_cached() -> None:
     assert default_classifier() is default_classifier()
-    assert set(default_classifier().labels) == set(OBJECTION_IDS)
+    assert set(default_classifier().labels) == set(LABELS)
 
 
 # --- command line ----------------------------------------------------------------------------

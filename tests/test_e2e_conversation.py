@@ -76,16 +76,22 @@ async def test_every_objection_in_at_most_four_taps(
 ) -> None:
     async with running_bot() as runtime:
         chat = Conversation(api, runtime)
-        for label in [o.label for o in kb.objections.values() if o.id != "other"]:
+        typed_only = ("other", "unpaid_task")
+        for objection in [o for o in kb.objections.values() if o.id not in typed_only]:
             await chat.to_menu(USER, "Just exploring", "Unsure")
             taps = 2
-            if label not in chat.labels(USER):
+            if objection.label not in chat.labels(USER):
                 await chat.tap(USER, "Something else")
                 taps += 1
-            sent = await chat.tap(USER, label)
+            sent = await chat.tap(USER, objection.label)
             taps += 1
             assert taps <= 4
-            assert "Source:" in texts(sent), label
+            if objection.id in ("other_offer", "bad_company"):
+                # First the question that tells whether the article's exception applies.
+                assert "?" in texts(sent) and len(chat.labels(USER)) >= 3, objection.id
+            else:
+                assert "Source:" in texts(sent), objection.id
+                assert "I'll pass" in " ".join(chat.labels(USER)), objection.id
 
 
 async def test_prepare_branch_and_back_buttons(api: FakeBotApi, running_bot: Any) -> None:
@@ -107,6 +113,7 @@ async def test_prepare_branch_and_back_buttons(api: FakeBotApi, running_bot: Any
 
 def _ambiguous_phrase(classifier: ObjectionClassifier) -> str:
     candidates = [
+        "I'm not going, the pay is awful",
         "not sure, maybe the pay and also I'm nervous",
         "i'm happy where i am and the role is junior",
         "the job is beneath me and also far away",
@@ -143,6 +150,27 @@ async def test_free_text_clear_ambiguous_unknown_and_scam(
     warning = texts(sent)
     assert "fraud" in warning and "never" in warning
     assert "I'll go" not in chat.labels(USER), "no encouragement to proceed"
+    assert "I'll pass: steer clear" in chat.labels(USER)
+
+
+async def test_a_typed_no_is_an_answer_at_every_step(api: FakeBotApi, running_bot: Any) -> None:
+    no = "no thanks, I'm not going"
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        await chat.to_menu(USER)
+        sent = await chat.say(USER, no)  # at the menu
+        assert "That's your call" in texts(sent) and "Source:" not in texts(sent)
+        await chat.to_menu(USER)
+        await chat.tap(USER, "I'm nervous")
+        sent = await chat.say(USER, no)  # on an argument
+        assert "That's your call" in texts(sent)
+        await chat.say(USER, "/interview")
+        sent = await chat.say(USER, no)  # asked for the interview time
+        assert "That's your call" in texts(sent)
+        await chat.say(USER, "/interview Tue 3pm")
+        sent = await chat.say(USER, "ok fine ill go i guess")  # on the confirmation
+        assert "make the most of it" in texts(sent)
+    assert not [c for c in api.calls if not c.ok]
 
 
 async def test_sticker_forged_button_and_hostile_input(api: FakeBotApi, running_bot: Any) -> None:

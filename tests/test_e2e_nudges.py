@@ -42,10 +42,10 @@ async def test_going_with_a_time_plans_reminders_and_survives_a_restart(
         sent = await chat.tap(USER, "Going, want to prepare")
         assert "When is the interview?" in texts(sent)
         sent = await chat.say(USER, "Wed 3pm")
-        assert "Wednesday 25 Nov, 15:00" in texts(sent) and "right?" in texts(sent)
+        assert "Wednesday 25 Nov at 15:00" in texts(sent) and "right?" in texts(sent)
         sent = await chat.tap(USER, "Yes")
         plan = texts(sent)
-        assert "Tuesday 24 Nov, 15:00" in plan  # the checklist, 24 h before, local time
+        assert "Tuesday 24 Nov at 15:00" in plan  # the checklist, 24 h before, local time
         # What an operator sees, in UTC.
         planned = await pending(db_path)
         assert [(n["kind"], n["due_at"]) for n in planned] == [
@@ -139,9 +139,13 @@ async def test_reschedule_moves_the_plan(api: FakeBotApi, running_bot: Any, db_p
         await chat.tap(USER, "Going, want to prepare")
         await chat.tap(USER, "Tomorrow")
         sent = await chat.say(USER, "11:00")
-        assert "Tuesday 24 Nov, 11:00" in texts(sent)
+        assert "Tuesday 24 Nov at 11:00" in texts(sent)
         sent = await chat.tap(USER, "Yes")
-        assert "checklist now" in texts(sent), "under 30 hours away: the checklist at once"
+        # Under 30 hours away there is no day-before checklist; the chat showed it once, at
+        # the decision, and saving the time does not repeat it.
+        assert "checklist" not in texts(sent)
+        shown = [m for m in api.sent_messages(USER) if "Read up on the company" in m["text"]]
+        assert len(shown) == 1
         before = await pending(db_path)
         assert [n["kind"] for n in before] == ["pep", "debrief"]
         await chat.say(USER, "/interview next friday 9:30")
@@ -151,3 +155,32 @@ async def test_reschedule_moves_the_plan(api: FakeBotApi, running_bot: Any, db_p
         # Friday 27 Nov 9:30 UTC: the pep talk (7:30) falls in quiet hours and moves to 8:00.
         assert after[1]["due_at"] == "2026-11-27T08:00:00Z"
         assert after[2]["due_at"] == "2026-11-27T12:30:00Z"
+
+
+async def test_a_new_zone_keeps_the_typed_time_and_cancelled_reminders_stay_cancelled(
+    api: FakeBotApi, running_bot: Any, db_path: Path
+) -> None:
+    # Monday 23 Nov 2026, 10:00 UTC. Typed in Paris: Wednesday 15:00 = 14:00 UTC.
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        await chat.say(USER, "/start")
+        await chat.say(USER, "/timezone Paris")
+        await chat.tap(USER, "Going, want to prepare")
+        await chat.say(USER, "Wed 3pm")
+        await chat.tap(USER, "Yes")
+        await chat.say(USER, "/nudges")
+        pep = next(label for label in chat.labels(USER) if "pep talk" in label)
+        sent = await chat.tap(USER, pep)
+        assert "Cancelled" in texts(sent)
+        sent = await chat.say(USER, "/timezone London")
+        assert "stays at 15:00" in texts(sent)
+        planned = await pending(db_path)
+        # 15:00 in London is 15:00 UTC: the prep and the debrief moved an hour with it; the
+        # cancelled pep talk did not come back.
+        assert [(n["kind"], n["due_at"]) for n in planned] == [
+            ("prep", "2026-11-24T15:00:00Z"),
+            ("debrief", "2026-11-25T18:00:00Z"),
+        ]
+        sent = await chat.say(USER, "/mydata")
+        assert "Wednesday 25 Nov at 15:00" in texts(sent)
+        assert "going to the interview" in texts(sent) and "Europe/London" in texts(sent)

@@ -25,6 +25,7 @@ from bot.engine.model import (
     DeleteUserData,
     Effect,
     Event,
+    MoveNudge,
     Outcome,
     PendingNudge,
     Reply,
@@ -52,8 +53,12 @@ NOW = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
 PARIS = ZoneInfo("Europe/Paris")
 RENDERER = Renderer()
 MAX_BUTTONS = 6
-# The guide's "about 600 characters, readable on a phone", with a little slack.
-MAX_PHONE_TEXT = 700
+# The guide's "one idea per message, about 600 characters, readable on a phone".
+MAX_PHONE_TEXT = 600
+# ...and at most two messages in answer to one tap or message.
+MAX_MESSAGES = 2
+# A bullet that does not start its line: a template's block tag ate the newline before it.
+GLUED_BULLET = re.compile(r"[^\n]•")
 # The five articles, with the labels the GUIDE says to cite them by.
 SOURCE_LABELS = (
     "An Interview, An Opportunity",
@@ -112,6 +117,7 @@ def check_reply(reply: Reply) -> RenderedMessage:
     assert message.text.strip(), f"{reply.template} rendered empty"
     assert len(message.plain_text) <= MAX_TEXT
     assert len(message.plain_text) <= MAX_PHONE_TEXT, f"{reply.template} is long for a phone"
+    assert not GLUED_BULLET.search(message.plain_text), f"{reply.template}: {message.plain_text}"
     return message
 
 
@@ -127,6 +133,7 @@ class Convo:
 
     def send(self, event: Event) -> Outcome:
         self.out = flow.handle(event, self.state, self.ctx)
+        assert len(self.out.replies) <= MAX_MESSAGES, [r.template for r in self.out.replies]
         self.messages = [check_reply(r) for r in self.out.replies]
         self.templates_seen.update(r.template for r in self.out.replies)
         self.state = self.out.state
@@ -279,8 +286,9 @@ def test_every_objection_is_at_most_four_taps_from_start(situation: str, lean: s
     convo.tap(convo.button("nav", "menu_more"))
     assert convo.templates == ["menu_more"]
     more_page = menu_objections(convo)
-    # Every doubt the knowledge base answers is on one of the two pages ("other" is typed).
-    assert set(first_page) | set(more_page) == set(kb().objections) - {"other"}
+    # Every doubt the knowledge base answers is on one of the two pages (small talk and an
+    # unpaid task are only ever typed).
+    assert set(first_page) | set(more_page) == set(kb().objections) - {"other", "unpaid_task"}
     assert not set(first_page) & set(more_page)
 
     for objection in first_page + more_page:
@@ -299,6 +307,12 @@ def test_every_objection_is_at_most_four_taps_from_start(situation: str, lean: s
         if objection == "scam_suspected":
             assert walk.templates == ["scam"]
             assert kb().coaching.scam_source.label in walk.text
+            continue
+        # Where an article makes an honest exception, it comes first, or the question that
+        # tells whether it applies; the arguments are one tap further.
+        lead = {"not_looking": "exception", "other_offer": "question", "bad_company": "question"}
+        if objection in lead:
+            assert walk.templates == [lead[objection]]
             continue
         assert walk.templates == ["argument"]
         first_argument = kb().objections[objection].arguments[0]
@@ -330,7 +344,7 @@ def test_each_step_offers_a_way_back() -> None:
         ("lean", ("unsure",)),  # menu
         ("nav", ("menu_more",)),  # menu_more
         ("obj", ("scam_suspected",)),  # scam
-        ("nav", ("menu",)),  # menu again
+        ("scam", ("legit",)),  # "it's legitimate": menu again
         ("obj", ("nervous",)),  # argument
         ("arg", ("nervous", "1")),  # second argument
         ("ok", ("nervous",)),  # decision
@@ -357,9 +371,12 @@ def test_each_step_offers_a_way_back() -> None:
     passing.press("lean", "no")
     passing.press("obj", "not_a_fit")
     passing.press("doubt", "not_a_fit")
-    assert passing.templates == ["menu"] and has_way_back(passing)
-    passing.tap(B.pack("dec", "pass"))
+    assert passing.templates == ["doubt"] and has_way_back(passing)
+    passing.press("dec", "pass")
     assert passing.templates[0] == "pass" and has_way_back(passing)
+    for lead in ("not_looking", "other_offer"):
+        passing.tap(B.pack("obj", lead))
+        assert passing.templates[0] in ("exception", "question") and has_way_back(passing)
 
 
 def test_the_week_screen_has_no_buttons_but_the_day_buttons_above_still_work() -> None:
@@ -449,11 +466,12 @@ def test_decision_pass_shows_exceptions_and_a_withdrawal_and_cancels_everything(
     convo.press("obj", "not_a_fit")
     convo.press("ok", "not_a_fit")
     convo.press("dec", "pass")
-    assert convo.templates[0] == "pass"
-    for item in kb().coaching.exceptions:
-        assert item.title in convo.text
+    assert convo.templates == ["pass", "withdraw_note"]
+    # The articles' own exceptions, named with their source, then a note in our own words.
+    assert "already employed" in convo.text and "red flag" in convo.text
+    assert kb().coaching.exceptions["content"].source.label in convo.text
     assert kb().coaching.withdrawal in convo.text
-    assert kb().coaching.withdrawal_source.label in convo.text
+    assert "Our own wording" in convo.text
     assert convo.out.effects == (CancelNudges(),)
     assert convo.state.decision == "pass" and convo.state.step == Step.PASS
     # No pressure, but a way to change one's mind.
@@ -461,36 +479,72 @@ def test_decision_pass_shows_exceptions_and_a_withdrawal_and_cancels_everything(
     assert convo.templates[0] == "go_checklist"
 
 
-def test_another_reason_cycles_then_stops_offering_more() -> None:
+def test_after_three_reasons_in_a_row_the_coach_offers_the_decision() -> None:
     convo = Convo()
     convo.cmd("start")
     convo.press("sit", "invite")
     convo.press("lean", "unsure")
     convo.press("obj", "nervous")
     arguments = kb().objections["nervous"].arguments
+    assert len(arguments) > flow.MAX_IN_ROW
     assert convo.out.replies[0].context["argument"] == arguments[0]
+    # "I'll pass" is one tap away on every argument.
+    assert convo.button("dec", "pass")
     convo.press("arg", "nervous", 1)
     assert convo.out.replies[0].context["argument"] == arguments[1]
     assert arguments[1].title in convo.text and arguments[1].source.label in convo.text
-    assert convo.state.arg_index == 1
-    for index in range(2, len(arguments)):
-        convo.press("arg", "nervous", index)
-    assert convo.out.replies[0].context["argument"] == arguments[-1]
+    assert convo.state.arg_index == 1 and convo.state.in_row == 2
+    assert convo.button("dec", "pass") and convo.button("arg", "nervous", 2)
+    convo.press("arg", "nervous", 2)
+    # The third in a row: no "Another reason", the decision instead.
+    assert convo.out.replies[0].context["row_end"] is True
     assert not [a for _, a in convo.actions() if a.name == "arg"]
+    assert {a.args[0] for _, a in convo.actions() if a.name == "dec"} == set(flow.DECISIONS)
+    assert "Your call now" in convo.text
+    # The same worry picked again later goes on with the reasons not yet given.
+    convo.press("nav", "menu")
+    convo.press("obj", "nervous")
+    assert convo.out.replies[0].context["argument"] == arguments[3]
+    assert convo.state.in_row == 1 and convo.button("arg", "nervous", 4)
     # An index past the end (an old message, a shorter list since) shows the last one.
     convo.tap(B.pack("arg", "nervous", 99))
     assert convo.out.replies[0].context["argument"] == arguments[-1]
+    assert not [a for _, a in convo.actions() if a.name == "arg"]
 
 
-def test_still_doubtful_returns_to_the_menu_and_that_helps_to_the_decision() -> None:
+def test_the_feeling_is_heard_once_before_the_first_argument() -> None:
+    convo = at_menu()
+    convo.press("obj", "nervous")
+    acknowledge = kb().objections["nervous"].acknowledge
+    assert acknowledge is not None
+    assert convo.messages[0].plain_text.startswith(acknowledge)
+    convo.press("arg", "nervous", 1)
+    assert acknowledge not in convo.text
+
+
+def test_low_risk_practice_comes_with_tandyms_caution() -> None:
+    nervous = [a.id for a in kb().objections["nervous"].arguments]
+    convo = Convo(state=State(step=Step.ANSWER, objection="nervous", in_row=1))
+    convo.tap(B.pack("arg", "nervous", nervous.index("low_risk_practice")))
+    assert "only for practice" in convo.text
+    assert "Don't Want To Go On That Interview? Do It Anyway" in convo.text
+
+
+def test_still_doubtful_stops_arguing_and_offers_to_talk_or_decide() -> None:
     convo = Convo()
     convo.cmd("start")
     convo.press("sit", "invite")
     convo.press("lean", "unsure")
     convo.press("obj", "wont_get_offer")
     convo.press("doubt", "wont_get_offer")
-    assert convo.templates == ["menu"] and convo.state.step == Step.MENU
-    assert convo.out.replies[0].context["mode"] == "doubtful"
+    assert convo.templates == ["doubt"] and convo.state.step == Step.DOUBT
+    # No argument and no "Another reason": another worry, their own words, or a decision.
+    assert not [a for _, a in convo.actions() if a.name in ("arg", "obj")]
+    assert {a.args[0] for _, a in convo.actions() if a.name == "dec"} == set(flow.DECISIONS)
+    assert convo.button("nav", "menu") and convo.button("type")
+    convo.cmd("help")
+    assert convo.templates == ["help", "doubt"]
+    convo.press("nav", "menu")
     convo.press("obj", "not_a_fit")
     convo.press("ok", "not_a_fit")
     assert convo.templates == ["decision"] and convo.state.step == Step.DECISION
@@ -561,13 +615,35 @@ def test_ambiguous_text_asks_did_you_mean_with_both_options() -> None:
     assert convo.templates == ["argument"] and convo.state.objection == "wont_get_offer"
 
 
-def test_ambiguous_between_a_doubt_and_smalltalk_offers_only_the_doubt() -> None:
-    close = Classification("other", 0.30, (Alternative("nervous", 0.25),))
+def test_did_you_mean_always_offers_two_readings_never_small_talk() -> None:
+    close = Classification(
+        "other", 0.30, (Alternative("nervous", 0.25), Alternative("not_a_fit", 0.1))
+    )
     convo = Convo(ctx=stub_ctx(close))
     convo.cmd("start")
     convo.say("hmm")
     assert convo.templates == ["did_you_mean"]
-    assert menu_objections(convo) == ["nervous"]
+    assert menu_objections(convo) == ["nervous", "not_a_fit"]
+    assert convo.button("nav", "menu")
+    # One question, not a list.
+    assert convo.text.count("?") == 1 and "•" not in convo.text
+    # With a single reading left, no one-option "did you mean": the list instead.
+    lonely = Classification("other", 0.30, (Alternative("nervous", 0.25),))
+    convo = Convo(ctx=stub_ctx(lonely))
+    convo.say("hmm")
+    assert convo.templates == ["not_understood", "menu"]
+
+
+def test_did_you_mean_can_offer_a_decision() -> None:
+    close = Classification(
+        "not_a_fit", 0.45, (Alternative("decide_pass", 0.38), Alternative("other", 0.05))
+    )
+    convo = Convo(ctx=stub_ctx(close))
+    convo.say("I'm not going, the pay is awful")
+    assert convo.templates == ["did_you_mean"]
+    assert kb().intents["decide_pass"].summary in convo.text
+    convo.press("dec", "pass")
+    assert convo.state.decision == "pass"
 
 
 def test_a_likely_scam_is_flagged_even_when_not_certain() -> None:
@@ -761,17 +837,101 @@ def test_timezone_without_argument_asks_and_keep_returns() -> None:
     assert convo.state.step == Step.MENU and convo.templates == ["menu"]
 
 
-def test_changing_the_timezone_replans_an_upcoming_interview() -> None:
-    interview = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)
+def test_changing_the_timezone_keeps_the_typed_time_and_moves_the_plan_with_it() -> None:
+    # Saved as Tuesday 14:00 in Paris (13:00 UTC); the user then says they are in Berlin.
+    interview = datetime(2026, 3, 10, 14, 0, tzinfo=PARIS)
+    pending = (
+        PendingNudge(
+            1, planner.PREP, interview - timedelta(hours=24), interview - timedelta(hours=2)
+        ),
+        PendingNudge(2, planner.PEP, interview - timedelta(hours=2), interview),
+    )  # the debrief (id 3) was cancelled in /nudges: it is not pending
     state = State(step=Step.GO, decision="go", timezone="Europe/Paris", interview_at=interview)
-    convo = Convo(state=state)
+    convo = Convo(ctx=make_ctx(pending=pending), state=state)
+    convo.cmd("timezone", "Europe/London")
+    london = datetime(2026, 3, 10, 14, 0, tzinfo=ZoneInfo("Europe/London"))
+    assert convo.state.interview_at == london
+    assert "14:00" in convo.text and "stays" in convo.text
+    hour = london - interview
+    assert hour == timedelta(hours=1)
+    assert convo.out.effects == (
+        MoveNudge(1, pending[0].due_at + hour, london - timedelta(hours=2)),
+        MoveNudge(2, pending[1].due_at + hour, london),
+    )
+    # Nothing is planned afresh, so nothing cancelled comes back.
+    assert not schedules(convo.out.effects)
+    assert not [e for e in convo.out.effects if isinstance(e, CancelNudges)]
+
+
+def test_a_reminder_moved_into_quiet_hours_is_dropped_if_it_cannot_wait() -> None:
+    # 08:30 in Paris; the pep talk at 06:30 would be in quiet hours.
+    interview = datetime(2026, 3, 10, 8, 30, tzinfo=PARIS)
+    pep = PendingNudge(2, planner.PEP, datetime(2026, 3, 10, 8, 0, tzinfo=PARIS), interview)
+    state = State(step=Step.GO, decision="go", timezone="Europe/Paris", interview_at=interview)
+    convo = Convo(ctx=make_ctx(pending=(pep,)), state=state)
     convo.cmd("timezone", "Asia/Tokyo")
-    assert isinstance(convo.out.effects[0], CancelNudges)
-    planned = schedules(convo.out.effects)
-    # 14:00 UTC is 23:00 in Tokyo: the pep talk (12:00 UTC, 21:00 Tokyo) is in quiet hours
-    # and cannot move before the interview, so it is dropped.
-    assert planner.PEP not in planned
-    assert planner.PREP in planned
+    tokyo = datetime(2026, 3, 10, 8, 30, tzinfo=ZoneInfo("Asia/Tokyo"))
+    assert convo.state.interview_at == tokyo
+    # 08:00 becomes 08:00 Tokyo minus nothing: moved with the interview, still allowed.
+    moved = convo.out.effects
+    assert moved == (MoveNudge(2, pep.due_at + (tokyo - interview), tokyo),)
+    # In Honolulu the same wall-clock plan is fine too; but a 07:00 pep talk is quiet there.
+    early = datetime(2026, 3, 10, 7, 30, tzinfo=PARIS)
+    pep = PendingNudge(2, planner.PEP, datetime(2026, 3, 10, 7, 15, tzinfo=PARIS), early)
+    state = state.evolve(interview_at=early)
+    convo = Convo(ctx=make_ctx(pending=(pep,)), state=state)
+    convo.cmd("timezone", "Europe/London")
+    assert convo.out.effects == (CancelNudge(2),)
+
+
+def test_changing_the_zone_on_the_confirm_screen_keeps_the_typed_time() -> None:
+    convo = going_in_paris()
+    convo.say("Tue 3pm")
+    convo.press("tz", "ask")
+    convo.say("I'm in Toronto")
+    assert convo.templates == ["tz_set", "confirm_when"]
+    assert convo.state.timezone == "America/Toronto"
+    assert convo.state.proposed_at == datetime(
+        2026, 3, 10, 15, 0, tzinfo=ZoneInfo("America/Toronto")
+    )
+    assert "15:00" in convo.messages[1].plain_text
+
+
+def test_the_default_zone_is_asked_with_the_first_typed_time() -> None:
+    convo = Convo(ctx=make_ctx(default_timezone="UTC"))
+    convo.cmd("start")
+    convo.press("sit", "prep")
+    convo.say("Thursday 2pm")
+    assert convo.templates == ["confirm_when"]
+    assert convo.out.replies[0].context["ask_zone"] is True
+    assert "type your city" in convo.text
+    # A city typed right there: same 14:00, their zone, still on the confirm screen.
+    convo.say("I'm in Toronto")
+    assert convo.state.step == Step.CONFIRM_WHEN
+    assert convo.state.proposed_at == datetime(
+        2026, 3, 5, 14, 0, tzinfo=ZoneInfo("America/Toronto")
+    )
+    assert convo.out.replies[-1].context["ask_zone"] is False
+    # Confirming a time in the default zone also confirms the zone.
+    other = Convo(ctx=make_ctx(default_timezone="Europe/Paris"))
+    other.cmd("interview", "Thursday 2pm")
+    confirm(other)
+    assert other.state.timezone == "Europe/Paris"
+
+
+def test_a_correction_on_the_confirm_screen_changes_only_what_it_names() -> None:
+    convo = going_in_paris()
+    convo.say("Tue 2pm")
+    convo.say("no wait, it's Thursday")
+    assert convo.templates == ["confirm_when"] and convo.state.step == Step.CONFIRM_WHEN
+    assert convo.state.proposed_at == datetime(2026, 3, 5, 14, 0, tzinfo=PARIS)
+    convo.say("sorry, 3pm")
+    assert convo.state.proposed_at == datetime(2026, 3, 5, 15, 0, tzinfo=PARIS)
+    convo.say("oh actually it's next Monday at 10am")
+    assert convo.state.proposed_at == datetime(2026, 3, 9, 10, 0, tzinfo=PARIS)
+    # Not a time and not a place: understood like anywhere else.
+    convo.say("no thanks, I'm not going")
+    assert convo.state.decision == "pass"
 
 
 @pytest.mark.parametrize(
@@ -817,7 +977,7 @@ def test_interview_tue_3pm_in_paris_plans_reminders_at_the_right_utc_times() -> 
     assert planned["pep"].deadline == interview
     assert planned["debrief"].deadline is not None and planned["debrief"].deadline > interview
     # The plan shows local times: 15:00 the day before, 13:00 and 18:00 on the day.
-    for local in ("Monday 9 Mar, 15:00", "Tuesday 10 Mar, 13:00", "Tuesday 10 Mar, 18:00"):
+    for local in ("Monday 9 Mar at 15:00", "Tuesday 10 Mar at 13:00", "Tuesday 10 Mar at 18:00"):
         assert local in convo.text
 
 
@@ -870,9 +1030,12 @@ def test_today_then_a_time() -> None:
     assert convo.templates == ["confirm_when"]
     assert convo.state.proposed_at == datetime(2026, 3, 4, 15, 0, tzinfo=PARIS)
     confirm(convo)
-    # Five hours away: no prep nudge, the checklist now.
-    assert convo.templates == ["plan", "go_checklist"]
+    # Five hours away: no prep nudge; the checklist was shown at the decision, not again.
+    assert convo.templates == ["plan"]
     assert planner.PREP not in schedules(convo.out.effects)
+    convo.cmd("interview", "today 5pm")
+    confirm(convo)
+    assert convo.templates == ["plan"]
 
 
 def test_tomorrow_then_a_time() -> None:
@@ -921,20 +1084,13 @@ def test_not_scheduled_yet_cancels_interview_reminders() -> None:
     assert convo.out.effects == (CancelNudges(planner.INTERVIEW_KINDS),)
 
 
-def test_whenno_and_timezone_change_from_the_confirm_screen() -> None:
+def test_whenno_then_a_new_time() -> None:
     convo = going_in_paris()
     convo.say("Tue 3pm")
     convo.press("whenno")
     assert convo.templates == ["when_retype", "ask_when"] and convo.state.proposed_at is None
-    convo.say("Tue 3pm")
-    convo.press("tz", "ask")
-    convo.say("Tokyo")
-    # "3pm" meant 3pm where they are: the time must be typed again in the new zone.
-    assert convo.templates == ["tz_set", "tz_retype"]
-    assert convo.state.timezone == "Asia/Tokyo"
-    assert convo.state.step == Step.ASK_WHEN and convo.state.proposed_at is None
-    convo.say("Tue 3pm")
-    assert convo.state.proposed_at == datetime(2026, 3, 10, 15, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
+    convo.say("Wed 4pm")
+    assert convo.state.proposed_at == datetime(2026, 3, 11, 16, 0, tzinfo=PARIS)
 
 
 # --- nudge buttons ---------------------------------------------------------------------------
@@ -956,8 +1112,14 @@ def test_pre_interview_buttons() -> None:
     convo.tap(B.pack("pre", 41, "cant"))
     assert convo.templates == ["pre_cant"]
     assert convo.out.effects == (CancelNudges(planner.INTERVIEW_KINDS),)
-    assert kb().coaching.withdrawal in convo.text
+    # A polite request for another time first; withdrawing only if they want out.
+    assert kb().coaching.reschedule_note in convo.text
+    assert kb().coaching.withdrawal not in convo.text
     assert convo.button("when", "change")
+    convo.press("withdraw")
+    assert convo.templates == ["withdraw_note"]
+    assert kb().coaching.withdrawal in convo.text
+    assert convo.state.decision == "pass" and convo.out.effects == (CancelNudges(),)
 
 
 @pytest.mark.parametrize(("choice", "attended"), [("well", "went_well"), ("mixed", "mixed")])
@@ -965,7 +1127,7 @@ def test_post_interview_went_well_or_mixed_plans_a_followup(choice: str, attende
     after = INTERVIEW + timedelta(hours=3)
     convo = Convo(ctx=make_ctx(now=after), state=going_state())
     convo.tap(B.pack("post", 42, choice))
-    assert convo.templates[0] == "reflection"
+    assert convo.templates == ["reflection", "follow_up_notes"]
     assert convo.state.attended == attended and convo.state.step == Step.DEBRIEF
     assert kb().coaching.linkedin_note in convo.text
     cancel = convo.out.effects[0]
@@ -1115,6 +1277,17 @@ def test_every_template_renders_with_the_contexts_the_engine_produces() -> None:
     c.press("lean", "unsure")
     c.press("nav", "menu_more")
     c.press("obj", "scam_suspected")
+    c.say("ok I'll go")  # scam_check
+    c.press("scam", "steer")  # steer_clear
+    c.cmd("restart")  # a new conversation: the fraud flag belonged to the old one
+    c.press("sit", "explore")
+    c.press("lean", "unsure")
+    c.tap(B.pack("obj", "not_looking"))  # exception
+    c.tap(B.pack("obj", "other_offer"))  # question
+    c.press("q", "offer", "counter")  # counter_offer
+    c.press("doubt", "other_offer")  # doubt
+    c.say("part of me wants it, part of me doesn't")  # mixed
+    c.say("they want a take-home assignment that takes a whole weekend, unpaid")  # unpaid_task
     c.press("nav", "menu")
     c.tap(B.pack("type"))
     c.say("qzx vbnm plk")
@@ -1139,9 +1312,10 @@ def test_every_template_renders_with_the_contexts_the_engine_produces() -> None:
     confirm(c)
     c.tap(B.pack("dec", "go"))  # the "I'll go" from the unsure message above
     c.cmd("help")  # next_steps at GO
+    c.cmd("timezone", "Berlin")  # tz_set, the interview kept at 15:00 Berlin time
     c.press("when", "change")
     c.press("when", "none")
-    c.tap(B.pack("dec", "pass"))
+    c.tap(B.pack("dec", "pass"))  # pass
     c.cmd("about")
     c.cmd("mydata")
     c.press("del", "ask")
@@ -1184,6 +1358,259 @@ def test_every_template_renders_with_the_contexts_the_engine_produces() -> None:
         check_reply(Reply(name))
         seen.add(name)
     assert set(RENDERER.template_names()) - seen == set()
+
+
+def test_no_bullet_is_glued_to_the_text_before_it() -> None:
+    """Every list template, rendered with the real content, keeps each item on its own line
+    (Jinja's trim_blocks eats the newline after a block tag at the end of a line)."""
+    coaching = kb().coaching
+    pending = [
+        PendingNudge(i, kind, NOW + timedelta(days=i)) for i, kind in enumerate(planner.KINDS)
+    ]
+    plan = [ScheduleNudge(kind, NOW + timedelta(days=1), None) for kind in planner.KINDS]
+    state = going_state()
+    contexts = {
+        "about": {"sources": list(kb().sources.values())},
+        "go_checklist": {"items": coaching.checklist, "soon": False},
+        "unsure": {"items": coaching.gains},
+        "reflection": {"items": coaching.reflection, "how": "well"},
+        "scam": {"coaching": coaching},
+        "steer_clear": {"coaching": coaching},
+        "nudges": {"pending": pending, "zone": "Europe/Paris", "cancelled": 3},
+        "plan": {"state": state, "zone": "Europe/Paris", "nudges": plan},
+        "mydata": {"state": state, "worry": "I'm nervous", "zone": "UTC", "pending": pending},
+        "nudge_prep": {"interview_at": INTERVIEW, "zone": "UTC", "coaching": coaching},
+    }
+    for template, context in contexts.items():
+        text = RENDERER.render(Reply(template, context)).plain_text
+        assert text.count("•") >= 3, template
+        assert not GLUED_BULLET.search(text), f"{template}:\n{text}"
+
+
+# --- respecting a decision ------------------------------------------------------------------
+
+
+NO = "no thanks, I'm not going"
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        Step.SITUATION,
+        Step.LEAN,
+        Step.MENU,
+        Step.ANSWER,
+        Step.QUESTION,
+        Step.EXCEPTION,
+        Step.DOUBT,
+        Step.DECISION,
+        Step.ASK_WHEN,
+        Step.CONFIRM_WHEN,
+        Step.ASK_TZ,
+        Step.GO,
+    ],
+)
+def test_a_typed_no_is_understood_at_every_step(step: Step) -> None:
+    state = State(
+        step=step,
+        objection="nervous",
+        in_row=1,
+        exception="content",
+        proposed_at=NOW + timedelta(days=1),
+        timezone="Europe/Paris",
+    )
+    convo = Convo(state=state)
+    convo.say(NO)
+    assert convo.state.decision == "pass" and convo.state.step == Step.PASS
+    assert "argument" not in convo.templates
+    assert CancelNudges() in convo.out.effects
+
+
+@pytest.mark.parametrize(
+    ("text", "decision"),
+    [("ok fine ill go i guess", "go"), ("still not sure", "unsure"), ("I'll pass", "pass")],
+)
+def test_typed_decisions_are_acted_on(text: str, decision: str) -> None:
+    convo = at_menu()
+    convo.press("obj", "nervous")
+    convo.say(text)
+    assert convo.state.decision == decision
+
+
+def test_happy_where_they_are_gets_the_exception_first() -> None:
+    convo = at_menu()
+    convo.tap(B.pack("obj", "not_looking"))
+    assert convo.templates == ["exception"] and convo.state.step == Step.EXCEPTION
+    assert "already employed" in convo.text
+    assert convo.text.count("Worth knowing") == 1  # at most one gentle line
+    assert convo.button("dec", "pass") and convo.button("dec", "go")
+    convo.press("arg", "not_looking", 0)  # "Tell me more reasons"
+    assert convo.state.in_row == 1
+    assert convo.out.replies[0].context["argument"] == kb().objections["not_looking"].arguments[0]
+    convo.tap(B.pack("obj", "not_looking"))
+    convo.press("dec", "pass")
+    # Respected already: one short note, not the exceptions again.
+    assert convo.templates == ["withdraw_note"] and "Fair enough" in convo.text
+
+
+def test_a_signed_offer_is_respected_not_argued_with() -> None:
+    convo = at_menu()
+    convo.say("I signed elsewhere")
+    assert convo.templates == ["exception"]
+    assert convo.state.exception == "signed" and convo.state.objection == "other_offer"
+    assert "Congratulations" in convo.text
+    assert not [a for _, a in convo.actions() if a.name == "arg"]
+    convo.tap(B.pack("obj", "other_offer"))
+    assert convo.templates == ["question"]
+    convo.press("q", "offer", "signed")
+    assert convo.templates == ["exception"]
+    convo.press("dec", "pass")
+    assert convo.templates == ["withdraw_note"] and convo.state.decision == "pass"
+
+
+def test_another_offer_not_yet_signed_or_a_counter_offer_gets_the_arguments() -> None:
+    convo = at_menu()
+    convo.tap(B.pack("obj", "other_offer"))
+    convo.press("q", "offer", "open")
+    assert convo.templates == ["argument"] and convo.state.in_row == 1
+    assert "counter" not in convo.text.lower()
+    convo.press("nav", "menu")
+    convo.tap(B.pack("obj", "other_offer"))
+    convo.press("q", "offer", "counter")
+    assert convo.templates == ["counter_offer", "argument"]
+    assert kb().coaching.counter_offer in convo.text and "Our own advice" in convo.text
+    # Typed, a counter-offer skips the question.
+    offer = Classification("other_offer", 0.9, (Alternative("not_looking", 0.05),))
+    typed = Convo(ctx=stub_ctx(offer))
+    typed.say("my boss made me a counter-offer")
+    assert typed.templates == ["counter_offer", "argument"]
+    typed.say("I got an offer from another company")
+    assert typed.templates == ["question"]
+
+
+def test_a_real_red_flag_is_a_fair_reason_and_a_vague_doubt_gets_arguments() -> None:
+    convo = at_menu()
+    convo.tap(B.pack("obj", "bad_company"))
+    assert convo.templates == ["question"]
+    convo.press("q", "flag", "real")
+    assert convo.templates == ["exception"] and convo.state.exception == "red_flag"
+    assert "red flag" in convo.text
+    convo.tap(B.pack("q", "flag", "vague"))
+    assert convo.templates == ["argument"]
+    assert convo.out.replies[0].context["argument"] == kb().objections["bad_company"].arguments[0]
+
+
+def test_mixed_feelings_are_acknowledged_as_mixed() -> None:
+    convo = at_menu()
+    convo.say("part of me wants it, part of me doesn't")
+    assert convo.templates == ["mixed"] and convo.state.step == Step.MIXED
+    assert "Part of you" in convo.text
+    assert convo.state.objection is None  # not forced into one worry
+    assert {a.args[0] for _, a in convo.actions() if a.name == "dec"} == set(flow.DECISIONS)
+
+
+# --- the fraud path --------------------------------------------------------------------------
+
+
+def flagged() -> Convo:
+    convo = at_menu()
+    convo.say("they want me to pay a fee for training and send my bank details")
+    assert convo.templates == ["scam"] and convo.state.scam
+    return convo
+
+
+def test_the_fraud_warning_offers_a_way_out_and_a_way_back() -> None:
+    convo = flagged()
+    assert "A legitimate recruiter will never ask you to" in convo.text
+    assert "Tandym" in convo.text and "Our advice" in convo.text
+    assert "until you have checked" not in convo.text  # paying is never fine after a check
+    convo.press("scam", "steer")
+    assert convo.templates == ["steer_clear"]
+    assert "sensible" in convo.text and "official website" in convo.text
+    assert convo.state.decision == "pass" and convo.out.effects == (CancelNudges(),)
+    assert kb().coaching.withdrawal not in convo.text  # no letter to a likely scammer
+
+
+def test_after_a_fraud_warning_no_is_the_sensible_call_never_an_argument() -> None:
+    convo = flagged()
+    convo.say("I won't go then")
+    assert convo.templates == ["steer_clear"]
+    convo = flagged()
+    convo.tap(B.pack("dec", "pass"))
+    assert convo.templates == ["steer_clear"]
+    assert "practice" not in convo.text.lower()
+
+
+def test_nothing_is_planned_for_a_likely_scam_unless_it_checked_out() -> None:
+    convo = flagged()
+    convo.say("ok fine I'll go")
+    assert convo.templates == ["scam_check"] and convo.state.decision is None
+    assert not schedules(convo.out.effects)
+    convo.cmd("interview", "Tue 3pm")
+    confirm(convo)
+    assert convo.state.interview_at is not None
+    assert not schedules(convo.out.effects)
+    assert "fraud" in convo.text
+    # /start keeps the interview, and with it the flag.
+    convo.cmd("start")
+    assert convo.state.scam
+    convo.press("sit", "prep")
+    assert convo.templates == ["scam_check"]
+    convo.press("scamok", "go")
+    assert not convo.state.scam and convo.state.decision == "go"
+    assert set(schedules(convo.out.effects)) == {planner.PREP, planner.PEP, planner.DEBRIEF}
+
+
+def test_it_is_legitimate_goes_back_to_the_worries() -> None:
+    convo = flagged()
+    convo.press("scam", "legit")
+    assert convo.templates == ["menu"] and not convo.state.scam
+
+
+def test_an_unpaid_take_home_task_is_a_question_not_fraud() -> None:
+    convo = at_menu()
+    convo.say("they want me to do an unpaid take-home assignment that takes 8 hours")
+    assert convo.templates == ["unpaid_task"] and not convo.state.scam
+    assert "isn't fraud" in convo.text and "Our own advice" in convo.text
+    assert convo.button("dec", "pass")
+
+
+# --- reads well ------------------------------------------------------------------------------
+
+
+def test_the_checklist_is_shown_once_per_decision() -> None:
+    convo = going_in_paris()
+    assert convo.templates[0] == "go_checklist"
+    convo.tap(B.pack("dec", "go"))
+    assert "go_checklist" not in convo.templates
+    convo.tap(B.pack("dec", "pass"))
+    convo.tap(B.pack("dec", "go"))
+    assert convo.templates[0] == "go_checklist"  # a new decision to go
+
+
+def test_mydata_speaks_words_not_ids() -> None:
+    state = State(
+        step=Step.ANSWER, situation="invite", lean="no", objection="not_a_fit", decision="go"
+    )
+    convo = Convo(state=state)
+    convo.cmd("mydata")
+    assert "talking through a worry" in convo.text
+    assert "Not the right job" in convo.text and "going" in convo.text
+    for raw in ("not_a_fit", "answer", "invite"):
+        assert raw not in convo.text
+
+
+def test_reminders_read_naturally() -> None:
+    state = going_state(attended="went_well")
+    pep = RENDERER.render(
+        nudge_reply(NudgeRow(9, 1, 1, planner.PEP, NOW, None, 0), state, kb(), "UTC")
+    )
+    assert "Your interview is on Tuesday 10 Mar at 14:00" in pep.plain_text
+    week = RENDERER.render(
+        nudge_reply(NudgeRow(9, 1, 1, planner.FOLLOWUP, NOW, None, 0), state, kb(), "UTC")
+    )
+    assert kb().coaching.followup_note in week.plain_text
+    assert "today" not in week.plain_text
 
 
 # --- regressions ---------------------------------------------------------------------------
@@ -1246,7 +1673,7 @@ def test_next_steps_shows_the_interview_in_the_same_zone_as_the_plan() -> None:
     convo = Convo(ctx=make_ctx(default_timezone="Europe/Paris"))
     convo.cmd("interview", "Tue 3pm")
     confirm(convo)
-    assert "Tuesday 10 Mar, 15:00" in convo.text  # the plan, in Paris time
+    assert "Tuesday 10 Mar at 15:00" in convo.text  # the plan, in Paris time
     convo.cmd("help")
     assert convo.templates == ["help", "next_steps"]
     assert "15:00" in convo.messages[1].plain_text

@@ -11,6 +11,8 @@ import pytest
 
 from bot.knowledge.base import (
     DEFAULT_DIR,
+    EXCEPTION_IDS,
+    INTENT_IDS,
     MAX_BODY,
     MAX_LABEL,
     MAX_QUOTE,
@@ -18,6 +20,7 @@ from bot.knowledge.base import (
     MAX_TITLE,
     NO_ARGUMENT_OBJECTIONS,
     OBJECTION_IDS,
+    OURS,
     KnowledgeBase,
     KnowledgeError,
     load_default,
@@ -109,18 +112,66 @@ def test_argument_titles_and_bodies_within_limits(kb: KnowledgeBase) -> None:
 @needs_seeds
 def test_quotes_are_short_and_verbatim_in_their_seed(kb: KnowledgeBase) -> None:
     seeds: dict[str, str] = {}
-    quoted = [a for a in kb.arguments.values() if a.quote is not None]
+    quoted = [(a.id, a.quote, a.source) for a in kb.arguments.values() if a.quote is not None]
     assert quoted, "expected a few quoted arguments"
     assert len(quoted) <= len(kb.arguments) // 2, "most arguments should need no quote"
-    for a in quoted:
-        assert a.quote is not None
-        assert len(a.quote) <= MAX_QUOTE, a.id
-        assert len(sentences(a.quote)) == 1, f"{a.id}: quote should be one sentence"
-        if a.source.file not in seeds:
-            seeds[a.source.file] = flatten((SEEDS_DIR / a.source.file).read_text("utf-8"))
-        assert flatten(a.quote) in seeds[a.source.file], (
-            f"{a.id}: quote not found verbatim in {a.source.file}"
+    quoted += [(e.id, e.quote, e.source) for e in kb.coaching.exceptions.values() if e.quote]
+    for where, quote, source in quoted:
+        assert quote is not None
+        assert len(quote) <= MAX_QUOTE, where
+        assert len(sentences(quote)) == 1, f"{where}: quote should be one sentence"
+        if source.file not in seeds:
+            seeds[source.file] = flatten((SEEDS_DIR / source.file).read_text("utf-8"))
+        assert flatten(quote) in seeds[source.file], (
+            f"{where}: quote not found verbatim in {source.file}"
         )
+
+
+def test_the_first_arguments_for_a_worry_make_different_points(kb: KnowledgeBase) -> None:
+    # The coach offers at most three in a row: three ways of saying "ads are inaccurate" would
+    # waste them all.
+    for o in kb.objections.values():
+        points = [a.point for a in o.arguments[:3]]
+        assert len(set(points)) == len(points), f"{o.id}: {points}"
+
+
+def test_our_own_advice_is_never_passed_off_as_an_article(kb: KnowledgeBase) -> None:
+    assert all(a.source is not OURS for a in kb.arguments.values())
+    # Advice the articles do not give is ours, and says so: the counter-offer caution, the
+    # signed-offer exception, the scam steer-clear steps. The withdrawal and reschedule notes
+    # are our wording; only seed 002 mentions withdrawing, and only after a first interview.
+    assert kb.coaching.exceptions["signed"].source is OURS
+    assert kb.coaching.exceptions["content"].source.key == "to_interview"
+    assert "counter_offer_caution" not in kb.arguments
+
+
+@pytest.mark.parametrize(
+    "added",
+    [
+        "no website or review",  # insider_info: seed 001 says "no other way to get"
+        "and so are they",  # the pep line: seed 000 says nothing of the employer exploring
+        "from the people doing it",  # boring_job_surprise: not in seed 001
+        "you were unsure about",  # learn_not_for_you: "you thought you were interested in"
+        "hard to get any other way",  # know_your_strengths: that is seed 001's phrase
+    ],
+)
+def test_phrases_the_articles_never_said_are_gone(kb: KnowledgeBase, added: str) -> None:
+    c = kb.coaching
+    texts = [a.body for a in kb.arguments.values()]
+    texts += [i.body or "" for i in (*c.checklist, *c.gains, *c.reflection)]
+    texts += [p.text for p in c.pep]
+    assert not [t for t in texts if added in t]
+
+
+def test_points_the_articles_make_are_offered(kb: KnowledgeBase) -> None:
+    nervous = [a.id for a in kb.objection("nervous").arguments]
+    assert nervous[0] == "perfect_pressure"  # seed 004: the pressure of perfection disappears
+    assert "stumped_is_normal" in nervous  # seed 002: even the best get stumped
+    practice = kb.arguments["low_risk_practice"]
+    assert practice.caveat is not None and practice.caveat.source.key == "tandym"
+    assert "strategic_move" in {a.id for a in kb.objection("not_looking").arguments}
+    assert "title_doesnt_decide" in {a.id for a in kb.objection("not_a_fit").arguments}
+    assert "friend referred you" in kb.arguments["unexpected_opportunity"].body
 
 
 def test_every_argument_answers_some_objection(kb: KnowledgeBase) -> None:
@@ -150,19 +201,39 @@ def test_labels_and_summaries_fit(kb: KnowledgeBase) -> None:
     assert len({o.label for o in kb.objections.values()}) == len(kb.objections)
 
 
-def test_honest_exceptions_are_offered(kb: KnowledgeBase) -> None:
-    assert "exception_content" in {a.id for a in kb.objection("not_looking").arguments}
-    assert "exception_red_flag" in {a.id for a in kb.objection("bad_company").arguments}
+def test_honest_exceptions_are_there_and_kept_in_the_articles_words(kb: KnowledgeBase) -> None:
+    exceptions = kb.coaching.exceptions
+    assert tuple(exceptions) == EXCEPTION_IDS
+    content = exceptions["content"]
+    # Seed 002's exception is "if you are already employed", not a narrower "if you are happy".
+    assert content.quote is not None and "already employed" in content.quote
+    assert "already employed" in content.body and "happy" not in content.body
+    for exception in exceptions.values():
+        assert exception.worth is None or len(sentences(exception.worth.text)) == 1
+
+
+def test_intents_are_the_fixed_decisions(kb: KnowledgeBase) -> None:
+    assert tuple(kb.intents) == INTENT_IDS
+    for intent in kb.intents.values():
+        assert len(intent.summary) <= MAX_SUMMARY
+        assert len(intent.examples) >= 40, intent.id
+
+
+def test_acknowledgements_hear_the_feeling_in_one_line(kb: KnowledgeBase) -> None:
+    assert kb.objection("nervous").acknowledge is not None
+    for o in kb.objections.values():
+        if o.acknowledge is not None:
+            assert len(sentences(o.acknowledge)) == 1, o.id
 
 
 def test_examples_are_plentiful_and_unique(kb: KnowledgeBase) -> None:
     seen: dict[str, str] = {}
     for o in kb.objections.values():
         assert len(o.examples) >= 40, o.id
-        for example in o.examples:
-            key = flatten(example).lower()
-            assert key not in seen, f"{example!r} in both {seen[key]} and {o.id}"
-            seen[key] = o.id
+    for example, label in kb.training_examples():
+        key = flatten(example).lower()
+        assert key not in seen, f"{example!r} in both {seen[key]} and {label}"
+        seen[key] = label
 
 
 # --- coaching --------------------------------------------------------------------------------
@@ -172,21 +243,27 @@ def test_coaching_sections_have_the_expected_size(kb: KnowledgeBase) -> None:
     c = kb.coaching
     assert 5 <= len(c.checklist) <= 7
     assert 4 <= len(c.gains) <= 5
-    assert len(c.exceptions) >= 3
     assert 3 <= len(c.reflection) <= 4
     assert 2 <= len(c.pep) <= 3
     assert len(c.scam_points) >= 4
-    for item in (*c.checklist, *c.gains, *c.exceptions, *c.reflection):
+    assert len(c.steer_clear) >= 3
+    assert all(item.body is None for item in c.checklist)  # short instructions, one line each
+    for item in (*c.gains, *c.exceptions.values(), *c.reflection):
+        assert item.body is not None
         assert 1 <= len(sentences(item.body)) <= 2, item.title
 
 
 def test_templates_are_short_plain_text(kb: KnowledgeBase) -> None:
     c = kb.coaching
     assert len(c.withdrawal) <= 400
+    assert len(c.reschedule_note) <= 400
     assert len(c.thank_you) <= 400
     assert len(c.linkedin_note) <= 280
-    for text in (c.withdrawal, c.thank_you, c.linkedin_note):
+    assert len(c.followup_note) <= 280
+    for text in (c.withdrawal, c.reschedule_note, c.thank_you, c.linkedin_note, c.followup_note):
         assert "{{" not in text and "<" not in text
+    # A week later nobody thanks "for our conversation today".
+    assert "today" not in c.followup_note
 
 
 def test_scam_warning_is_grounded_in_tandym(kb: KnowledgeBase) -> None:
@@ -194,6 +271,10 @@ def test_scam_warning_is_grounded_in_tandym(kb: KnowledgeBase) -> None:
     points = " ".join(kb.coaching.scam_points).lower()
     for needle in ("password", "financial", "money", "software", "whatsapp"):
         assert needle in points
+    # Each point completes "A legitimate recruiter will never ask you to …": it starts with a
+    # verb, never a noun phrase like "Money for applying".
+    for point in kb.coaching.scam_points:
+        assert point.split()[0] in {"send", "share", "pay", "install", "switch"}, point
 
 
 def test_load_default_is_cached() -> None:
@@ -242,6 +323,16 @@ def test_copied_content_loads(content_dir: Path) -> None:
         ("objections.toml", 'label = "I\'m nervous"', f'label = "{"n" * 25}"', "at most 24"),
         ("sources.toml", "[sources.tandym]", "[sources.Tandym Group]", "invalid TOML"),
         ("coaching.toml", 'source = "tandym"\n', 'source = "ghost"\n', "unknown source 'ghost'"),
+        (
+            "arguments.toml",
+            'source = "show_up"',
+            'source = "ours"',
+            "unknown source 'ours'",  # our own advice is never an argument's source
+        ),
+        ("arguments.toml", 'caveat_source = "tandym"\n', "", "caveat and caveat_source"),
+        ("intents.toml", "[intent.mixed_feelings]", "[intent.torn]", "expected exactly"),
+        ("coaching.toml", "[exceptions.signed]", "[exceptions.signd]", "[exceptions.<id>]"),
+        ("objections.toml", 'acknowledge = "', 'acknowledge = " ', "leading or trailing"),
     ],
 )
 def test_broken_content_raises_a_clear_error(

@@ -15,6 +15,7 @@ from bot.engine.model import (
     CancelNudges,
     DeleteUserData,
     Effect,
+    MoveNudge,
     ScheduleNudge,
     SetOptOut,
     SnoozeNudge,
@@ -197,6 +198,35 @@ async def test_snooze_does_not_revive_a_cancelled_nudge(store: Store, db: Databa
     await store.commit(1, 100, State(), [CancelNudges()], NOW)
     await store.commit(1, 100, State(), [SnoozeNudge(nid, NOW + timedelta(hours=3))], NOW)
     assert (await nudge_states(db))[nid] == "cancelled"
+
+
+async def test_move_changes_only_the_owners_pending_nudges(store: Store, db: Database) -> None:
+    """The interview moved with the time zone: its pending reminders move; a cancelled or a
+    sent one stays as it was (a reminder cancelled in /nudges stays cancelled)."""
+    pending, cancelled, sent = await store.commit(
+        1, 100, State(), [nudge("prep", 1, 5), nudge("pep", 2, 6), nudge("debrief", 3, 7)], NOW
+    )
+    (theirs,) = await store.commit(2, 200, State(), [nudge("pep", 2, 6)], NOW)
+    await store.commit(1, 100, State(), [CancelNudge(cancelled)], NOW)
+    await store.finish(sent, "sent", NOW)
+    before = {i: (d, dl) for i, d, dl in await rows(db, "SELECT id, due_at, deadline FROM nudges")}
+    hour = timedelta(hours=1)
+    moves: list[Effect] = [
+        MoveNudge(n, NOW + timedelta(hours=10), NOW + timedelta(hours=12))
+        for n in (pending, cancelled, sent, theirs)
+    ]
+    moves.append(MoveNudge(pending, NOW + 10 * hour, None))  # the last word wins
+    await store.commit(1, 100, State(), moves, NOW)
+    after = {i: (d, dl) for i, d, dl in await rows(db, "SELECT id, due_at, deadline FROM nudges")}
+    assert after[pending] == (int((NOW + 10 * hour).timestamp()), None)
+    for untouched in (cancelled, sent, theirs):
+        assert after[untouched] == before[untouched]
+    assert await nudge_states(db) == {
+        pending: "pending",
+        cancelled: "cancelled",
+        sent: "sent",
+        theirs: "pending",
+    }
 
 
 async def test_opt_out_until_the_user_writes_again(store: Store) -> None:

@@ -19,9 +19,13 @@ ARITY: dict[str, int] = {
     "nav": 1,  # show a step again (the "Back" buttons)
     "obj": 1,  # an objection id
     "arg": 2,  # objection id, argument index ("Another reason")
+    "q": 2,  # the question before any argument: offer signed|open|counter, flag real|vague
     "ok": 1,  # "That helps" for an objection
     "doubt": 1,  # "Still doubtful" for an objection
     "dec": 1,  # go | unsure | pass
+    "scam": 1,  # after a fraud warning: steer (clear) | legit
+    "scamok": 1,  # it checked out after all: go | unsure
+    "withdraw": 0,  # can't make it: the polite way out
     "type": 0,  # "Something else": invites typing
     "when": 1,  # today | tomorrow | week | nextweek | none | change
     "whenok": 1,  # confirm a proposed time (unix minutes)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from bot.engine import buttons as B
 from bot.engine.context import Context
@@ -19,6 +20,7 @@ from bot.engine.model import (
     Effect,
     Event,
     Keyboard,
+    MoveNudge,
     Outcome,
     Reply,
     ScheduleNudge,
@@ -26,10 +28,11 @@ from bot.engine.model import (
     SnoozeNudge,
     State,
     Step,
+    known_zone,
 )
 from bot.knowledge.classifier import Classification, interpret
 from bot.nudges import planner
-from bot.nudges.when import parse_when, resolve_timezone
+from bot.nudges.when import is_time_only, parse_when, resolve_timezone
 
 Replies = tuple[Reply, ...]
 
@@ -44,6 +47,15 @@ MAX_NAME = 64  # a first name longer than this is cut, not echoed whole
 MAX_AHEAD = timedelta(days=2 * 366)  # interviews further away than this are typos
 SCAM_OVERRIDE = 0.35  # safety first: a likely scam is flagged even when not certain
 SCAM_SECOND = 0.25  # ...and when it is the runner-up of an uncertain reading
+# After this many arguments in a row the coach stops arguing and offers the decision.
+MAX_IN_ROW = 3
+# Worries where an article's honest exception comes first, before any argument...
+LEAD_EXCEPTION = {"not_looking": "content"}
+# ...or a question that tells whether one applies ("signed already?", "a real red flag?").
+LEAD_QUESTION = {"other_offer": "offer", "bad_company": "flag"}
+QUESTIONS = {"offer": ("signed", "open", "counter"), "flag": ("real", "vague")}
+# Typed decisions (intents.toml) and the decision each one is.
+INTENT_DECISIONS = {"decide_go": "go", "decide_unsure": "unsure", "decide_pass": "pass"}
 
 
 def small_int(text: str) -> int | None:
@@ -61,23 +73,8 @@ def rows(*buttons: Button) -> Keyboard:
     return tuple((b,) for b in buttons)
 
 
-def in_parts(
-    template: str,
-    items: Sequence[object],
-    keyboard: Keyboard = (),
-    size: int = 3,
-    **context: object,
-) -> Replies:
-    """A list too long for one phone screen, as several short messages; buttons on the last."""
-    parts = [items[i : i + size] for i in range(0, len(items), size)] or [[]]
-    return tuple(
-        Reply(
-            template,
-            {**context, "items": part, "first": n == 0, "last": n == len(parts) - 1},
-            keyboard if n == len(parts) - 1 else (),
-        )
-        for n, part in enumerate(parts)
-    )
+def decision_buttons() -> tuple[Button, ...]:
+    return tuple(btn(f"dec_{d}", "dec", d) for d in DECISIONS)
 
 
 # --- screens -------------------------------------------------------------------------------
@@ -112,37 +109,95 @@ def menu_more_screen(ctx: Context) -> Replies:
     return (Reply("menu_more", {}, keyboard),)
 
 
-def argument_screen(ctx: Context, objection: str, index: int) -> Replies:
+def argument_screen(ctx: Context, state: State) -> Replies:
+    """One argument; after MAX_IN_ROW in a row (or the last one) the decision, not another."""
+    objection = state.objection or ""
     item = ctx.kb.objections[objection]
-    arguments = item.arguments
-    index = min(max(index, 0), len(arguments) - 1)
-    more = index + 1 < len(arguments)
-    keyboard = rows(
-        btn("helps", "ok", objection),
-        *([btn("another", "arg", objection, index + 1)] if more else []),
-        btn("doubtful", "doubt", objection),
-        btn("back", "nav", "menu"),
-    )
+    index = min(max(state.arg_index, 0), len(item.arguments) - 1)
+    more = index + 1 < len(item.arguments)
+    row_end = state.in_row >= MAX_IN_ROW or not more
+    if row_end:
+        keyboard = rows(
+            *decision_buttons(), btn("doubtful", "doubt", objection), btn("back", "nav", "menu")
+        )
+    else:
+        keyboard = rows(
+            btn("helps", "ok", objection),
+            btn("another", "arg", objection, index + 1),
+            btn("dec_pass", "dec", "pass"),
+            btn("doubtful", "doubt", objection),
+            btn("back", "nav", "menu"),
+        )
     context = {
         "objection": item,
-        "argument": arguments[index],
-        "index": index,
-        "total": len(arguments),
-        "last": not more,
+        "argument": item.arguments[index],
+        # The feeling is heard once, before the first argument, not before each.
+        "acknowledge": item.acknowledge if index == 0 and state.in_row <= 1 else None,
+        "row_end": row_end,
     }
     return (Reply("argument", context, keyboard),)
 
 
+def exception_screen(ctx: Context, exception: str, objection: str | None) -> Replies:
+    """An honest exception: respect first, at most one line worth knowing, then the choice."""
+    # Content where they are, they may still want the reasons; signed or a red flag, no.
+    wants_more = exception == "content" and objection in ctx.kb.objections
+    more = [btn("tell_me_more", "arg", objection, 0)] if wants_more and objection else []
+    keyboard = rows(
+        btn("dec_pass", "dec", "pass"),
+        *more,
+        btn("dec_go", "dec", "go"),
+        btn("dec_unsure", "dec", "unsure"),
+        btn("back", "nav", "menu"),
+    )
+    return (Reply("exception", {"exception": ctx.kb.coaching.exceptions[exception]}, keyboard),)
+
+
+def question_screen(question: str) -> Replies:
+    keyboard = rows(
+        *(btn(f"q_{question}_{a}", "q", question, a) for a in QUESTIONS[question]),
+        btn("back", "nav", "menu"),
+    )
+    return (Reply("question", {"question": question}, keyboard),)
+
+
+def doubt_screen() -> Replies:
+    """Still doubtful after the arguments: no more arguing; talk it through or decide."""
+    keyboard = rows(
+        btn("other_worry", "nav", "menu"), btn("in_my_words", "type"), *decision_buttons()
+    )
+    return (Reply("doubt", {}, keyboard),)
+
+
+def mixed_screen() -> Replies:
+    keyboard = rows(
+        btn("what_holds_me_back", "nav", "menu"), btn("in_my_words", "type"), *decision_buttons()
+    )
+    return (Reply("mixed", {}, keyboard),)
+
+
 def scam_screen(ctx: Context) -> Replies:
-    keyboard = rows(btn("back_to_worries", "nav", "menu"), btn("start_over", "nav", "situation"))
+    keyboard = rows(
+        btn("steer_clear", "scam", "steer"),
+        btn("its_legit", "scam", "legit"),
+        btn("start_over", "nav", "situation"),
+    )
     return (Reply("scam", {"coaching": ctx.kb.coaching}, keyboard),)
 
 
+def scam_check_screen(decision: str) -> Replies:
+    """Deciding to go after a fraud warning: nothing is planned until it checked out."""
+    keyboard = rows(btn("it_checked_out", "scamok", decision), btn("steer_clear", "scam", "steer"))
+    return (Reply("scam_check", {}, keyboard),)
+
+
+def unpaid_screen(ctx: Context) -> Replies:
+    keyboard = rows(btn("back_to_worries", "nav", "menu"), *decision_buttons())
+    return (Reply("unpaid_task", {"coaching": ctx.kb.coaching}, keyboard),)
+
+
 def decision_screen(mode: str = "plain") -> Replies:
-    keyboard = rows(
-        *(btn(f"dec_{d}", "dec", d) for d in DECISIONS),
-        btn("something_bugs_me", "nav", "menu"),
-    )
+    keyboard = rows(*decision_buttons(), btn("something_bugs_me", "nav", "menu"))
     return (Reply("decision", {"mode": mode}, keyboard),)
 
 
@@ -172,7 +227,8 @@ def confirm_when_screen(state: State, ctx: Context, moment: datetime) -> Replies
         btn("no_wrong", "whenno"),
         btn("change_tz", "tz", "ask"),
     )
-    context = {"moment": moment, "zone": ctx.zone_name(state)}
+    # A zone nobody chose is only the default: ask for it with the first typed time.
+    context = {"moment": moment, "zone": ctx.zone_name(state), "ask_zone": not state.timezone}
     return (Reply("confirm_when", context, keyboard),)
 
 
@@ -190,10 +246,21 @@ def current_screen(state: State, ctx: Context) -> Replies:
         return menu_screen(ctx, "again")
     if step == Step.MENU_MORE:
         return menu_more_screen(ctx)
-    if step == Step.ANSWER and state.objection in ctx.kb.objections:
-        return argument_screen(ctx, state.objection, state.arg_index)
+    objection = ctx.kb.objections.get(state.objection or "")
+    if step == Step.ANSWER and objection is not None and objection.arguments:
+        return argument_screen(ctx, state)
+    if step == Step.QUESTION and state.objection in LEAD_QUESTION:
+        return question_screen(LEAD_QUESTION[state.objection])
+    if step == Step.EXCEPTION and state.exception in ctx.kb.coaching.exceptions:
+        return exception_screen(ctx, state.exception, state.objection)
+    if step == Step.DOUBT:
+        return doubt_screen()
+    if step == Step.MIXED:
+        return mixed_screen()
     if step == Step.SCAM:
         return scam_screen(ctx)
+    if step == Step.UNPAID:
+        return unpaid_screen(ctx)
     if step == Step.DECISION:
         return decision_screen()
     if step == Step.ASK_WHEN:
@@ -203,9 +270,12 @@ def current_screen(state: State, ctx: Context) -> Replies:
     if step == Step.ASK_TZ:
         return ask_tz_screen(state, ctx)
     if step in (Step.GO, Step.UNSURE, Step.PASS, Step.DEBRIEF):
-        context = {"state": state, "zone": ctx.zone_name(state)}
-        return (Reply("next_steps", context, next_steps_keyboard(state)),)
+        return (Reply("next_steps", next_steps_context(state, ctx), next_steps_keyboard(state)),)
     return situation_screen()
+
+
+def next_steps_context(state: State, ctx: Context) -> dict[str, object]:
+    return {"state": state, "zone": ctx.zone_name(state)}
 
 
 def next_steps_keyboard(state: State) -> Keyboard:
@@ -219,11 +289,17 @@ def next_steps_keyboard(state: State) -> Keyboard:
 
 def decide(state: State, ctx: Context, decision: str) -> Outcome:
     coaching = ctx.kb.coaching
+    if decision in ("go", "unsure") and state.scam:
+        return Outcome(scam_check_screen(decision), state.evolve(step=Step.SCAM))
     if decision == "go":
-        state = state.evolve(decision="go", step=Step.GO)
+        # The checklist is shown once per decision: not again for a second "I'll go".
+        show = not (state.decision == "go" and state.checklist_shown)
+        state = state.evolve(decision="go", step=Step.GO, checklist_shown=True)
         # Replace whatever was planned: going again must not double the reminders.
         effects: list[Effect] = [CancelNudges(planner.KINDS)]
-        replies: Replies = in_parts("go_checklist", coaching.checklist, soon=False)
+        replies: Replies = (
+            (Reply("go_checklist", {"items": coaching.checklist, "soon": False}),) if show else ()
+        )
         if state.interview_at is not None and state.interview_at > ctx.now:
             effects += plan_for(state, ctx)
             replies += (
@@ -234,29 +310,43 @@ def decide(state: State, ctx: Context, decision: str) -> Outcome:
             replies += ask_when_screen("go")
         return Outcome(replies, state, tuple(effects))
     if decision == "unsure":
-        state = state.evolve(decision="unsure", step=Step.UNSURE)
+        state = state.evolve(decision="unsure", step=Step.UNSURE, checklist_shown=False)
         effects = [CancelNudges(planner.KINDS), *plan_for(state, ctx)]
         keyboard = rows(
             btn("talk_again", "nav", "menu"),
             btn("dec_go", "dec", "go"),
             btn("dec_pass", "dec", "pass"),
         )
-        replies = in_parts("unsure", coaching.gains, keyboard)
+        replies = (Reply("unsure", {"items": coaching.gains}, keyboard),)
         if state.interview_at is None and not state.interview_pending:
             state = state.evolve(step=Step.ASK_WHEN, proposed_at=None)
             replies += ask_when_screen("unsure")
         return Outcome(replies, state, tuple(effects))
-    state = state.evolve(decision="pass", step=Step.PASS)
+    if state.scam:
+        return steer_clear(state, ctx)
+    after = state.exception if state.step == Step.EXCEPTION else None
+    state = state.evolve(decision="pass", step=Step.PASS, checklist_shown=False)
     keyboard = rows(btn("actually_go", "dec", "go"), btn("start_over", "nav", "situation"))
-    replies = (
-        *in_parts("pass", coaching.exceptions),
-        Reply("withdraw_note", {"coaching": coaching}, keyboard),
-    )
-    return Outcome(replies, state, (CancelNudges(),))
+    note = Reply("withdraw_note", {"coaching": coaching, "after": after}, keyboard)
+    if after in coaching.exceptions:
+        # The exception was just shown with respect: no need to say it twice.
+        return Outcome((note,), state, (CancelNudges(),))
+    pass_reply = Reply("pass", {"source": coaching.exceptions["content"].source})
+    return Outcome((pass_reply, note), state, (CancelNudges(),))
+
+
+def steer_clear(state: State, ctx: Context) -> Outcome:
+    """Not going near a likely scam: the sensible call, said so; no note to the scammer."""
+    state = state.evolve(decision="pass", step=Step.PASS, scam=True, checklist_shown=False)
+    keyboard = rows(btn("start_over", "nav", "situation"))
+    reply = Reply("steer_clear", {"coaching": ctx.kb.coaching}, keyboard)
+    return Outcome((reply,), state, (CancelNudges(),))
 
 
 def plan_for(state: State, ctx: Context) -> list[Effect]:
     """The nudges that fit the user's decision and interview time, from now on."""
+    if state.scam:
+        return []  # no pep talk for an interview that looked like fraud, unless it checked out
     zone, now, quiet = ctx.zone(state), ctx.now, ctx.quiet
     interview = state.interview_at if state.interview_at and state.interview_at > now else None
     if state.decision == "unsure":
@@ -278,29 +368,104 @@ def set_interview(state: State, ctx: Context, moment: datetime) -> Outcome:
     if state.decision is None:
         state = state.evolve(decision="go")  # "I'm going and want to prepare"
     state = state.evolve(
-        interview_at=moment, interview_pending=False, proposed_at=None, attended=None
+        interview_at=moment,
+        interview_pending=False,
+        proposed_at=None,
+        attended=None,
+        # Saying yes to a time typed in the default zone confirms that zone too.
+        timezone=ctx.zone_name(state),
     )
     state = state.evolve(step=Step.GO if state.decision == "go" else Step.UNSURE)
     effects: list[Effect] = [CancelNudges(planner.KINDS), *plan_for(state, ctx)]
-    replies: Replies = (
-        Reply("plan", plan_context(state, ctx, effects), next_steps_keyboard(state)),
-    )
-    if state.decision == "go" and moment - ctx.now <= planner.PREP_ONLY_IF_AWAY:
-        replies += in_parts("go_checklist", ctx.kb.coaching.checklist, soon=True)
+    keyboard = next_steps_keyboard(state)
+    if state.scam:
+        keyboard = (*rows(btn("it_checked_out", "scamok", state.decision or "go")), *keyboard)
+    replies: Replies = (Reply("plan", plan_context(state, ctx, effects), keyboard),)
+    soon = moment - ctx.now <= planner.PREP_ONLY_IF_AWAY
+    if state.decision == "go" and soon and not state.checklist_shown and not state.scam:
+        # Too close for the day-before checklist: show it now, once.
+        replies += (Reply("go_checklist", {"items": ctx.kb.coaching.checklist, "soon": True}),)
+        state = state.evolve(checklist_shown=True)
     return Outcome(replies, state, tuple(effects))
 
 
-# --- objections ------------------------------------------------------------------------------
+# --- worries and typed intents ---------------------------------------------------------------
 
 
-def answer_objection(state: State, ctx: Context, objection: str, index: int = 0) -> Outcome:
+def answer_objection(state: State, ctx: Context, objection: str, typed: str = "") -> Outcome:
+    """A worry just named (tapped or typed): the honest exception or a question first where the
+    articles make one, else the strongest argument, after one line that hears the feeling."""
     if objection == "scam_suspected":
-        return Outcome(scam_screen(ctx), state.evolve(step=Step.SCAM, objection=objection))
+        return Outcome(
+            scam_screen(ctx), state.evolve(step=Step.SCAM, objection=objection, scam=True)
+        )
+    if objection == "unpaid_task":
+        return Outcome(unpaid_screen(ctx), state.evolve(step=Step.UNPAID, objection=objection))
     if objection not in ctx.kb.objections or not ctx.kb.objections[objection].arguments:
         return Outcome(menu_screen(ctx, "again"), state.evolve(step=Step.MENU))
-    index = min(max(index, 0), len(ctx.kb.objections[objection].arguments) - 1)
-    new = state.evolve(step=Step.ANSWER, objection=objection, arg_index=index)
-    return Outcome(argument_screen(ctx, objection, index), new)
+    if objection == "other_offer" and "counter" in typed.lower():
+        return answer_question("offer", "counter", state, ctx)
+    if objection in LEAD_EXCEPTION:
+        exception = LEAD_EXCEPTION[objection]
+        new = state.evolve(
+            step=Step.EXCEPTION, objection=objection, exception=exception, in_row=0, arg_index=0
+        )
+        return Outcome(exception_screen(ctx, exception, objection), new)
+    if objection in LEAD_QUESTION:
+        new = state.evolve(step=Step.QUESTION, objection=objection, in_row=0, arg_index=0)
+        return Outcome(question_screen(LEAD_QUESTION[objection]), new)
+    total = len(ctx.kb.objections[objection].arguments)
+    # The same worry again: carry on with the reasons not yet given, not the same three.
+    index = (state.arg_index + 1) % total if state.objection == objection and state.in_row else 0
+    new = state.evolve(step=Step.ANSWER, objection=objection, arg_index=index, in_row=1)
+    return Outcome(argument_screen(ctx, new), new)
+
+
+def another_argument(state: State, ctx: Context, objection: str, index: int) -> Outcome:
+    """ "Another reason" (or "Tell me more" after an exception): the next in the row."""
+    total = len(ctx.kb.objections[objection].arguments)
+    in_row = state.in_row + 1 if state.objection == objection else 1
+    new = state.evolve(
+        step=Step.ANSWER, objection=objection, arg_index=min(index, total - 1), in_row=in_row
+    )
+    return Outcome(argument_screen(ctx, new), new)
+
+
+def answer_question(question: str, answer: str, state: State, ctx: Context) -> Outcome:
+    """The answer to the question asked before any argument."""
+    objection = "other_offer" if question == "offer" else "bad_company"
+    if answer in ("signed", "real"):
+        exception = "signed" if answer == "signed" else "red_flag"
+        new = state.evolve(step=Step.EXCEPTION, objection=objection, exception=exception, in_row=0)
+        return Outcome(exception_screen(ctx, exception, objection), new)
+    new = state.evolve(step=Step.ANSWER, objection=objection, arg_index=0, in_row=1)
+    replies = argument_screen(ctx, new)
+    if answer == "counter":
+        # Our own advice, only where it applies: before the reasons, not instead of them.
+        replies = (Reply("counter_offer", {"coaching": ctx.kb.coaching}), *replies)
+    return Outcome(replies, new)
+
+
+def act_on(label: str, state: State, ctx: Context, typed: str = "") -> Outcome:
+    """What a confident reading of typed text leads to: a decision first, then a worry."""
+    if label in INTENT_DECISIONS:
+        return decide(state, ctx, INTENT_DECISIONS[label])
+    if label == "signed_elsewhere":
+        return answer_question("offer", "signed", state, ctx)
+    if label == "mixed_feelings":
+        return Outcome(mixed_screen(), state.evolve(step=Step.MIXED))
+    return answer_objection(state, ctx, label, typed)
+
+
+def reading_button(label: str, ctx: Context) -> Button:
+    """A button for one reading of typed text in "Did you mean…?"."""
+    if label in INTENT_DECISIONS:
+        return btn(f"intent_{label}", "dec", INTENT_DECISIONS[label])
+    if label == "signed_elsewhere":
+        return btn(f"intent_{label}", "q", "offer", "signed")
+    if label == "mixed_feelings":
+        return btn(f"intent_{label}", "nav", "mixed")
+    return btn("objection", "obj", label, label=ctx.kb.objections[label].label)
 
 
 def looks_like_scam(result: Classification, verdict: str) -> bool:
@@ -317,25 +482,31 @@ def looks_like_scam(result: Classification, verdict: str) -> bool:
     )
 
 
-def understand(text: str, state: State, ctx: Context) -> Outcome:
-    """Free text: answer a clear objection, ask when two are close, else show the menu."""
+def understand(text: str, state: State, ctx: Context, expecting: str = "") -> Outcome:
+    """Free text: act on a clear decision or worry, ask when two readings are close, else say
+    so. `expecting` ("when", "zone") is what the step asked for, which the text was not."""
     result = ctx.classifier.classify(text)
     verdict = interpret(result)
     if looks_like_scam(result, verdict):
         return answer_objection(state, ctx, "scam_suspected")
+    if verdict == "confident" and result.objection != "other":
+        return act_on(result.objection, state, ctx, text)
+    if expecting == "when":
+        return Outcome((Reply("when_unclear", {}), *current_screen(state, ctx)), state)
+    if expecting == "zone":
+        new = state.evolve(step=Step.ASK_TZ, return_step=_return_to(state))
+        return Outcome((Reply("tz_unknown", {}), *ask_tz_screen(new, ctx)), new)
     if verdict == "confident":
-        if result.objection == "other":
-            return Outcome((Reply("smalltalk", {}), *current_screen(state, ctx)), state)
-        return answer_objection(state, ctx, result.objection)
+        return Outcome((Reply("smalltalk", {}), *current_screen(state, ctx)), state)
     if verdict == "ambiguous":
-        options = [result.objection, *(a.objection for a in result.alternatives[:1])]
-        options = [o for o in options if o in ctx.kb.objections and o != "other"]
-        if options:
+        # Always two readings (the top three hold at most one "other"), asked as a question.
+        readings = [result.objection, *(a.objection for a in result.alternatives)]
+        readings = [r for r in readings if r != "other"][:2]
+        if len(readings) == 2:
             keyboard = rows(
-                *(btn("objection", "obj", o, label=ctx.kb.objections[o].label) for o in options),
-                btn("neither", "nav", "menu"),
+                *(reading_button(r, ctx) for r in readings), btn("neither", "nav", "menu")
             )
-            context = {"options": [ctx.kb.objections[o] for o in options]}
+            context = {"options": [ctx.kb.summary(r) for r in readings]}
             return Outcome((Reply("did_you_mean", context, keyboard),), state)
     return Outcome(
         (Reply("not_understood", {}), *menu_screen(ctx, "again")), state.evolve(step=Step.MENU)
@@ -348,11 +519,14 @@ def understand(text: str, state: State, ctx: Context) -> Outcome:
 def on_command(event: Event, state: State, ctx: Context) -> Outcome:
     name = event.value.lower()
     if name in ("start", "restart"):
+        keep = state.interview_at is not None  # a planned interview and its decision stay
         fresh = State(
             timezone=state.timezone,
             interview_at=state.interview_at,
             interview_pending=state.interview_pending,
-            decision=state.decision if state.interview_at else None,
+            decision=state.decision if keep else None,
+            checklist_shown=state.checklist_shown if keep else False,
+            scam=state.scam if keep else False,
         )
         first = event.first_name.strip()[:MAX_NAME]
         template = "welcome" if name == "start" else "restart"
@@ -362,9 +536,8 @@ def on_command(event: Event, state: State, ctx: Context) -> Outcome:
     if name == "about":
         return Outcome((Reply("about", {"sources": list(ctx.kb.sources.values())}),), state)
     if name == "mydata":
-        context = {"state": state, "zone": ctx.zone_name(state), "pending": list(ctx.pending)}
         keyboard = rows(btn("delete_data", "del", "ask"))
-        return Outcome((Reply("mydata", context, keyboard),), state)
+        return Outcome((Reply("mydata", mydata_context(state, ctx), keyboard),), state)
     if name == "delete":
         return on_delete("ask", state, ctx)
     if name == "timezone":
@@ -383,6 +556,17 @@ def on_command(event: Event, state: State, ctx: Context) -> Outcome:
     if name == "stop":
         return Outcome((Reply("stopped", {}),), state, (CancelNudges(), SetOptOut(True)))
     return Outcome((Reply("unknown_command", {}), *current_screen(state, ctx)), state)
+
+
+def mydata_context(state: State, ctx: Context) -> dict[str, object]:
+    """What /mydata shows, in words: the template names each value, the ids stay inside."""
+    objection = ctx.kb.objections.get(state.objection or "")
+    return {
+        "state": state,
+        "worry": objection.label if objection else None,
+        "zone": ctx.zone_name(state),
+        "pending": list(ctx.pending),
+    }
 
 
 def _return_to(state: State) -> Step:
@@ -407,26 +591,49 @@ def _short(moment: datetime, ctx: Context, state: State) -> str:
     return f"{local:%a} {local.day} {local:%b} {local:%H:%M}"
 
 
-def set_timezone(text: str, state: State, ctx: Context) -> Outcome:
-    zone = resolve_timezone(text, ctx.now)
-    if zone is None:
-        new = state.evolve(step=Step.ASK_TZ, return_step=_return_to(state))
-        return Outcome((Reply("tz_unknown", {}), *ask_tz_screen(new, ctx)), new)
-    back = state.return_step if state.step == Step.ASK_TZ else state.step
-    new = state.evolve(timezone=zone, step=back or Step.SITUATION, return_step=None)
+def same_wall_clock(moment: datetime, old: ZoneInfo, new: ZoneInfo) -> datetime:
+    """The instant that shows the same local time in `new` as `moment` does in `old`."""
+    local = moment.astimezone(old).replace(tzinfo=None)
+    return local.replace(tzinfo=new).astimezone(UTC)
+
+
+def move_plan(delta: timedelta, zone: ZoneInfo, ctx: Context) -> list[Effect]:
+    """The interview moved by `delta`: move its pending reminders with it (a reminder the user
+    cancelled is not pending, so it stays cancelled), out of quiet hours in the new zone."""
     effects: list[Effect] = []
-    if new.interview_at and new.interview_at > ctx.now and new.decision in ("go", "unsure"):
-        # Quiet hours depend on the zone: plan again in the new one.
-        effects = [CancelNudges(planner.KINDS), *plan_for(new, ctx)]
-    replies: Replies = (Reply("tz_set", {"zone": zone, "now": ctx.now}),)
-    if new.step == Step.CONFIRM_WHEN and new.proposed_at is not None:
-        # "3pm" meant 3pm where they are: read the proposed time again in the new zone.
-        return Outcome(
-            (*replies, Reply("tz_retype", {})),
-            new.evolve(step=Step.ASK_WHEN, proposed_at=None),
-            tuple(effects),
-        )
-    return Outcome(replies + current_screen(new, ctx), new, tuple(effects))
+    for nudge in ctx.pending:
+        if nudge.kind not in planner.INTERVIEW_KINDS:
+            continue
+        deadline = nudge.deadline + delta if nudge.deadline is not None else None
+        due = planner.respect_quiet_hours(nudge.due_at + delta, deadline, zone, ctx.quiet)
+        effects.append(CancelNudge(nudge.id) if due is None else MoveNudge(nudge.id, due, deadline))
+    return effects
+
+
+def set_timezone(text: str, state: State, ctx: Context) -> Outcome:
+    name = resolve_timezone(text, ctx.now)
+    zone = known_zone(name) if name else None
+    if name is None or zone is None:
+        return understand(text, state, ctx, expecting="zone")
+    back = state.return_step if state.step == Step.ASK_TZ else state.step
+    new = state.evolve(timezone=name, step=back or Step.SITUATION, return_step=None)
+    old = ctx.zone(state)
+    effects: list[Effect] = []
+    # "Thursday 2pm" meant 2 pm where they are: the typed wall-clock time stays, the instant
+    # (and the plan with it) moves.
+    if state.interview_at is not None and state.interview_at > ctx.now:
+        moved = same_wall_clock(state.interview_at, old, zone)
+        if moved > ctx.now:
+            new = new.evolve(interview_at=moved)
+            effects = move_plan(moved - state.interview_at, zone, ctx)
+    if state.proposed_at is not None:
+        new = new.evolve(proposed_at=same_wall_clock(state.proposed_at, old, zone))
+    upcoming = new.interview_at if new.interview_at and new.interview_at > ctx.now else None
+    context = {"zone": name, "now": ctx.now, "interview_at": upcoming}
+    if new.step in (Step.GO, Step.UNSURE, Step.PASS, Step.DEBRIEF):
+        reply = Reply("tz_set", context, next_steps_keyboard(new))
+        return Outcome((reply,), new, tuple(effects))
+    return Outcome((Reply("tz_set", context), *current_screen(new, ctx)), new, tuple(effects))
 
 
 # --- buttons ---------------------------------------------------------------------------------
@@ -458,14 +665,31 @@ def _on_action(action: B.Action, state: State, ctx: Context) -> Outcome | None:
         return navigate(args[0], state, ctx)
     if name == "obj" and args[0] in ctx.kb.objections:
         return answer_objection(state, ctx, args[0])
-    if name == "arg" and args[0] in ctx.kb.objections and args[1].isdigit():
-        return answer_objection(state, ctx, args[0], int(args[1]))
+    if name == "arg" and (index := small_int(args[1])) is not None:
+        objection = ctx.kb.objections.get(args[0])
+        return (
+            another_argument(state, ctx, args[0], index)
+            if objection and objection.arguments
+            else None
+        )
+    if name == "q" and args[1] in QUESTIONS.get(args[0], ()):
+        return answer_question(args[0], args[1], state, ctx)
     if name == "ok" and args[0] in ctx.kb.objections:
         return Outcome(decision_screen("helped"), state.evolve(step=Step.DECISION))
     if name == "doubt" and args[0] in ctx.kb.objections:
-        return Outcome(menu_screen(ctx, "doubtful"), state.evolve(step=Step.MENU))
+        return Outcome(doubt_screen(), state.evolve(step=Step.DOUBT))
     if name == "dec" and args[0] in DECISIONS:
         return decide(state, ctx, args[0])
+    if name == "scam" and args[0] == "steer":
+        return steer_clear(state, ctx)
+    if name == "scam" and args[0] == "legit":
+        # They say it checked out: back to the worries, reminders allowed again.
+        new = state.evolve(scam=False, step=Step.MENU)
+        return Outcome(menu_screen(ctx, "legit"), new)
+    if name == "scamok" and args[0] in ("go", "unsure"):
+        return decide(state.evolve(scam=False), ctx, args[0])
+    if name == "withdraw":
+        return withdraw(state, ctx)
     if name == "type":
         return Outcome((Reply("type_it", {}),), state.evolve(step=Step.TYPE_IT))
     if name == "when" and args[0] in WHEN_CHOICES:
@@ -495,6 +719,14 @@ def _on_action(action: B.Action, state: State, ctx: Context) -> Outcome | None:
     return None
 
 
+def withdraw(state: State, ctx: Context) -> Outcome:
+    """Out of an interview they can't make: the polite note, and nothing more planned."""
+    new = state.evolve(decision="pass", step=Step.PASS, checklist_shown=False)
+    keyboard = rows(btn("new_time", "when", "change"), btn("start_over", "nav", "situation"))
+    note = Reply("withdraw_note", {"coaching": ctx.kb.coaching, "after": "cant"}, keyboard)
+    return Outcome((note,), new, (CancelNudges(),))
+
+
 def navigate(target: str, state: State, ctx: Context) -> Outcome | None:
     """The "Back" buttons: show a step again (state follows, nothing is lost)."""
     screens: dict[str, tuple[Step, Callable[[], Replies]]] = {
@@ -503,6 +735,7 @@ def navigate(target: str, state: State, ctx: Context) -> Outcome | None:
         "menu": (Step.MENU, lambda: menu_screen(ctx, "again")),
         "menu_more": (Step.MENU_MORE, lambda: menu_more_screen(ctx)),
         "decision": (Step.DECISION, lambda: decision_screen()),
+        "mixed": (Step.MIXED, mixed_screen),
     }
     if target not in screens:
         return None
@@ -539,18 +772,45 @@ def on_when_text(text: str, state: State, ctx: Context) -> Outcome:
     if parsed is not None and parsed.moment > ctx.now + MAX_AHEAD:
         parsed = None  # "3099" is a typo, not an interview
     if parsed is None:
-        result = ctx.classifier.classify(text)
-        if interpret(result) == "confident" and result.objection != "other":
-            return answer_objection(state, ctx, result.objection)
-        return Outcome((Reply("when_unclear", {}), *current_screen(state, ctx)), state)
+        return understand(text, state, ctx, expecting="when")
     if not parsed.has_time:
         new = state.evolve(step=Step.ASK_WHEN, proposed_at=parsed.moment)
         return Outcome(ask_time_screen(new, ctx), new)
-    if parsed.moment <= ctx.now:
+    return propose(parsed.moment, state, ctx)
+
+
+def propose(moment: datetime, state: State, ctx: Context) -> Outcome:
+    """A time read from the user's words: confirm it back, or say it has passed."""
+    if moment <= ctx.now:
         new = state.evolve(step=Step.ASK_WHEN, proposed_at=None)
         return Outcome((Reply("when_past", {}), *ask_when_screen()), new)
-    new = state.evolve(step=Step.CONFIRM_WHEN, proposed_at=parsed.moment)
-    return Outcome(confirm_when_screen(new, ctx, parsed.moment), new)
+    if moment > ctx.now + MAX_AHEAD:
+        return Outcome((Reply("when_unclear", {}), *current_screen(state, ctx)), state)
+    new = state.evolve(step=Step.CONFIRM_WHEN, proposed_at=moment)
+    return Outcome(confirm_when_screen(new, ctx, moment), new)
+
+
+def on_confirm_text(text: str, state: State, ctx: Context) -> Outcome:
+    """Typed on "Thursday 14:00: right?": a correction of the day or the time, a place (the
+    zone), or anything else the coach understands."""
+    proposed = state.proposed_at
+    zone = ctx.zone(state)
+    parsed = parse_when(text, ctx.now, zone)
+    if parsed is not None and proposed is not None:
+        local = proposed.astimezone(zone)
+        if not parsed.has_time:  # "no wait, it's Thursday": another day, the same time
+            day = parsed.moment.astimezone(zone).date()
+            moment = datetime.combine(day, local.time(), tzinfo=zone).astimezone(UTC)
+            return propose(moment, state, ctx)
+        if is_time_only(text):  # "no, 3pm": the same day, another time
+            same_day = parse_when(text, ctx.now, zone, day=proposed)
+            if same_day is not None:
+                return propose(same_day.moment, state, ctx)
+    if parsed is not None:
+        return on_when_text(text, state.evolve(step=Step.ASK_WHEN, proposed_at=None), ctx)
+    if resolve_timezone(text, ctx.now) is not None:  # "I'm in Toronto"
+        return set_timezone(text, state, ctx)
+    return understand(text, state, ctx, expecting="when")
 
 
 def on_nudge_button(
@@ -580,16 +840,22 @@ def on_nudge_button(
         new = state.evolve(step=Step.ASK_WHEN, proposed_at=None)
         return Outcome(ask_when_screen("reschedule"), new)
     if name == "pre" and choice == "cant":
-        new = state.evolve(attended="no", step=Step.PASS)
-        keyboard = rows(btn("new_time", "when", "change"), btn("start_over", "nav", "situation"))
+        # Ask for another time first; withdrawing is a second, deliberate tap.
+        new = state.evolve(attended="no", step=Step.GO)
+        keyboard = rows(
+            btn("new_time", "when", "change"),
+            btn("rather_withdraw", "withdraw"),
+            btn("start_over", "nav", "situation"),
+        )
         reply = Reply("pre_cant", {"coaching": ctx.kb.coaching}, keyboard)
         return Outcome((reply,), new, (CancelNudges(planner.INTERVIEW_KINDS),))
     if name == "post" and choice in ("well", "mixed"):
         new = state.evolve(attended="went_well" if choice == "well" else "mixed", step=Step.DEBRIEF)
         effects: list[Effect] = [CancelNudges((planner.DEBRIEF, planner.FOLLOWUP))]
         effects += planner.plan_followup(state.interview_at, ctx.now, ctx.zone(state), ctx.quiet)
+        context = {"items": ctx.kb.coaching.reflection, "how": choice}
         replies = (
-            *in_parts("reflection", ctx.kb.coaching.reflection, size=2, how=choice),
+            Reply("reflection", context),
             Reply("follow_up_notes", {"coaching": ctx.kb.coaching}),
         )
         return Outcome(replies, new, tuple(effects))
@@ -622,8 +888,7 @@ def handle(event: Event, state: State, ctx: Context) -> Outcome:
     if event.kind == "text":
         text = event.value
         if state.step == Step.CONFIRM_WHEN:
-            # A correction typed on the confirm screen is a new date, not a time on that day.
-            return on_when_text(text, state.evolve(proposed_at=None), ctx)
+            return on_confirm_text(text, state, ctx)
         if state.step == Step.ASK_WHEN:
             return on_when_text(text, state, ctx)
         if state.step == Step.ASK_TZ:

@@ -37,7 +37,12 @@ class Step(StrEnum):
     MENU_MORE = "menu_more"
     TYPE_IT = "type_it"
     ANSWER = "answer"
+    QUESTION = "question"  # "Have you signed it?" / "A real red flag?" before any argument
+    EXCEPTION = "exception"  # an honest exception, shown with respect before any argument
+    DOUBT = "doubt"  # still doubtful after the arguments: talk it through, or decide
+    MIXED = "mixed"  # "part of me wants it, part of me doesn't"
     SCAM = "scam"
+    UNPAID = "unpaid"  # an unpaid task or a long test: a question for the employer
     DECISION = "decision"
     GO = "go"
     UNSURE = "unsure"
@@ -57,7 +62,11 @@ class State:
     lean: str | None = None
     objection: str | None = None
     arg_index: int = 0
+    in_row: int = 0  # arguments shown in a row for this worry; after a few, the coach stops
+    exception: str | None = None  # the honest exception that applies (content | red_flag | signed)
+    scam: bool = False  # flagged as likely fraud: nothing is planned unless it checked out
     decision: str | None = None
+    checklist_shown: bool = False  # the checklist is shown once per decision to go
     timezone: str | None = None
     interview_at: datetime | None = None  # UTC
     proposed_at: datetime | None = None  # a parsed time awaiting "right?"
@@ -117,7 +126,11 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "lean": str,
     "objection": str,
     "arg_index": int,
+    "in_row": int,
+    "exception": str,
+    "scam": bool,
     "decision": str,
+    "checklist_shown": bool,
     "timezone": str,
     "interview_pending": bool,
     "attended": str,
@@ -185,6 +198,15 @@ class CancelNudge:
 
 
 @dataclass(frozen=True)
+class MoveNudge:
+    """Move a pending nudge (the interview moved, e.g. with the time zone)."""
+
+    nudge_id: int
+    due_at: datetime
+    deadline: datetime | None
+
+
+@dataclass(frozen=True)
 class SnoozeNudge:
     nudge_id: int
     until: datetime
@@ -200,7 +222,15 @@ class DeleteUserData:
     pass
 
 
-Effect = ScheduleNudge | CancelNudges | CancelNudge | SnoozeNudge | SetOptOut | DeleteUserData
+Effect = (
+    ScheduleNudge
+    | CancelNudges
+    | CancelNudge
+    | MoveNudge
+    | SnoozeNudge
+    | SetOptOut
+    | DeleteUserData
+)
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,24 @@ OBJECTION_IDS: tuple[str, ...] = (
     "waste_of_time",
     "bad_company",
     "scam_suspected",
+    "unpaid_task",
     "other",
 )
 # Objections answered by a dedicated flow rather than by arguments.
-NO_ARGUMENT_OBJECTIONS = frozenset({"other", "scam_suspected"})
+NO_ARGUMENT_OBJECTIONS = frozenset({"other", "scam_suspected", "unpaid_task"})
+# What a candidate may type instead of a worry (intents.toml): decisions and overall feelings.
+# The classifier reads them beside the objections; the engine acts on them first.
+INTENT_IDS: tuple[str, ...] = (
+    "decide_go",
+    "decide_unsure",
+    "decide_pass",
+    "signed_elsewhere",
+    "mixed_feelings",
+)
+# Everything the classifier can answer.
+LABELS: tuple[str, ...] = OBJECTION_IDS + INTENT_IDS
+# The honest exceptions shown before any argument (coaching.toml [exceptions.<id>]).
+EXCEPTION_IDS: tuple[str, ...] = ("content", "red_flag", "signed")
 
 # Limits from the content guide: titles are bold one-liners, bodies readable on a phone,
 # button labels fit Telegram's inline keyboard without truncation.
@@ -46,7 +60,8 @@ MAX_TEMPLATE = 400
 MAX_LINKEDIN_NOTE = 280  # LinkedIn allows 300; leave room for the candidate's own edits.
 MAX_PEP = 160
 MAX_SCAM_POINT = 80
-MAX_SCAM_ADVICE = 300
+MAX_ADVICE = 300
+MAX_ACKNOWLEDGE = 120
 
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -64,6 +79,16 @@ class Source:
     year: int | None
 
 
+# Our own advice and wording, shown as such: never passed off as one of the articles.
+OURS = Source(key="ours", label="Interview Coach", by="our own advice", file="", year=None)
+
+
+@dataclass(frozen=True)
+class Caveat:
+    text: str
+    source: Source
+
+
 @dataclass(frozen=True)
 class Argument:
     id: str
@@ -71,6 +96,8 @@ class Argument:
     body: str
     quote: str | None
     source: Source
+    point: str  # what it argues, so that the first few for one worry say different things
+    caveat: Caveat | None = None
 
 
 @dataclass(frozen=True)
@@ -80,13 +107,33 @@ class Objection:
     summary: str
     arguments: tuple[Argument, ...]
     examples: tuple[str, ...]
+    acknowledge: str | None = None  # one line that hears the feeling before any argument
+
+
+@dataclass(frozen=True)
+class Intent:
+    id: str
+    summary: str
+    examples: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class CoachingItem:
     title: str
-    body: str
+    body: str | None
     source: Source
+
+
+@dataclass(frozen=True)
+class HonestException:
+    """An honest exception: respect first, then at most one line worth knowing."""
+
+    id: str
+    title: str
+    body: str
+    quote: str | None
+    source: Source
+    worth: Caveat | None
 
 
 @dataclass(frozen=True)
@@ -99,16 +146,19 @@ class PepLine:
 class Coaching:
     checklist: tuple[CoachingItem, ...]
     gains: tuple[CoachingItem, ...]
-    exceptions: tuple[CoachingItem, ...]
-    withdrawal: str
-    withdrawal_source: Source
+    exceptions: dict[str, HonestException]
+    withdrawal: str  # our wording
+    reschedule_note: str  # our wording
     scam_points: tuple[str, ...]
-    scam_advice: str
     scam_source: Source
+    steer_clear: tuple[str, ...]  # our advice
+    counter_offer: str  # our advice
+    unpaid_task: str  # our advice
     reflection: tuple[CoachingItem, ...]
     thank_you: str
     linkedin_note: str
-    follow_up_source: Source  # the article behind thank_you and linkedin_note
+    followup_note: str  # the LinkedIn note a week later
+    follow_up_source: Source  # the article behind the thank-you and LinkedIn notes
     pep: tuple[PepLine, ...]
 
 
@@ -117,16 +167,35 @@ class KnowledgeBase:
     sources: dict[str, Source]
     arguments: dict[str, Argument]
     objections: dict[str, Objection]  # in file order
+    intents: dict[str, Intent]
     coaching: Coaching
 
     @classmethod
     def load(cls, directory: Path) -> KnowledgeBase:
-        """Read and validate the four TOML files in ``directory``."""
+        """Read and validate the five TOML files in ``directory``."""
         sources = _parse_sources(_read(directory / "sources.toml"))
         arguments = _parse_arguments(_read(directory / "arguments.toml"), sources)
         objections = _parse_objections(_read(directory / "objections.toml"), arguments)
+        intents = _parse_intents(_read(directory / "intents.toml"))
         coaching = _parse_coaching(_read(directory / "coaching.toml"), sources)
-        return cls(sources=sources, arguments=arguments, objections=objections, coaching=coaching)
+        return cls(
+            sources=sources,
+            arguments=arguments,
+            objections=objections,
+            intents=intents,
+            coaching=coaching,
+        )
+
+    def training_examples(self) -> list[tuple[str, str]]:
+        """(text, label) for the classifier: every objection's and intent's phrasings."""
+        items: list[Objection | Intent] = [*self.objections.values(), *self.intents.values()]
+        return [(example, item.id) for item in items for example in item.examples]
+
+    def summary(self, label: str) -> str:
+        """How "Did you mean…?" names an objection or an intent."""
+        if label in self.intents:
+            return self.intents[label].summary
+        return self.objection(label).summary
 
     def objection(self, objection_id: str) -> Objection:
         try:
@@ -178,17 +247,39 @@ def _text(where: str, value: Any, max_len: int) -> str:
     return value
 
 
+def _optional(where: str, raw: Mapping[str, Any], key: str, max_len: int) -> str | None:
+    return None if key not in raw else _text(f"{where}.{key}", raw[key], max_len)
+
+
 def _ident(where: str, value: Any) -> str:
     if not isinstance(value, str) or not _ID_RE.match(value):
         raise KnowledgeError(f"{where}: {value!r} is not a snake_case id")
     return value
 
 
-def _source(where: str, value: Any, sources: Mapping[str, Source]) -> Source:
+def _source(where: str, value: Any, sources: Mapping[str, Source], *, ours: bool = False) -> Source:
+    """A key of sources.toml; "ours" too where our own advice is allowed."""
+    if ours and value == OURS.key:
+        return OURS
     if not isinstance(value, str) or value not in sources:
-        known = ", ".join(sources)
+        known = ", ".join([*sources, *([OURS.key] if ours else [])])
         raise KnowledgeError(f"{where}: unknown source {value!r} (known: {known})")
     return sources[value]
+
+
+def _caveat(
+    where: str, raw: Mapping[str, Any], text_key: str, sources: Mapping[str, Source]
+) -> Caveat | None:
+    """An optional line with its own source: `<text_key>` and `<text_key>_source`."""
+    source_key = f"{text_key}_source"
+    if text_key not in raw and source_key not in raw:
+        return None
+    if text_key not in raw or source_key not in raw:
+        raise KnowledgeError(f"{where}: {text_key} and {source_key} go together")
+    return Caveat(
+        text=_text(f"{where}.{text_key}", raw[text_key], MAX_ADVICE),
+        source=_source(f"{where}.{source_key}", raw[source_key], sources, ours=True),
+    )
 
 
 def _table_list(where: str, value: Any) -> list[dict[str, Any]]:
@@ -227,18 +318,24 @@ def _parse_arguments(data: dict[str, Any], sources: Mapping[str, Source]) -> dic
     arguments: dict[str, Argument] = {}
     for n, raw in enumerate(_table_list("arguments.toml: [[argument]]", data["argument"]), 1):
         where = f"arguments.toml: argument #{n}"
-        _check_keys(where, raw, {"id", "title", "body", "source"}, {"quote"})
+        _check_keys(
+            where,
+            raw,
+            {"id", "point", "title", "body", "source"},
+            {"quote", "caveat", "caveat_source"},
+        )
         arg_id = _ident(f"{where}.id", raw["id"])
         where = f"arguments.toml: argument {arg_id!r}"
         if arg_id in arguments:
             raise KnowledgeError(f"{where}: duplicate id")
-        quote = raw.get("quote")
         arguments[arg_id] = Argument(
             id=arg_id,
             title=_text(f"{where}.title", raw["title"], MAX_TITLE),
             body=_text(f"{where}.body", raw["body"], MAX_BODY),
-            quote=None if quote is None else _text(f"{where}.quote", quote, MAX_QUOTE),
+            quote=_optional(where, raw, "quote", MAX_QUOTE),
             source=_source(f"{where}.source", raw["source"], sources),
+            point=_ident(f"{where}.point", raw["point"]),
+            caveat=_caveat(where, raw, "caveat", sources),
         )
     return arguments
 
@@ -264,7 +361,7 @@ def _parse_objections(
         where = f"objections.toml: [objection.{oid}]"
         if not isinstance(raw, dict):
             raise KnowledgeError(f"{where}: expected a table")
-        _check_keys(where, raw, {"label", "summary", "arguments", "examples"}, set())
+        _check_keys(where, raw, {"label", "summary", "arguments", "examples"}, {"acknowledge"})
         arg_ids = raw["arguments"]
         if not isinstance(arg_ids, list):
             raise KnowledgeError(f"{where}.arguments: expected a list of argument ids")
@@ -280,32 +377,93 @@ def _parse_objections(
             if arguments[arg_id] in resolved:
                 raise KnowledgeError(f"{where}.arguments: {arg_id!r} listed twice")
             resolved.append(arguments[arg_id])
-        examples = raw["examples"]
-        if not isinstance(examples, list) or not examples:
-            raise KnowledgeError(f"{where}.examples: expected a non-empty list of phrasings")
         objections[oid] = Objection(
             id=oid,
             label=_text(f"{where}.label", raw["label"], MAX_LABEL),
             summary=_text(f"{where}.summary", raw["summary"], MAX_SUMMARY),
             arguments=tuple(resolved),
-            examples=tuple(_text(f"{where}.examples", e, 500) for e in examples),
+            examples=_examples(where, raw["examples"]),
+            acknowledge=_optional(where, raw, "acknowledge", MAX_ACKNOWLEDGE),
         )
     return objections
 
 
-def _items(where: str, value: Any, sources: Mapping[str, Source]) -> tuple[CoachingItem, ...]:
+def _examples(where: str, examples: Any) -> tuple[str, ...]:
+    if not isinstance(examples, list) or not examples:
+        raise KnowledgeError(f"{where}.examples: expected a non-empty list of phrasings")
+    return tuple(_text(f"{where}.examples", e, 500) for e in examples)
+
+
+def _parse_intents(data: dict[str, Any]) -> dict[str, Intent]:
+    _check_keys("intents.toml", data, {"intent"}, set())
+    table = data["intent"]
+    if not isinstance(table, dict):
+        raise KnowledgeError("intents.toml: [intent.<id>] tables expected")
+    if set(table) != set(INTENT_IDS):
+        raise KnowledgeError(
+            f"intents.toml: expected exactly the intents {', '.join(INTENT_IDS)}, "
+            f"got {', '.join(table)}"
+        )
+    intents: dict[str, Intent] = {}
+    for iid in INTENT_IDS:
+        where = f"intents.toml: [intent.{iid}]"
+        raw = table[iid]
+        if not isinstance(raw, dict):
+            raise KnowledgeError(f"{where}: expected a table")
+        _check_keys(where, raw, {"summary", "examples"}, set())
+        intents[iid] = Intent(
+            id=iid,
+            summary=_text(f"{where}.summary", raw["summary"], MAX_SUMMARY),
+            examples=_examples(where, raw["examples"]),
+        )
+    return intents
+
+
+def _items(
+    where: str, value: Any, sources: Mapping[str, Source], *, body: bool = True
+) -> tuple[CoachingItem, ...]:
+    """A list of items; `body=False` for lists of short instructions (titles only)."""
     items = []
     for n, raw in enumerate(_table_list(where, value), 1):
         at = f"{where} #{n}"
-        _check_keys(at, raw, {"title", "body", "source"}, set())
+        _check_keys(at, raw, {"title", "source", *(["body"] if body else [])}, set())
         items.append(
             CoachingItem(
                 title=_text(f"{at}.title", raw["title"], MAX_TITLE),
-                body=_text(f"{at}.body", raw["body"], MAX_ITEM_BODY),
+                body=_text(f"{at}.body", raw["body"], MAX_ITEM_BODY) if body else None,
                 source=_source(f"{at}.source", raw["source"], sources),
             )
         )
     return tuple(items)
+
+
+def _exceptions(
+    where: str, value: Any, sources: Mapping[str, Source]
+) -> dict[str, HonestException]:
+    if not isinstance(value, dict) or set(value) != set(EXCEPTION_IDS):
+        raise KnowledgeError(f"{where}: expected [exceptions.<id>] for {', '.join(EXCEPTION_IDS)}")
+    found: dict[str, HonestException] = {}
+    for eid in EXCEPTION_IDS:
+        raw = value[eid]
+        at = f"{where}: [exceptions.{eid}]"
+        if not isinstance(raw, dict):
+            raise KnowledgeError(f"{at}: expected a table")
+        _check_keys(at, raw, {"title", "body", "source"}, {"quote", "worth", "worth_source"})
+        found[eid] = HonestException(
+            id=eid,
+            title=_text(f"{at}.title", raw["title"], MAX_TITLE),
+            body=_text(f"{at}.body", raw["body"], MAX_ITEM_BODY),
+            quote=_optional(at, raw, "quote", MAX_QUOTE),
+            source=_source(f"{at}.source", raw["source"], sources, ours=True),
+            worth=_caveat(at, raw, "worth", sources),
+        )
+    return found
+
+
+def _strings(where: str, value: Any, max_len: int) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise KnowledgeError(f"{where}: must be a non-empty list")
+    return tuple(_text(where, item, max_len) for item in value)
 
 
 def _parse_coaching(data: dict[str, Any], sources: Mapping[str, Source]) -> Coaching:
@@ -317,12 +475,14 @@ def _parse_coaching(data: dict[str, Any], sources: Mapping[str, Source]) -> Coac
             "checklist",
             "gains",
             "exceptions",
+            "advice",
             "withdrawal",
-            "withdrawal_source",
+            "reschedule_note",
             "scam",
             "reflection",
             "thank_you",
             "linkedin_note",
+            "followup_note",
             "follow_up_source",
             "pep",
         },
@@ -331,10 +491,11 @@ def _parse_coaching(data: dict[str, Any], sources: Mapping[str, Source]) -> Coac
     scam = data["scam"]
     if not isinstance(scam, dict):
         raise KnowledgeError(f"{where}: [scam] must be a table")
-    _check_keys(f"{where}: [scam]", scam, {"points", "advice", "source"}, set())
-    points = scam["points"]
-    if not isinstance(points, list) or not points:
-        raise KnowledgeError(f"{where}: [scam].points must be a non-empty list")
+    _check_keys(f"{where}: [scam]", scam, {"points", "source", "steer_clear"}, set())
+    advice = data["advice"]
+    if not isinstance(advice, dict):
+        raise KnowledgeError(f"{where}: [advice] must be a table")
+    _check_keys(f"{where}: [advice]", advice, {"counter_offer", "unpaid_task"}, set())
     pep = []
     for n, raw in enumerate(_table_list(f"{where}: [[pep]]", data["pep"]), 1):
         at = f"{where}: [[pep]] #{n}"
@@ -346,19 +507,22 @@ def _parse_coaching(data: dict[str, Any], sources: Mapping[str, Source]) -> Coac
             )
         )
     return Coaching(
-        checklist=_items(f"{where}: [[checklist]]", data["checklist"], sources),
+        checklist=_items(f"{where}: [[checklist]]", data["checklist"], sources, body=False),
         gains=_items(f"{where}: [[gains]]", data["gains"], sources),
-        exceptions=_items(f"{where}: [[exceptions]]", data["exceptions"], sources),
+        exceptions=_exceptions(where, data["exceptions"], sources),
         withdrawal=_text(f"{where}: withdrawal", data["withdrawal"], MAX_TEMPLATE),
-        withdrawal_source=_source(
-            f"{where}: withdrawal_source", data["withdrawal_source"], sources
-        ),
-        scam_points=tuple(_text(f"{where}: [scam].points", p, MAX_SCAM_POINT) for p in points),
-        scam_advice=_text(f"{where}: [scam].advice", scam["advice"], MAX_SCAM_ADVICE),
+        reschedule_note=_text(f"{where}: reschedule_note", data["reschedule_note"], MAX_TEMPLATE),
+        scam_points=_strings(f"{where}: [scam].points", scam["points"], MAX_SCAM_POINT),
         scam_source=_source(f"{where}: [scam].source", scam["source"], sources),
+        steer_clear=_strings(f"{where}: [scam].steer_clear", scam["steer_clear"], MAX_ADVICE),
+        counter_offer=_text(
+            f"{where}: [advice].counter_offer", advice["counter_offer"], MAX_ADVICE
+        ),
+        unpaid_task=_text(f"{where}: [advice].unpaid_task", advice["unpaid_task"], MAX_ADVICE),
         reflection=_items(f"{where}: [[reflection]]", data["reflection"], sources),
         thank_you=_text(f"{where}: thank_you", data["thank_you"], MAX_TEMPLATE),
         linkedin_note=_text(f"{where}: linkedin_note", data["linkedin_note"], MAX_LINKEDIN_NOTE),
+        followup_note=_text(f"{where}: followup_note", data["followup_note"], MAX_LINKEDIN_NOTE),
         follow_up_source=_source(f"{where}: follow_up_source", data["follow_up_source"], sources),
         pep=tuple(pep),
     )

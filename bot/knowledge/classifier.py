@@ -169,11 +169,7 @@ class ObjectionClassifier:
 
     @classmethod
     def from_knowledge(cls, kb: KnowledgeBase) -> ObjectionClassifier:
-        return cls.train(
-            (example, objection.id)
-            for objection in kb.objections.values()
-            for example in objection.examples
-        )
+        return cls.train(kb.training_examples())
 
     def probabilities(self, normalised: str) -> NDArray[np.float64]:
         """Class probabilities (in ``labels`` order) for an already normalised text."""

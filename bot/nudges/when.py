@@ -9,8 +9,27 @@ from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
 from dateparser.date import DateDataParser
+from dateparser.search import search_dates
 
 _TIME_RE = re.compile(r"\d\s*(?:am|pm)\b|\d:\d\d|\bnoon\b|\bmidnight\b", re.I)
+# A time with nothing that names a day ("3pm", "at 15:30", "no, 10am"): on the confirmation
+# screen it corrects the time of the day already proposed.
+_TIME_ONLY_RE = re.compile(
+    r"^(?:\W*(?:no|nope|sorry|wait|oops|actually|i mean|make (?:it|that)|it'?s|it is|at)\b)*"
+    r"\W*(?:\d{1,2}(?:[:.h]\d\d)?\s*(?:am|pm)?|noon|midnight)\W*$",
+    re.I,
+)
+# What people put around a date when they correct themselves: "no wait, it's Thursday".
+_FILLER_RE = re.compile(
+    r"^(?:\W*(?:no|nope|sorry|wait|oops|oh|actually|i mean|make (?:it|that)|it'?s|it is|"
+    r"the interview is|interview is|its|um+|er+m*|correction)\b)+\W*",
+    re.I,
+)
+_DAY_WORD_RE = re.compile(
+    r"\b(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\b|\b(?:today|tomorrow|tonight)\b|"
+    r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s*\d",
+    re.I,
+)
 MAX_INPUT = 200  # nobody types a date in more; longer text is something else
 
 
@@ -32,6 +51,45 @@ def parse_when(
     text = " ".join(text.split())
     if not text or len(text) > MAX_INPUT or not re.search(r"\d|[a-z]{3}", text, re.I):
         return None
+    parsed = _parse(text, now, zone, day)
+    if parsed is None:
+        # "no wait, it's Thursday": drop the words around the date, else look for it in the text.
+        stripped = _FILLER_RE.sub("", text)
+        if stripped and stripped != text:
+            parsed = _parse(stripped, now, zone, day)
+        if parsed is None:
+            found = _find_date_text(stripped, now, zone)
+            if found is not None and found != text:
+                parsed = _parse(found, now, zone, day)
+    return parsed
+
+
+def is_time_only(text: str) -> bool:
+    """True for a bare time ("3pm", "no, 10:30"): it names no day."""
+    return bool(_TIME_ONLY_RE.match(" ".join(text.split())))
+
+
+def _find_date_text(text: str, now: datetime, zone: ZoneInfo) -> str | None:
+    """The part of a sentence that holds a date, if dateparser finds exactly one."""
+    if not text:
+        return None
+    try:
+        found = search_dates(
+            text,
+            languages=["en"],
+            settings={"RELATIVE_BASE": now.astimezone(zone).replace(tzinfo=None)},
+        )
+    except (ValueError, OverflowError):
+        return None
+    if not found or len(found) != 1:
+        return None
+    fragment = found[0][0]
+    # Inside a sentence dateparser also "finds" dates in stray numbers and words ("now", "a",
+    # "12th at 10" read as 10 December): trust only a fragment that names a day.
+    return fragment if _DAY_WORD_RE.search(fragment) else None
+
+
+def _parse(text: str, now: datetime, zone: ZoneInfo, day: datetime | None) -> Parsed | None:
     local_now = now.astimezone(zone)
     base = day.astimezone(zone) if day is not None else local_now
     if day is not None:
@@ -101,9 +159,33 @@ _ALIASES = {
     "sao paulo": "America/Sao_Paulo",
     "tel aviv": "Asia/Jerusalem",
     "dubai": "Asia/Dubai",
+    "new jersey": "America/New_York",
+    "california": "America/Los_Angeles",
+    "texas": "America/Chicago",
     "utc": "UTC",
     "gmt": "UTC",
 }
+
+# Zone "cities" that are also common words or names: not taken from inside a sentence
+# ("I'm in the west", "meeting Regina at 3"), only when typed on their own.
+_NOT_IN_SENTENCES = frozenset(
+    {
+        "act", "atka", "christmas", "currie", "darwin", "dawson", "east", "easter", "eucla",
+        "jersey", "lindeman", "male", "midway", "nome", "north", "regina", "resolute", "reunion",
+        "south", "stanley", "thule", "victoria", "virgin", "wake", "west",
+    }
+)  # fmt: skip
+_REGIONS = (
+    "Africa/",
+    "America/",
+    "Asia/",
+    "Atlantic/",
+    "Australia/",
+    "Europe/",
+    "Indian/",
+    "Pacific/",
+)
+_WORD_RE = re.compile(r"[a-z]+")
 
 # Zones offered when the user tells us their local time: one well-known zone per offset.
 _BY_OFFSET = [
@@ -152,6 +234,33 @@ def _zones_by_key() -> dict[str, str]:
     return index
 
 
+@cache
+def _places() -> dict[str, str]:
+    """Place names to find inside a sentence: cities of the continental zones, and aliases."""
+    index: dict[str, str] = {}
+    for name in sorted(available_timezones()):
+        parts = name.split("/")
+        if len(parts) == 2 and name.startswith(_REGIONS):
+            city = parts[1].lower().replace("_", " ")
+            if city not in _NOT_IN_SENTENCES:
+                index.setdefault(city, name)
+    index.update(_ALIASES)
+    return index
+
+
+def _place_in(text: str) -> str | None:
+    """The zone of the first place named in a sentence ("I'm in Toronto"), longest name first
+    ("new york" before "york")."""
+    words = _WORD_RE.findall(text.lower())
+    places = _places()
+    for start in range(len(words)):
+        for size in (3, 2, 1):
+            name = " ".join(words[start : start + size])
+            if len(words) - start >= size and name in places:
+                return places[name]
+    return None
+
+
 _OFFSET_RE = re.compile(r"^(?:utc|gmt)\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.I)
 _CLOCK_RE = re.compile(r"^(\d{1,2})(?::|\.|h)?(\d{2})?\s*(am|pm)?$", re.I)
 
@@ -159,7 +268,7 @@ _CLOCK_RE = re.compile(r"^(\d{1,2})(?::|\.|h)?(\d{2})?\s*(am|pm)?$", re.I)
 def resolve_timezone(text: str, now: datetime) -> str | None:
     """An IANA name, a city, "UTC+3", or the local time now ("14:35", "2:35pm")."""
     raw = " ".join(text.strip().split())
-    if not raw or len(raw) > 60:
+    if not raw or len(raw) > MAX_INPUT:
         return None
     key = raw.lower().replace("_", " ").strip(" .!")
     if key in _ALIASES:
@@ -196,7 +305,7 @@ def resolve_timezone(text: str, now: datetime) -> str | None:
             offset += timedelta(days=1)
         quarters = round(offset.total_seconds() / 900)
         return _zone_for_offset(timedelta(seconds=quarters * 900), now)
-    return None
+    return _place_in(raw)
 
 
 def _zone_for_offset(offset: timedelta, now: datetime) -> str | None:

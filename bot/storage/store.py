@@ -13,6 +13,7 @@ from bot.engine.model import (
     CancelNudges,
     DeleteUserData,
     Effect,
+    MoveNudge,
     PendingNudge,
     ScheduleNudge,
     SetOptOut,
@@ -160,6 +161,17 @@ class Store:
                 "UPDATE nudges SET state = 'cancelled'"
                 " WHERE id = ? AND user_id = ? AND state = 'pending'",
                 (effect.nudge_id, user_id),
+            )
+        elif isinstance(effect, MoveNudge):
+            await conn.execute(
+                "UPDATE nudges SET due_at = ?, deadline = ?"
+                " WHERE id = ? AND user_id = ? AND state = 'pending'",
+                (
+                    to_ts(effect.due_at),
+                    None if effect.deadline is None else to_ts(effect.deadline),
+                    effect.nudge_id,
+                    user_id,
+                ),
             )
         elif isinstance(effect, SnoozeNudge):
             # Works for a nudge already sent too: "Remind me later" brings it back.
