@@ -1598,6 +1598,10 @@ def test_mydata_speaks_words_not_ids() -> None:
     assert "Not the right job" in convo.text and "going" in convo.text
     for raw in ("not_a_fit", "answer", "invite"):
         assert raw not in convo.text
+    assert "fraud" not in convo.text
+    convo = Convo(state=state.evolve(scam=True))
+    convo.cmd("mydata")
+    assert "possible fraud: yes" in convo.text
 
 
 def test_reminders_read_naturally() -> None:
