@@ -179,7 +179,7 @@ async def child_lookup(path: Path, due: int) -> dict[str, Any]:
 async def child_deliver(path: Path, count: int, rate: float) -> dict[str, Any]:
     from telegram import Bot
 
-    from bot.nudges.decide import NudgeDecision, Send
+    from bot.engine.decide import NudgeDecision, Send
     from bot.nudges.dispatcher import Dispatcher
     from bot.render import RenderedMessage, Renderer
     from bot.storage.db import Database

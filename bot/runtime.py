@@ -12,10 +12,10 @@ from telegram import Update
 from telegram.ext import Application
 
 from bot.config import Settings
+from bot.engine.planner import QuietHours
 from bot.knowledge.base import KnowledgeBase, load_default
 from bot.knowledge.classifier import ObjectionClassifier, default_classifier
 from bot.nudges.dispatcher import Dispatcher
-from bot.nudges.planner import QuietHours
 from bot.render import Renderer, default_renderer
 from bot.service import Clock, Coach, utc_now
 from bot.storage.db import Database

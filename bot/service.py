@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 
 from bot.engine import buttons, flow
 from bot.engine.context import Context
+from bot.engine.decide import NudgeDecision
 from bot.engine.model import Event, MoveNudge, PendingNudge, ScheduleNudge, SnoozeNudge, State
 from bot.engine.nudging import decide_nudge
+from bot.engine.planner import QuietHours
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.classifier import ObjectionClassifier
-from bot.nudges.decide import NudgeDecision
-from bot.nudges.planner import QuietHours
 from bot.render import RenderedMessage, Renderer
 from bot.storage.store import NudgeRow, Store
 
@@ -103,4 +103,5 @@ class Coach:
         return await self.store.get_nudge(event.user_id, nudge_id) if nudge_id else None
 
     def decide_nudge(self, nudge: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
-        return decide_nudge(nudge, state, now, self.kb, self.default_timezone, self.quiet)
+        pending = PendingNudge(nudge.id, nudge.kind, nudge.due_at, nudge.deadline)
+        return decide_nudge(pending, state, now, self.kb, self.default_timezone, self.quiet)

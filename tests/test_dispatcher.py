@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from telegram import Bot
 
+from bot.engine.decide import Defer, Expire, NudgeDecision, Send
 from bot.engine.model import Reply, ScheduleNudge, SetOptOut, State
 from bot.nudges.cli import print_pending
-from bot.nudges.decide import Defer, Expire, NudgeDecision, Send
 from bot.nudges.dispatcher import ChatPacer, Dispatcher
 from bot.render import RenderedMessage, Renderer
 from bot.sending import RetryLater, SendError

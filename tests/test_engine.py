@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.engine import buttons as B
-from bot.engine import flow
+from bot.engine import flow, planner
 from bot.engine.context import Context
 from bot.engine.model import (
     CancelNudge,
@@ -43,9 +43,7 @@ from bot.knowledge.classifier import (
     ObjectionClassifier,
     default_classifier,
 )
-from bot.nudges import planner
 from bot.render import MAX_TEXT, RenderedMessage, Renderer
-from bot.storage.store import NudgeRow
 
 ROOT = Path(__file__).resolve().parent.parent
 # Wednesday 4 March 2026, 09:00 UTC = 10:00 in Paris (CET, UTC+1; summer time starts 29 March).
@@ -1344,7 +1342,7 @@ def test_every_template_renders_with_the_contexts_the_engine_produces() -> None:
     tour(d)
 
     for kind in planner.KINDS:
-        row = NudgeRow(9, 1, 1, kind, NOW, None, 0)
+        row = PendingNudge(9, kind, NOW, None)
         state = going_state(attended="went_well")
         check_reply(nudge_reply(row, state, kb(), "Europe/Paris"))
         seen.add(f"nudge_{kind}")
@@ -1606,12 +1604,10 @@ def test_mydata_speaks_words_not_ids() -> None:
 
 def test_reminders_read_naturally() -> None:
     state = going_state(attended="went_well")
-    pep = RENDERER.render(
-        nudge_reply(NudgeRow(9, 1, 1, planner.PEP, NOW, None, 0), state, kb(), "UTC")
-    )
+    pep = RENDERER.render(nudge_reply(PendingNudge(9, planner.PEP, NOW, None), state, kb(), "UTC"))
     assert "Your interview is on Tuesday 10 Mar at 14:00" in pep.plain_text
     week = RENDERER.render(
-        nudge_reply(NudgeRow(9, 1, 1, planner.FOLLOWUP, NOW, None, 0), state, kb(), "UTC")
+        nudge_reply(PendingNudge(9, planner.FOLLOWUP, NOW, None), state, kb(), "UTC")
     )
     assert kb().coaching.followup_note in week.plain_text
     assert "today" not in week.plain_text

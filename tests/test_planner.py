@@ -8,14 +8,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.engine import buttons as B
-from bot.engine.model import ScheduleNudge, State, Step
+from bot.engine import planner
+from bot.engine.decide import Defer, Expire, Send
+from bot.engine.model import PendingNudge, ScheduleNudge, State, Step
 from bot.engine.nudging import decide_nudge
+from bot.engine.planner import QuietHours
 from bot.knowledge.base import load_default
-from bot.nudges import planner
-from bot.nudges.decide import Defer, Expire, Send
-from bot.nudges.planner import QuietHours
 from bot.render import Renderer
-from bot.storage.store import NudgeRow
 
 PARIS = ZoneInfo("Europe/Paris")
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -232,11 +231,11 @@ INTERVIEW = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)  # 15:00 Paris
 GOING = State(step=Step.GO, decision="go", timezone="Europe/Paris", interview_at=INTERVIEW)
 
 
-def row(kind: str, due: datetime, deadline: datetime | None, nudge_id: int = 7) -> NudgeRow:
-    return NudgeRow(nudge_id, 1, 1, kind, due, deadline, 1)
+def row(kind: str, due: datetime, deadline: datetime | None, nudge_id: int = 7) -> PendingNudge:
+    return PendingNudge(nudge_id, kind, due, deadline)
 
 
-def decide(nudge: NudgeRow, state: State | None, now: datetime) -> Send | Defer | Expire:
+def decide(nudge: PendingNudge, state: State | None, now: datetime) -> Send | Defer | Expire:
     return decide_nudge(nudge, state, now, load_default(), "UTC", QUIET)
 
 

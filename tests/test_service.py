@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from bot.engine import buttons as B
+from bot.engine import planner
 from bot.engine.model import Event, State, Step
 from bot.knowledge.base import load_default
 from bot.knowledge.classifier import default_classifier
-from bot.nudges import planner
 from bot.render import Renderer
 from bot.service import Coach, Handled
 from bot.storage.db import Database

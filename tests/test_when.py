@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.nudges.when import parse_when, resolve_timezone
+from bot.engine.when import parse_when, resolve_timezone
 
 PARIS = ZoneInfo("Europe/Paris")
 # Wednesday 4 March 2026, 10:00 in Paris (CET, UTC+1).

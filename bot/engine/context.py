@@ -8,9 +8,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.engine.model import PendingNudge, State, known_zone
+from bot.engine.planner import QuietHours
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.classifier import ObjectionClassifier
-from bot.nudges.planner import QuietHours
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.engine import buttons as B
+from bot.engine import planner
 from bot.engine.context import Context
 from bot.engine.model import (
     Button,
@@ -30,9 +31,8 @@ from bot.engine.model import (
     Step,
     known_zone,
 )
+from bot.engine.when import is_time_only, parse_when, resolve_timezone
 from bot.knowledge.classifier import Classification, interpret
-from bot.nudges import planner
-from bot.nudges.when import is_time_only, parse_when, resolve_timezone
 
 Replies = tuple[Reply, ...]
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from bot.engine import planner
+from bot.engine.decide import Defer, Expire, NudgeDecision, Send
 from bot.engine.flow import DECISIONS, btn, rows
-from bot.engine.model import Button, Reply, State, known_zone
+from bot.engine.model import Button, PendingNudge, Reply, State, known_zone
 from bot.knowledge.base import KnowledgeBase
-from bot.nudges import planner
-from bot.nudges.decide import Defer, Expire, NudgeDecision, Send
-from bot.storage.store import NudgeRow
 
 
 def _still_relevant(kind: str, state: State, now: datetime) -> str | None:
@@ -34,7 +33,7 @@ def _still_relevant(kind: str, state: State, now: datetime) -> str | None:
 
 
 def decide_nudge(
-    nudge: NudgeRow,
+    nudge: PendingNudge,
     state: State | None,
     now: datetime,
     kb: KnowledgeBase,
@@ -60,7 +59,7 @@ def decide_nudge(
     return Send((nudge_reply(nudge, state, kb, zone_name),))
 
 
-def nudge_reply(nudge: NudgeRow, state: State, kb: KnowledgeBase, zone: str) -> Reply:
+def nudge_reply(nudge: PendingNudge, state: State, kb: KnowledgeBase, zone: str) -> Reply:
     later = btn("remind_later", "nudge", nudge.id, "later")
     stop = btn("stop_reminders", "nudge", nudge.id, "stop")
     choices: list[Button] = []

@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 
 from aiolimiter import AsyncLimiter
 
+from bot.engine.decide import Defer, Expire, NudgeDecision
 from bot.engine.model import Reply, State
-from bot.nudges.decide import Defer, Expire, NudgeDecision
 from bot.render import RenderedMessage, Renderer
 from bot.sending import Blocked, Rejected, RetryLater, Sender
 from bot.storage.store import NudgeRow, Store
