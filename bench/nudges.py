@@ -192,7 +192,7 @@ async def child_deliver(path: Path, count: int, rate: float) -> dict[str, Any]:
     (prompts / "messages" / "nudge.html").write_text("Your <b>{{ kind }}</b> reminder.\n")
     (prompts / "buttons.toml").write_text("[labels]\n")
 
-    def decide(row: NudgeRow, state: object, now: datetime) -> NudgeDecision:
+    async def decide(row: NudgeRow, state: object, now: datetime) -> NudgeDecision:
         from bot.engine.model import Reply
 
         return Send((Reply("nudge", {"kind": row.kind}),))

@@ -102,6 +102,8 @@ class Coach:
         nudge_id = flow.small_int(action.args[0])
         return await self.store.get_nudge(event.user_id, nudge_id) if nudge_id else None
 
-    def decide_nudge(self, nudge: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
+    async def decide_nudge(
+        self, nudge: NudgeRow, state: State | None, now: datetime
+    ) -> NudgeDecision:
         pending = PendingNudge(nudge.id, nudge.kind, nudge.due_at, nudge.deadline)
         return decide_nudge(pending, state, now, self.kb, self.default_timezone, self.quiet)

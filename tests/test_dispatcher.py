@@ -93,7 +93,7 @@ class RecordingSender:
         return [s.text for s in self.sent]
 
 
-def decide(row: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
+async def decide(row: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
     """Like the engine: expire past the deadline, otherwise send one message naming the row."""
     if row.deadline is not None and now >= row.deadline:
         return Expire("deadline passed")
@@ -226,9 +226,9 @@ async def test_defer_puts_the_nudge_back_for_later(
     morning = T0 + timedelta(hours=9)
     calls: list[State | None] = []
 
-    def quiet(row: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
+    async def quiet(row: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
         calls.append(state)
-        return Defer(morning) if now < morning else decide(row, state, now)
+        return Defer(morning) if now < morning else await decide(row, state, now)
 
     dispatcher = Dispatcher(store, sender, renderer, quiet, clock, per_chat_interval=0)
     assert (await dispatcher.run_once()).deferred == 1
@@ -266,7 +266,7 @@ async def test_a_half_sent_nudge_is_recorded_as_sent_not_repeated(
     sender = RecordingSender()
     nudge = await add(store, 1, T0)
 
-    def two(row: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
+    async def two(row: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
         return Send((Reply("two", {"n": 1}), Reply("two", {"n": 2})))
 
     async def fail_second(chat_id: int, message: RenderedMessage) -> None:

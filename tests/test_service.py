@@ -228,7 +228,7 @@ async def test_decide_nudge_uses_the_services_settings(coach: Coach, clock: Cloc
     clock.now += timedelta(days=1)
     due = await coach.store.claim_due(clock.now, 10)
     assert [n.kind for n in due] == [planner.CHECKBACK]
-    decision = coach.decide_nudge(due[0], state, clock.now)
+    decision = await coach.decide_nudge(due[0], state, clock.now)
     assert type(decision).__name__ == "Send"
 
 

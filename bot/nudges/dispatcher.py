@@ -28,7 +28,8 @@ from bot.storage.store import NudgeRow, Store
 
 log = logging.getLogger(__name__)
 
-Decide = Callable[[NudgeRow, State | None, datetime], NudgeDecision]
+# Async: some messages are composed from the database when due (a recruiter's weekly digest).
+Decide = Callable[[NudgeRow, State | None, datetime], Awaitable[NudgeDecision]]
 OnSent = Callable[[NudgeRow], Awaitable[None]]
 
 # Re-check at least this often even with nothing due, in case the wall clock jumps.
@@ -271,7 +272,7 @@ class Dispatcher:
             await self._store.finish(row.id, "cancelled", now, reason)
             stats.cancelled += 1
             return
-        decision = self._decide(row, None if user is None else user.state, now)
+        decision = await self._decide(row, None if user is None else user.state, now)
         if isinstance(decision, Defer):
             until = _ceil_second(max(decision.until, now + MIN_DEFER))
             await self._store.retry(row.id, until, "quiet hours", count_attempt=False)
