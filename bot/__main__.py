@@ -1,4 +1,4 @@
-"""Command line: `python -m bot {run,demo,classify,nudges,migrate}`."""
+"""Command line: `python -m bot {run,demo,classify,nudges,migrate,recruiters}`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("texts", nargs="*", help="texts; none reads standard input by line")
     sub.add_parser("nudges", help="print pending nudges, one JSON object per line")
     sub.add_parser("migrate", help="create or upgrade the SQLite database")
+    people = sub.add_parser("recruiters", help="approve, list or remove recruiters")
+    people.add_argument("action", choices=("add", "list", "remove"))
+    people.add_argument("user_id", nargs="?", type=int, help="their Telegram user id")
     return parser
 
 
@@ -82,6 +85,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
+    if args.command == "recruiters":
+        from bot.recruiters.cli import recruiters_main
+
+        if args.action != "list" and args.user_id is None:
+            print("error: a Telegram user id is needed, e.g. 123456789", file=sys.stderr)
+            return 2
+        return asyncio.run(
+            recruiters_main(
+                settings.database_path,
+                args.action,
+                args.user_id,
+                sys.stdout,
+            )
+        )
     if args.command == "demo":
         from bot.console import demo
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from datetime import time
 from pathlib import Path
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Telegram tokens look like "123456:ABC-def_ghi"; a local emulator accepts "123:abc" too.
 TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
@@ -38,6 +39,18 @@ class Settings(BaseSettings):
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = 8443
     webhook_secret: SecretStr | None = None
+    # Telegram user ids of the administrators who approve recruiters: "123,456".
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [p for p in re.split(r"[,\s]+", value.strip()) if p]
+            if not all(p.isdigit() for p in parts):
+                raise ValueError("ADMIN_IDS must be Telegram user ids separated by commas")
+            return frozenset(int(p) for p in parts)
+        return value
 
     @field_validator("log_level")
     @classmethod

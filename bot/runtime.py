@@ -16,6 +16,9 @@ from bot.engine.planner import QuietHours
 from bot.knowledge.base import KnowledgeBase, load_default
 from bot.knowledge.classifier import ObjectionClassifier, default_classifier
 from bot.nudges.dispatcher import Dispatcher
+from bot.recruiters import repo as recruiters
+from bot.recruiters.desk import RecruiterDesk
+from bot.recruiters.follower import RecruiterFollower
 from bot.render import Renderer, default_renderer
 from bot.service import Clock, Coach, utc_now
 from bot.storage.db import Database
@@ -35,15 +38,28 @@ async def open_coach(
     renderer: Renderer | None = None,
 ) -> Coach:
     db = await Database.open(settings.database_path)
-    return Coach(
+    kb = kb or load_default()
+    coach = Coach(
         Store(db),
-        kb or load_default(),
+        kb,
         classifier or default_classifier(),
         renderer or default_renderer(),
         default_timezone=settings.default_timezone,
         quiet=QuietHours(settings.quiet_hours_start, settings.quiet_hours_end),
         clock=clock,
     )
+    coach.follower = RecruiterFollower(
+        db,
+        default_timezone=settings.default_timezone,
+        worry_labels=worry_labels(kb),
+        clock=clock,
+    )
+    return coach
+
+
+def worry_labels(kb: KnowledgeBase) -> dict[str, str]:
+    """Worries as recruiters read them: the candidates' menu labels."""
+    return {o.id: o.label for o in kb.objections.values()}
 
 
 class BotRuntime:
@@ -59,6 +75,9 @@ class BotRuntime:
             settings.telegram_api_base_url,
             overall_rate=settings.max_messages_per_second,
         )
+        follower = coach.follower
+        assert isinstance(follower, RecruiterFollower)
+        self.follower = follower
         self.dispatcher = Dispatcher(
             coach.store,
             TelegramSender(self.app.bot),
@@ -67,13 +86,28 @@ class BotRuntime:
             clock,
             rate_per_second=settings.max_messages_per_second,
             per_chat_interval=settings.per_chat_interval_seconds,
+            on_sent=follower.after_sent,
         )
         coach.on_schedule = self.dispatcher.wake
+        self.desk = RecruiterDesk(
+            coach.store.db,
+            coach.renderer,
+            follower,
+            admin_ids=settings.admin_ids,
+            clock=clock,
+            bot_username=lambda: self.app.bot.username,
+            worry_labels=worry_labels(coach.kb),
+        )
+        self.desk.on_queue = self.dispatcher.wake
+        self.desk.menus = self.front.set_menu
+        self.front.desk = self.desk
+        self._clock = clock
         self._dispatch_task: asyncio.Task[None] | None = None
 
     async def start(self, *, webhook: bool | None = None, poll_timeout: int = 10) -> None:
         await self.app.initialize()
         await set_commands(self.app)
+        await self._sync_recruiters()
         await self.app.start()
         assert self.app.updater is not None
         use_webhook = self.settings.webhook_url is not None if webhook is None else webhook
@@ -94,6 +128,21 @@ class BotRuntime:
             )
         self._dispatch_task = asyncio.create_task(self.dispatcher.run(), name="nudges")
         log.info("Interview Coach is serving (%s)", "webhook" if use_webhook else "polling")
+
+    async def _sync_recruiters(self) -> None:
+        """Recruiters approved or removed from the shell while the bot was down: their menus,
+        and a weekly digest queued for each one who wants it."""
+        db = self.coach.store.db
+        everyone = await recruiters.list_recruiters(db.conn)
+        approved = {r.user_id for r in everyone if r.status == "approved"}
+        async with db.transaction() as conn:
+            for user_id in approved:
+                await self.follower.schedule_digest(conn, user_id, self._clock())
+        for user_id in sorted(approved | set(self.settings.admin_ids)):
+            await self.front.set_menu(user_id, True)
+        for r in everyone:
+            if r.user_id not in approved and r.user_id not in self.settings.admin_ids:
+                await self.front.set_menu(r.user_id, False)
 
     async def stop(self) -> None:
         await self.dispatcher.stop()

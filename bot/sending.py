@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from bot.render import RenderedMessage
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A picture (a link's QR code, a funnel chart) with its caption."""
+
+    png: bytes
+    caption: RenderedMessage
+
+
+@dataclass(frozen=True)
+class Document:
+    """A file to download (a CSV export) with its caption."""
+
+    data: bytes
+    filename: str
+    caption: RenderedMessage
+
+
+Outgoing = RenderedMessage | Photo | Document
 
 
 class SendError(Exception):

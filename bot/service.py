@@ -8,11 +8,23 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
+
+import aiosqlite
 
 from bot.engine import buttons, flow
 from bot.engine.context import Context
 from bot.engine.decide import NudgeDecision
-from bot.engine.model import Event, MoveNudge, PendingNudge, ScheduleNudge, SnoozeNudge, State
+from bot.engine.model import (
+    Event,
+    Invitation,
+    MoveNudge,
+    Outcome,
+    PendingNudge,
+    ScheduleNudge,
+    SnoozeNudge,
+    State,
+)
 from bot.engine.nudging import decide_nudge
 from bot.engine.planner import QuietHours
 from bot.knowledge.base import KnowledgeBase
@@ -28,6 +40,31 @@ NUDGE_ACTIONS = ("nudge", "pre", "post")  # buttons on a nudge, carrying its id
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class Follower(Protocol):
+    """A feature that follows the conversation (the recruiters') without the engine knowing
+    it: it gives the conversation its invitation, records what happened in the same
+    transaction as the new state, and composes the messages it queued when they are due."""
+
+    kinds: frozenset[str]  # the nudge kinds it delivers
+
+    async def invitation(self, event: Event) -> Invitation | None: ...
+
+    async def record(
+        self,
+        conn: aiosqlite.Connection,
+        event: Event,
+        before: State,
+        outcome: Outcome,
+        now: datetime,
+    ) -> bool:
+        """Returns True if it queued messages to send."""
+        ...
+
+    async def decide(self, nudge: NudgeRow, now: datetime) -> NudgeDecision: ...
+
+    async def after_sent(self, nudge: NudgeRow) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -55,6 +92,7 @@ class Coach:
         self.default_timezone = default_timezone
         self.quiet = quiet or QuietHours()
         self.clock = clock
+        self.follower: Follower | None = None
         # Called when a nudge was added or moved, so the dispatcher can wake up early.
         self.on_schedule: Callable[[], None] | None = None
         # One user's updates are handled one at a time (two quick taps must not race),
@@ -74,6 +112,8 @@ class Coach:
             state = record.state if record else State()
             pending = await self.store.pending_nudges(event.user_id) if record else []
             tapped = await self._tapped_nudge(event) if record else None
+            follower = self.follower
+            invitation = await follower.invitation(event) if follower else None
             ctx = Context(
                 kb=self.kb,
                 classifier=self.classifier,
@@ -82,13 +122,29 @@ class Coach:
                 quiet=self.quiet,
                 pending=pending,
                 tapped=tapped,
+                invitation=invitation,
             )
             outcome = flow.handle(event, state, ctx)
             # Render before committing: a broken template must not leave state half-moved.
             messages = tuple(self.renderer.render(reply) for reply in outcome.replies)
-            await self.store.commit(event.user_id, chat_id, outcome.state, outcome.effects, ctx.now)
-        if self.on_schedule and any(
-            isinstance(e, (ScheduleNudge, SnoozeNudge, MoveNudge)) for e in outcome.effects
+            queued = False
+
+            async def follow(conn: aiosqlite.Connection) -> None:
+                nonlocal queued
+                assert follower is not None
+                queued = await follower.record(conn, event, state, outcome, ctx.now)
+
+            await self.store.commit(
+                event.user_id,
+                chat_id,
+                outcome.state,
+                outcome.effects,
+                ctx.now,
+                extra=follow if follower else None,
+            )
+        if self.on_schedule and (
+            queued
+            or any(isinstance(e, (ScheduleNudge, SnoozeNudge, MoveNudge)) for e in outcome.effects)
         ):
             self.on_schedule()
         return Handled(messages, outcome.notice)
@@ -105,5 +161,7 @@ class Coach:
     async def decide_nudge(
         self, nudge: NudgeRow, state: State | None, now: datetime
     ) -> NudgeDecision:
+        if self.follower is not None and nudge.kind in self.follower.kinds:
+            return await self.follower.decide(nudge, now)
         pending = PendingNudge(nudge.id, nudge.kind, nudge.due_at, nudge.deadline)
         return decide_nudge(pending, state, now, self.kb, self.default_timezone, self.quiet)

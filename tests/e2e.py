@@ -9,6 +9,7 @@ from bot.runtime import BotRuntime
 from tests.fakebot import FakeBotApi
 
 JSON = dict[str, Any]
+SENDS = ("sendMessage", "sendPhoto", "sendDocument")
 
 
 class Conversation:
@@ -20,17 +21,20 @@ class Conversation:
         self.done = 0
         self._changed = asyncio.Condition()
         front = runtime.front
-        original = front._process
+        process, desk = front._process, front._desk
 
-        async def counted(update: Any, event: Any) -> None:
+        async def counted(update: Any, event: Any, *rest: Any) -> None:
             try:
-                await original(update, event)
+                handler = desk if rest else process
+                await handler(update, event, *rest)
             finally:
                 async with self._changed:
                     self.done += 1
                     self._changed.notify_all()
 
+        # The conversation's updates and the recruiters' desk's: each counts once when done.
         front._process = counted  # type: ignore[method-assign]
+        front._desk = counted  # type: ignore[method-assign]
 
     async def _wait_done(self, target: int, timeout: float = 10.0) -> None:
         async with asyncio.timeout(timeout), self._changed:
@@ -44,10 +48,10 @@ class Conversation:
         return [
             c.params
             for c in self.api.calls[mark:]
-            if c.method == "sendMessage" and int(c.params["chat_id"]) == user
+            if c.method in SENDS and c.ok and int(c.params["chat_id"]) == user
         ]
 
-    async def say(self, user: int, text: str, first_name: str = "Ann") -> list[JSON]:
+    async def say(self, user: int, text: str, first_name: str | None = None) -> list[JSON]:
         return await self._exchange(user, lambda: self.api.push_message(user, text, first_name))
 
     async def tap(self, user: int, label: str) -> list[JSON]:
@@ -72,4 +76,5 @@ class Conversation:
 
 
 def texts(messages: list[JSON]) -> str:
-    return "\n".join(m["text"] for m in messages)
+    """The text of messages, and the captions of pictures and files."""
+    return "\n".join(str(m.get("text", m.get("caption", ""))) for m in messages)

@@ -20,20 +20,28 @@ from bot.engine import buttons as B
 from bot.engine import flow, planner
 from bot.engine.context import Context
 from bot.engine.model import (
+    Attended,
     CancelNudge,
     CancelNudges,
+    CantMakeIt,
+    ConsentGiven,
+    Decided,
     DeleteUserData,
     Effect,
     Event,
+    InterviewSet,
+    Invitation,
     MoveNudge,
     Outcome,
     PendingNudge,
+    QuestionAsked,
     Reply,
     ScheduleNudge,
     SetOptOut,
     SnoozeNudge,
     State,
     Step,
+    WorryNamed,
 )
 from bot.engine.nudging import nudge_reply
 from bot.knowledge.base import KnowledgeBase, load_default
@@ -1341,6 +1349,26 @@ def test_every_template_renders_with_the_contexts_the_engine_produces() -> None:
     d.say("eh")
     tour(d)
 
+    # With a recruiter's link: the invitation, consent, privacy and a relayed question.
+    r = Convo(ctx=make_ctx(invitation=INVITED))
+    r.cmd("start")
+    r.press("sit", "invite")
+    r.press("lean", "yes")
+    r.press("dec", "go")  # consent
+    r.press("consent", "no")
+    r.cmd("privacy")
+    r.press("consent", "yes")
+    r.cmd("ask")  # ask_prompt
+    r.press("askno")  # ask_cancelled
+    r.cmd("ask")
+    r.say("Is the interview in English?")  # ask_sent
+    tour(r)
+    w = Convo(ctx=make_ctx(invitation=dataclasses.replace(INVITED, can_ask=False)))
+    w.cmd("ask")  # ask_wait
+    w.ctx = make_ctx()
+    w.cmd("ask")  # ask_no_link
+    tour(w)
+
     for kind in planner.KINDS:
         row = PendingNudge(9, kind, NOW, None)
         state = going_state(attended="went_well")
@@ -1376,7 +1404,13 @@ def test_no_bullet_is_glued_to_the_text_before_it() -> None:
         "steer_clear": {"coaching": coaching},
         "nudges": {"pending": pending, "zone": "Europe/Paris", "cancelled": 3},
         "plan": {"state": state, "zone": "Europe/Paris", "nudges": plan},
-        "mydata": {"state": state, "worry": "I'm nervous", "zone": "UTC", "pending": pending},
+        "mydata": {
+            "state": state,
+            "worry": "I'm nervous",
+            "zone": "UTC",
+            "pending": pending,
+            "invitation": INVITED,
+        },
         "nudge_prep": {"interview_at": INTERVIEW, "zone": "UTC", "coaching": coaching},
     }
     for template, context in contexts.items():
@@ -1611,6 +1645,150 @@ def test_reminders_read_naturally() -> None:
     )
     assert kb().coaching.followup_note in week.plain_text
     assert "today" not in week.plain_text
+
+
+# --- a recruiter's invitation ---------------------------------------------------------------
+
+INVITED = Invitation(
+    role="Backend <Engineer>",
+    company="Acme & Co",
+    format="45 minutes, video",
+    note="Bring a laptop",
+)
+
+
+def invited(**changes: Any) -> Convo:
+    return Convo(ctx=make_ctx(invitation=dataclasses.replace(INVITED, **changes)))
+
+
+def test_the_welcome_names_the_role_the_company_and_the_note() -> None:
+    convo = invited()
+    convo.cmd("start")
+    welcome = convo.messages[0]
+    assert "invited to interview for Backend <Engineer> at Acme & Co" in welcome.plain_text
+    assert "45 minutes, video" in welcome.plain_text and "Bring a laptop" in welcome.plain_text
+    assert "&lt;Engineer&gt;" in welcome.text and "Acme &amp; Co" in welcome.text
+    plain = Convo()
+    plain.cmd("start")
+    assert "invited" not in plain.text
+
+
+def test_at_the_decision_an_invited_candidate_is_asked_for_consent_default_no() -> None:
+    convo = invited()
+    convo.cmd("start")
+    convo.press("sit", "invite")
+    convo.press("lean", "yes")
+    convo.press("dec", "go")
+    assert convo.templates == ["go_checklist", "consent"]
+    assert convo.state.step == Step.CONSENT and convo.state.decision == "go"
+    assert Decided("go", None) in convo.out.milestones
+    assert not [m for m in convo.out.milestones if isinstance(m, ConsentGiven)]
+    assert "only ever see counts" in convo.text
+    convo.press("consent", "yes")
+    # What the question held back follows: when is the interview?
+    assert convo.templates == ["ask_when"] and convo.state.step == Step.ASK_WHEN
+    assert convo.out.milestones == (ConsentGiven(True),)
+    # Asked once: deciding again does not ask again (the service loads the answer).
+    again = invited(consent=True)
+    again.state = convo.state
+    again.tap(B.pack("dec", "unsure"))
+    assert "consent" not in again.templates
+
+
+def test_passing_keeps_the_note_for_after_the_consent_answer() -> None:
+    convo = invited()
+    convo.cmd("start")
+    convo.tap(B.pack("dec", "pass"))
+    assert convo.templates == ["pass", "consent"]
+    convo.press("consent", "no")
+    assert convo.templates == ["withdraw_note"]
+    assert convo.out.milestones == (ConsentGiven(False),)
+    assert convo.state.step == Step.PASS
+
+
+def test_no_consent_question_without_a_link_or_for_a_likely_scam() -> None:
+    convo = Convo()
+    convo.tap(B.pack("dec", "go"))
+    assert "consent" not in convo.templates
+    scam = invited()
+    scam.say("they want me to pay a fee and send my bank details")
+    scam.press("scam", "steer")
+    assert scam.templates == ["steer_clear"]
+    assert Decided("pass", None) in scam.out.milestones
+
+
+def test_privacy_shows_and_withdraws_consent_everywhere() -> None:
+    convo = invited(consent=True)
+    convo.cmd("privacy")
+    assert "You agreed" in convo.text
+    convo.press("consent", "none")
+    assert convo.out.milestones == (ConsentGiven(False, everywhere=True),)
+    assert "only counts" in convo.text
+    assert convo.button("consent", "yes")
+    nobody = Convo()
+    nobody.cmd("privacy")
+    assert "No recruiter sees anything" in nobody.text and not nobody.actions()
+
+
+def test_a_question_goes_to_the_recruiter_one_at_a_time() -> None:
+    convo = invited()
+    convo.cmd("start")
+    convo.press("sit", "invite")
+    convo.cmd("ask")
+    assert convo.templates == ["ask_prompt"] and convo.state.step == Step.ASK_RECRUITER
+    assert "first name" in convo.text  # consent for this one message, said so
+    convo.say("  Is the\n interview   in English?  ")
+    assert convo.out.milestones == (QuestionAsked("Is the interview in English?"),)
+    assert convo.templates == ["ask_sent", "lean"] and convo.state.step == Step.LEAN
+    # A typed question is not a worry: nothing was classified as one.
+    assert not [m for m in convo.out.milestones if isinstance(m, WorryNamed)]
+    waiting = invited(can_ask=False)
+    waiting.cmd("ask")
+    assert waiting.templates[0] == "ask_wait" and waiting.state.step != Step.ASK_RECRUITER
+    nolink = Convo()
+    nolink.cmd("ask")
+    assert nolink.templates == ["ask_no_link"]
+    long = invited()
+    long.cmd("ask")
+    long.say("x" * 5000)
+    (asked,) = long.out.milestones
+    assert isinstance(asked, QuestionAsked) and len(asked.text) == flow.MAX_QUESTION
+
+
+def test_the_ask_button_appears_only_where_a_recruiter_invited() -> None:
+    for convo, expected in ((invited(), True), (Convo(), False), (invited(can_ask=False), False)):
+        convo.tap(B.pack("doubt", "nervous"))
+        assert any(a.name == "ask" for _, a in convo.actions()) is expected
+    convo = invited()
+    convo.say("they want an unpaid take-home task that takes all weekend")
+    assert convo.templates == ["unpaid_task"] and convo.button("ask")
+
+
+def test_milestones_say_what_happened() -> None:
+    convo = Convo(state=State(timezone="Europe/Paris"))
+    convo.tap(B.pack("obj", "nervous"))
+    assert convo.out.milestones == (WorryNamed("nervous"),)
+    convo.say("hello")
+    assert convo.out.milestones == ()
+    convo.cmd("interview", "Tue 3pm")
+    confirm(convo)
+    assert InterviewSet(TUE_3PM.astimezone(UTC), None) in convo.out.milestones
+    convo.cmd("timezone", "London")
+    (moved,) = convo.out.milestones
+    assert isinstance(moved, InterviewSet) and moved.previous == TUE_3PM
+    convo.tap(B.pack("pre", 5, "cant"))
+    assert convo.out.milestones == (CantMakeIt(),)
+    convo.press("withdraw")
+    assert convo.out.milestones == (Decided("pass", "go"),)
+    convo.tap(B.pack("post", 5, "missed"))
+    assert convo.out.milestones == (Attended("missed"),)
+
+
+def test_mydata_names_the_invitation_and_what_the_recruiter_sees() -> None:
+    convo = invited(consent=False, questions=2)
+    convo.cmd("mydata")
+    assert "Backend <Engineer> at Acme & Co" in convo.text
+    assert "counts only" in convo.text and "questions relayed: 2" in convo.text
 
 
 # --- regressions ---------------------------------------------------------------------------

@@ -26,6 +26,9 @@ ARITY: dict[str, int] = {
     "scam": 1,  # after a fraud warning: steer (clear) | legit
     "scamok": 1,  # it checked out after all: go | unsure
     "withdraw": 0,  # can't make it: the polite way out
+    "consent": 1,  # may the recruiter see it: yes | no (this opening) | none (withdraw all)
+    "ask": 0,  # ask the recruiter a question
+    "askno": 0,  # never mind the question
     "type": 0,  # "Something else": invites typing
     "when": 1,  # today | tomorrow | week | nextweek | none | change
     "whenok": 1,  # confirm a proposed time (unix minutes)
@@ -54,28 +57,39 @@ class Action:
         return int(self.args[index])
 
 
-def pack(name: str, *args: str | int) -> str:
-    """Build button data; raises on anything that would not survive a round trip."""
-    if name not in ARITY or ARITY[name] != len(args):
-        raise ValueError(f"bad button action {name!r} with {len(args)} args")
-    parts = [VERSION, name, *(str(a) for a in args)]
-    for part in parts[2:]:
-        if not _ARG_RE.match(part):
-            raise ValueError(f"bad button argument {part!r}")
-    data = ":".join(parts)
-    if len(data.encode()) > MAX_BYTES:
-        raise ValueError(f"button data too long: {data!r}")
-    return data
+class Codec:
+    """Packs and checks button data of one family: `<version>:<action>[:<arg>...]`."""
+
+    def __init__(self, version: str, arity: dict[str, int]) -> None:
+        self.version = version
+        self.arity = arity
+
+    def pack(self, name: str, *args: str | int) -> str:
+        """Build button data; raises on anything that would not survive a round trip."""
+        if name not in self.arity or self.arity[name] != len(args):
+            raise ValueError(f"bad button action {name!r} with {len(args)} args")
+        parts = [self.version, name, *(str(a) for a in args)]
+        for part in parts[2:]:
+            if not _ARG_RE.match(part):
+                raise ValueError(f"bad button argument {part!r}")
+        data = ":".join(parts)
+        if len(data.encode()) > MAX_BYTES:
+            raise ValueError(f"button data too long: {data!r}")
+        return data
+
+    def unpack(self, data: str | None) -> Action | None:
+        """Parse button data; None for anything forged, malformed or of another family."""
+        if not data or len(data.encode("utf-8", "replace")) > MAX_BYTES:
+            return None
+        parts = data.split(":")
+        if len(parts) < 2 or parts[0] != self.version:
+            return None
+        name, args = parts[1], tuple(parts[2:])
+        if self.arity.get(name) != len(args) or not all(_ARG_RE.match(a) for a in args):
+            return None
+        return Action(name, args)
 
 
-def unpack(data: str | None) -> Action | None:
-    """Parse button data; None for anything forged, malformed or from an unknown version."""
-    if not data or len(data.encode("utf-8", "replace")) > MAX_BYTES:
-        return None
-    parts = data.split(":")
-    if len(parts) < 2 or parts[0] != VERSION:
-        return None
-    name, args = parts[1], tuple(parts[2:])
-    if ARITY.get(name) != len(args) or not all(_ARG_RE.match(a) for a in args):
-        return None
-    return Action(name, args)
+CONVERSATION = Codec(VERSION, ARITY)
+pack = CONVERSATION.pack
+unpack = CONVERSATION.unpack

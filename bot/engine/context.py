@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.engine.model import PendingNudge, State, known_zone
+from bot.engine.model import Invitation, PendingNudge, State, known_zone
 from bot.engine.planner import QuietHours
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.classifier import ObjectionClassifier
@@ -23,6 +23,8 @@ class Context:
     pending: Sequence[PendingNudge] = field(default_factory=tuple)
     # The nudge a nudge button refers to (sent ones are not pending), loaded by the service.
     tapped: PendingNudge | None = None
+    # The opening a recruiter's link brought the candidate to, if any.
+    invitation: Invitation | None = None
 
     def zone_name(self, state: State) -> str:
         return state.timezone or self.default_timezone

@@ -7,6 +7,7 @@ buttons and text. Everything is a pure function of (event, state, context) -> Ou
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,21 +15,29 @@ from bot.engine import buttons as B
 from bot.engine import planner
 from bot.engine.context import Context
 from bot.engine.model import (
+    Attended,
     Button,
     CancelNudge,
     CancelNudges,
+    CantMakeIt,
+    ConsentGiven,
+    Decided,
     DeleteUserData,
     Effect,
     Event,
+    InterviewSet,
     Keyboard,
+    Milestone,
     MoveNudge,
     Outcome,
+    QuestionAsked,
     Reply,
     ScheduleNudge,
     SetOptOut,
     SnoozeNudge,
     State,
     Step,
+    WorryNamed,
     known_zone,
 )
 from bot.engine.when import is_time_only, parse_when, resolve_timezone
@@ -56,6 +65,7 @@ LEAD_QUESTION = {"other_offer": "offer", "bad_company": "flag"}
 QUESTIONS = {"offer": ("signed", "open", "counter"), "flag": ("real", "vague")}
 # Typed decisions (intents.toml) and the decision each one is.
 INTENT_DECISIONS = {"decide_go": "go", "decide_unsure": "unsure", "decide_pass": "pass"}
+MAX_QUESTION = 1000  # characters of a question relayed to a recruiter
 
 
 def small_int(text: str) -> int | None:
@@ -75,6 +85,18 @@ def rows(*buttons: Button) -> Keyboard:
 
 def decision_buttons() -> tuple[Button, ...]:
     return tuple(btn(f"dec_{d}", "dec", d) for d in DECISIONS)
+
+
+def ask_buttons(ctx: Context) -> tuple[Button, ...]:
+    """ "Ask the recruiter", where a recruiter's link brought the candidate and a question can
+    be sent now."""
+    invitation = ctx.invitation
+    return (btn("ask_recruiter", "ask"),) if invitation and invitation.can_ask else ()
+
+
+def noting(outcome: Outcome, *milestones: Milestone) -> Outcome:
+    """The outcome, with what happened recorded for the features that subscribe to it."""
+    return replace(outcome, milestones=(*outcome.milestones, *milestones))
 
 
 # --- screens -------------------------------------------------------------------------------
@@ -161,10 +183,13 @@ def question_screen(question: str) -> Replies:
     return (Reply("question", {"question": question}, keyboard),)
 
 
-def doubt_screen() -> Replies:
+def doubt_screen(ctx: Context) -> Replies:
     """Still doubtful after the arguments: no more arguing; talk it through or decide."""
     keyboard = rows(
-        btn("other_worry", "nav", "menu"), btn("in_my_words", "type"), *decision_buttons()
+        btn("other_worry", "nav", "menu"),
+        btn("in_my_words", "type"),
+        *decision_buttons(),
+        *ask_buttons(ctx),
     )
     return (Reply("doubt", {}, keyboard),)
 
@@ -192,7 +217,8 @@ def scam_check_screen(decision: str) -> Replies:
 
 
 def unpaid_screen(ctx: Context) -> Replies:
-    keyboard = rows(btn("back_to_worries", "nav", "menu"), *decision_buttons())
+    # A question for the employer: where a recruiter invited them, it can go to them directly.
+    keyboard = rows(*ask_buttons(ctx), btn("back_to_worries", "nav", "menu"), *decision_buttons())
     return (Reply("unpaid_task", {"coaching": ctx.kb.coaching}, keyboard),)
 
 
@@ -254,7 +280,7 @@ def current_screen(state: State, ctx: Context) -> Replies:
     if step == Step.EXCEPTION and state.exception in ctx.kb.coaching.exceptions:
         return exception_screen(ctx, state.exception, state.objection)
     if step == Step.DOUBT:
-        return doubt_screen()
+        return doubt_screen(ctx)
     if step == Step.MIXED:
         return mixed_screen()
     if step == Step.SCAM:
@@ -270,7 +296,12 @@ def current_screen(state: State, ctx: Context) -> Replies:
     if step == Step.ASK_TZ:
         return ask_tz_screen(state, ctx)
     if step in (Step.GO, Step.UNSURE, Step.PASS, Step.DEBRIEF):
-        return (Reply("next_steps", next_steps_context(state, ctx), next_steps_keyboard(state)),)
+        keyboard = (*next_steps_keyboard(state), *rows(*ask_buttons(ctx)))
+        return (Reply("next_steps", next_steps_context(state, ctx), keyboard),)
+    if step == Step.CONSENT and ctx.invitation is not None:
+        return consent_screen(ctx)
+    if step == Step.ASK_RECRUITER:
+        return ask_screen(ctx)
     return situation_screen()
 
 
@@ -288,9 +319,94 @@ def next_steps_keyboard(state: State) -> Keyboard:
 
 
 def decide(state: State, ctx: Context, decision: str) -> Outcome:
-    coaching = ctx.kb.coaching
     if decision in ("go", "unsure") and state.scam:
         return Outcome(scam_check_screen(decision), state.evolve(step=Step.SCAM))
+    outcome = noting(_decide(state, ctx, decision), Decided(decision, state.decision))
+    return ask_consent(outcome, ctx)
+
+
+def ask_consent(outcome: Outcome, ctx: Context) -> Outcome:
+    """At the first decision, a candidate a recruiter invited is asked whether that recruiter
+    may see their name, decision and interview time. What the question holds back (the time
+    question, the note to copy) follows the answer, so the step stays at two messages."""
+    invitation = ctx.invitation
+    if invitation is None or invitation.consent is not None or outcome.state.scam:
+        return outcome
+    first, *rest = outcome.replies
+    held = {"ask_when": "ask_when", "withdraw_note": "note"}.get(rest[0].template) if rest else None
+    state = outcome.state.evolve(
+        step=Step.CONSENT, return_step=outcome.state.step, after_consent=held
+    )
+    return replace(outcome, replies=(first, *consent_screen(ctx)), state=state)
+
+
+def consent_screen(ctx: Context) -> Replies:
+    keyboard = rows(btn("consent_yes", "consent", "yes"), btn("consent_no", "consent", "no"))
+    return (Reply("consent", {"invitation": ctx.invitation}, keyboard),)
+
+
+def on_consent(choice: str, state: State, ctx: Context) -> Outcome:
+    """The answer to the consent question, or a change of mind from /privacy."""
+    allowed = choice == "yes"
+    given = ConsentGiven(allowed, everywhere=choice == "none")
+    if state.step != Step.CONSENT:
+        context = {"invitation": ctx.invitation, "allowed": allowed, "changed": True}
+        return Outcome(
+            (Reply("privacy", context, privacy_keyboard(ctx, allowed)),), state, (), None, (given,)
+        )
+    back = state.return_step or Step.GO
+    new = state.evolve(step=back, return_step=None, after_consent=None)
+    if state.after_consent == "ask_when":
+        replies = ask_when_screen(new.decision or "go")
+    elif state.after_consent == "note":
+        replies = (withdraw_note(new, ctx, None),)
+    else:
+        replies = current_screen(new, ctx)
+    notice = "Shared with the recruiter" if allowed else "Kept private"
+    return Outcome(replies, new, (), notice, (given,))
+
+
+def privacy_keyboard(ctx: Context, allowed: bool | None) -> Keyboard:
+    if ctx.invitation is None:
+        return ()
+    if allowed:
+        return rows(btn("consent_withdraw", "consent", "none"))
+    return rows(btn("consent_allow", "consent", "yes"))
+
+
+def ask_screen(ctx: Context) -> Replies:
+    return (Reply("ask_prompt", {"invitation": ctx.invitation}, rows(btn("ask_cancel", "askno"))),)
+
+
+def ask_recruiter(state: State, ctx: Context) -> Outcome:
+    """ "Ask the recruiter": the next text goes to them, if a link brought the candidate."""
+    invitation = ctx.invitation
+    if invitation is None:
+        return Outcome((Reply("ask_no_link", {}),), state)
+    if not invitation.can_ask:
+        return Outcome((Reply("ask_wait", {}), *current_screen(state, ctx)), state)
+    new = state.evolve(step=Step.ASK_RECRUITER, return_step=_return_to(state))
+    return Outcome(ask_screen(ctx), new)
+
+
+def on_question(text: str, state: State, ctx: Context) -> Outcome:
+    question = " ".join(text.split())[:MAX_QUESTION]
+    back = state.evolve(step=state.return_step or Step.SITUATION, return_step=None)
+    if ctx.invitation is None or not ctx.invitation.can_ask:
+        return Outcome((Reply("ask_wait", {}), *current_screen(back, ctx)), back)
+    if not question:
+        return Outcome(ask_screen(ctx), state)
+    replies = (Reply("ask_sent", {"invitation": ctx.invitation}), *current_screen(back, ctx))
+    return Outcome(replies, back, (), None, (QuestionAsked(question),))
+
+
+def withdraw_note(state: State, ctx: Context, after: str | None) -> Reply:
+    keyboard = rows(btn("actually_go", "dec", "go"), btn("start_over", "nav", "situation"))
+    return Reply("withdraw_note", {"coaching": ctx.kb.coaching, "after": after}, keyboard)
+
+
+def _decide(state: State, ctx: Context, decision: str) -> Outcome:
+    coaching = ctx.kb.coaching
     if decision == "go":
         # The checklist is shown once per decision: not again for a second "I'll go".
         show = not (state.decision == "go" and state.checklist_shown)
@@ -326,8 +442,7 @@ def decide(state: State, ctx: Context, decision: str) -> Outcome:
         return steer_clear(state, ctx)
     after = state.exception if state.step == Step.EXCEPTION else None
     state = state.evolve(decision="pass", step=Step.PASS, checklist_shown=False)
-    keyboard = rows(btn("actually_go", "dec", "go"), btn("start_over", "nav", "situation"))
-    note = Reply("withdraw_note", {"coaching": coaching, "after": after}, keyboard)
+    note = withdraw_note(state, ctx, after)
     if after in coaching.exceptions:
         # The exception was just shown with respect: no need to say it twice.
         return Outcome((note,), state, (CancelNudges(),))
@@ -362,6 +477,13 @@ def plan_context(state: State, ctx: Context, effects: Sequence[Effect]) -> dict[
 
 
 def set_interview(state: State, ctx: Context, moment: datetime) -> Outcome:
+    outcome = _set_interview(state, ctx, moment)
+    if outcome.state.interview_at == moment:
+        return noting(outcome, InterviewSet(moment, state.interview_at))
+    return outcome
+
+
+def _set_interview(state: State, ctx: Context, moment: datetime) -> Outcome:
     if moment <= ctx.now:
         state = state.evolve(step=Step.ASK_WHEN, proposed_at=None)
         return Outcome((Reply("when_past", {}), *ask_when_screen()), state)
@@ -395,6 +517,13 @@ def set_interview(state: State, ctx: Context, moment: datetime) -> Outcome:
 def answer_objection(state: State, ctx: Context, objection: str, typed: str = "") -> Outcome:
     """A worry just named (tapped or typed): the honest exception or a question first where the
     articles make one, else the strongest argument, after one line that hears the feeling."""
+    outcome = _answer_objection(state, ctx, objection, typed)
+    if objection in ctx.kb.objections and objection != "other":
+        return noting(outcome, WorryNamed(objection))
+    return outcome
+
+
+def _answer_objection(state: State, ctx: Context, objection: str, typed: str) -> Outcome:
     if objection == "scam_suspected":
         return Outcome(
             scam_screen(ctx), state.evolve(step=Step.SCAM, objection=objection, scam=True)
@@ -530,7 +659,8 @@ def on_command(event: Event, state: State, ctx: Context) -> Outcome:
         )
         first = event.first_name.strip()[:MAX_NAME]
         template = "welcome" if name == "start" else "restart"
-        return Outcome((Reply(template, {"first_name": first}), *situation_screen()), fresh)
+        context = {"first_name": first, "invitation": ctx.invitation}
+        return Outcome((Reply(template, context), *situation_screen()), fresh)
     if name == "help":
         return Outcome((Reply("help", {}), *current_screen(state, ctx)), state)
     if name == "about":
@@ -553,6 +683,12 @@ def on_command(event: Event, state: State, ctx: Context) -> Outcome:
         return Outcome(ask_when_screen("change"), new)
     if name == "nudges":
         return Outcome(nudges_screen(state, ctx), state)
+    if name == "ask":
+        return ask_recruiter(state, ctx)
+    if name == "privacy":
+        consent = ctx.invitation.consent if ctx.invitation else None
+        view = {"invitation": ctx.invitation, "allowed": consent, "changed": False}
+        return Outcome((Reply("privacy", view, privacy_keyboard(ctx, consent)),), state)
     if name == "stop":
         return Outcome((Reply("stopped", {}),), state, (CancelNudges(), SetOptOut(True)))
     return Outcome((Reply("unknown_command", {}), *current_screen(state, ctx)), state)
@@ -566,6 +702,7 @@ def mydata_context(state: State, ctx: Context) -> dict[str, object]:
         "worry": objection.label if objection else None,
         "zone": ctx.zone_name(state),
         "pending": list(ctx.pending),
+        "invitation": ctx.invitation,
     }
 
 
@@ -621,19 +758,23 @@ def set_timezone(text: str, state: State, ctx: Context) -> Outcome:
     effects: list[Effect] = []
     # "Thursday 2pm" meant 2 pm where they are: the typed wall-clock time stays, the instant
     # (and the plan with it) moves.
+    milestones: list[Milestone] = []
     if state.interview_at is not None and state.interview_at > ctx.now:
         moved = same_wall_clock(state.interview_at, old, zone)
         if moved > ctx.now:
             new = new.evolve(interview_at=moved)
             effects = move_plan(moved - state.interview_at, zone, ctx)
+            if moved != state.interview_at:
+                milestones.append(InterviewSet(moved, state.interview_at))
     if state.proposed_at is not None:
         new = new.evolve(proposed_at=same_wall_clock(state.proposed_at, old, zone))
     upcoming = new.interview_at if new.interview_at and new.interview_at > ctx.now else None
     context = {"zone": name, "now": ctx.now, "interview_at": upcoming}
     if new.step in (Step.GO, Step.UNSURE, Step.PASS, Step.DEBRIEF):
-        reply = Reply("tz_set", context, next_steps_keyboard(new))
-        return Outcome((reply,), new, tuple(effects))
-    return Outcome((Reply("tz_set", context), *current_screen(new, ctx)), new, tuple(effects))
+        replies: Replies = (Reply("tz_set", context, next_steps_keyboard(new)),)
+    else:
+        replies = (Reply("tz_set", context), *current_screen(new, ctx))
+    return Outcome(replies, new, tuple(effects), None, tuple(milestones))
 
 
 # --- buttons ---------------------------------------------------------------------------------
@@ -677,11 +818,11 @@ def _on_action(action: B.Action, state: State, ctx: Context) -> Outcome | None:
     if name == "ok" and args[0] in ctx.kb.objections:
         return Outcome(decision_screen("helped"), state.evolve(step=Step.DECISION))
     if name == "doubt" and args[0] in ctx.kb.objections:
-        return Outcome(doubt_screen(), state.evolve(step=Step.DOUBT))
+        return Outcome(doubt_screen(ctx), state.evolve(step=Step.DOUBT))
     if name == "dec" and args[0] in DECISIONS:
         return decide(state, ctx, args[0])
     if name == "scam" and args[0] == "steer":
-        return steer_clear(state, ctx)
+        return noting(steer_clear(state, ctx), Decided("pass", state.decision))
     if name == "scam" and args[0] == "legit":
         # They say it checked out: back to the worries, reminders allowed again.
         new = state.evolve(scam=False, step=Step.MENU)
@@ -689,7 +830,15 @@ def _on_action(action: B.Action, state: State, ctx: Context) -> Outcome | None:
     if name == "scamok" and args[0] in ("go", "unsure"):
         return decide(state.evolve(scam=False), ctx, args[0])
     if name == "withdraw":
-        return withdraw(state, ctx)
+        return noting(withdraw(state, ctx), Decided("pass", state.decision))
+    if name == "consent" and args[0] in ("yes", "no", "none"):
+        return on_consent(args[0], state, ctx)
+    if name == "ask":
+        return ask_recruiter(state, ctx)
+    if name == "askno":
+        back = state.return_step if state.step == Step.ASK_RECRUITER else state.step
+        new = state.evolve(step=back or Step.SITUATION, return_step=None)
+        return Outcome((Reply("ask_cancelled", {}), *current_screen(new, ctx)), new)
     if name == "type":
         return Outcome((Reply("type_it", {}),), state.evolve(step=Step.TYPE_IT))
     if name == "when" and args[0] in WHEN_CHOICES:
@@ -723,7 +872,7 @@ def withdraw(state: State, ctx: Context) -> Outcome:
     """Out of an interview they can't make: the polite note, and nothing more planned."""
     new = state.evolve(decision="pass", step=Step.PASS, checklist_shown=False)
     keyboard = rows(btn("new_time", "when", "change"), btn("start_over", "nav", "situation"))
-    note = Reply("withdraw_note", {"coaching": ctx.kb.coaching, "after": "cant"}, keyboard)
+    note = replace(withdraw_note(new, ctx, "cant"), keyboard=keyboard)
     return Outcome((note,), new, (CancelNudges(),))
 
 
@@ -848,7 +997,8 @@ def on_nudge_button(
             btn("start_over", "nav", "situation"),
         )
         reply = Reply("pre_cant", {"coaching": ctx.kb.coaching}, keyboard)
-        return Outcome((reply,), new, (CancelNudges(planner.INTERVIEW_KINDS),))
+        cancel = CancelNudges(planner.INTERVIEW_KINDS)
+        return Outcome((reply,), new, (cancel,), None, (CantMakeIt(),))
     if name == "post" and choice in ("well", "mixed"):
         new = state.evolve(attended="went_well" if choice == "well" else "mixed", step=Step.DEBRIEF)
         effects: list[Effect] = [CancelNudges((planner.DEBRIEF, planner.FOLLOWUP))]
@@ -858,12 +1008,13 @@ def on_nudge_button(
             Reply("reflection", context),
             Reply("follow_up_notes", {"coaching": ctx.kb.coaching}),
         )
-        return Outcome(replies, new, tuple(effects))
+        return Outcome(replies, new, tuple(effects), None, (Attended(new.attended or ""),))
     if name == "post" and choice == "missed":
         new = state.evolve(attended="no", step=Step.DEBRIEF)
         keyboard = rows(btn("new_time", "when", "change"), btn("start_over", "nav", "situation"))
-        effects = [CancelNudges((planner.DEBRIEF, planner.FOLLOWUP))]
-        return Outcome((Reply("post_missed", {}, keyboard),), new, tuple(effects))
+        cancel = CancelNudges((planner.DEBRIEF, planner.FOLLOWUP))
+        missed = Reply("post_missed", {}, keyboard)
+        return Outcome((missed,), new, (cancel,), None, (Attended("missed"),))
     return None
 
 
@@ -893,5 +1044,7 @@ def handle(event: Event, state: State, ctx: Context) -> Outcome:
             return on_when_text(text, state, ctx)
         if state.step == Step.ASK_TZ:
             return set_timezone(text, state, ctx)
+        if state.step == Step.ASK_RECRUITER:
+            return on_question(text, state, ctx)
         return understand(text, state, ctx)
     return Outcome((Reply("non_text", {"kind": event.value}), *current_screen(state, ctx)), state)

@@ -51,6 +51,8 @@ class Step(StrEnum):
     CONFIRM_WHEN = "confirm_when"
     ASK_TZ = "ask_tz"
     DEBRIEF = "debrief"
+    CONSENT = "consent"  # may the recruiter who invited them see their name and plans?
+    ASK_RECRUITER = "ask_recruiter"  # the next text is a question for that recruiter
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class State:
     attended: str | None = None  # went_well | mixed | missed
     # Where typed text for ASK_TZ / ASK_WHEN came from, so we can return there afterwards.
     return_step: Step | None = None
+    # What the consent question held back, shown once it is answered: ask_when | note.
+    after_consent: str | None = None
 
     def evolve(self, **changes: Any) -> State:
         return replace(self, **changes)
@@ -131,6 +135,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "scam": bool,
     "decision": str,
     "checklist_shown": bool,
+    "after_consent": str,
     "timezone": str,
     "interview_pending": bool,
     "attended": str,
@@ -154,6 +159,20 @@ def known_zone(name: str) -> ZoneInfo | None:
         return ZoneInfo(name)
     except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
         return None
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """The opening a candidate came to the bot for, through a recruiter's link. The engine only
+    reads it: who the recruiter is and how links work is not its business."""
+
+    role: str
+    company: str
+    format: str | None = None
+    note: str | None = None
+    consent: bool | None = None  # may the recruiter see name, decision, time? None: not asked
+    can_ask: bool = True  # no question waiting for an answer, and under the day's limit
+    questions: int = 0  # questions relayed so far (for /mydata)
 
 
 @dataclass(frozen=True)
@@ -233,6 +252,51 @@ Effect = (
 )
 
 
+# Milestones: what happened in the conversation, for features that subscribe to it (the
+# recruiters' funnel and notifications) without the engine knowing they exist.
+@dataclass(frozen=True)
+class WorryNamed:
+    objection: str
+
+
+@dataclass(frozen=True)
+class Decided:
+    decision: str  # go | unsure | pass
+    previous: str | None
+
+
+@dataclass(frozen=True)
+class InterviewSet:
+    at: datetime
+    previous: datetime | None
+
+
+@dataclass(frozen=True)
+class CantMakeIt:
+    pass
+
+
+@dataclass(frozen=True)
+class Attended:
+    how: str  # went_well | mixed | missed
+
+
+@dataclass(frozen=True)
+class ConsentGiven:
+    allowed: bool
+    everywhere: bool = False  # withdrawn for every opening, not only the current one
+
+
+@dataclass(frozen=True)
+class QuestionAsked:
+    text: str
+
+
+Milestone = (
+    WorryNamed | Decided | InterviewSet | CantMakeIt | Attended | ConsentGiven | QuestionAsked
+)
+
+
 @dataclass(frozen=True)
 class Outcome:
     replies: tuple[Reply, ...]
@@ -240,6 +304,7 @@ class Outcome:
     effects: tuple[Effect, ...] = ()
     # Short text for the button-press acknowledgement ("toast"); None answers silently.
     notice: str | None = None
+    milestones: tuple[Milestone, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -49,9 +49,12 @@ class NudgeRow:
     due_at: datetime
     deadline: datetime | None
     attempts: int
+    payload: str | None = None  # what a message that is not a reminder needs (JSON)
 
 
-_NUDGE_COLUMNS = "n.id, n.user_id, u.chat_id, n.kind, n.due_at, n.deadline, n.attempts"
+_NUDGE_COLUMNS = "n.id, n.user_id, u.chat_id, n.kind, n.due_at, n.deadline, n.attempts, n.payload"
+# Work another feature does in the same transaction as a user's new state.
+Extra = Callable[[aiosqlite.Connection], Awaitable[None]]
 
 
 def _nudge(row: aiosqlite.Row) -> NudgeRow:
@@ -65,6 +68,7 @@ def _nudge(row: aiosqlite.Row) -> NudgeRow:
         due_at=due,
         deadline=from_ts(row["deadline"]),
         attempts=row["attempts"],
+        payload=row["payload"],
     )
 
 
@@ -105,10 +109,12 @@ class Store:
         now: datetime,
         *,
         user_wrote: bool = True,
+        extra: Extra | None = None,
     ) -> list[int]:
         """Store the new state and apply the effects in ONE transaction; returns new nudge ids.
 
         A user who writes is active again and no longer opted out (/stop lasts until then).
+        `extra` runs last in the same transaction (a subscriber's records).
         """
         ts = to_ts(now)
         new_ids: list[int] = []
@@ -129,6 +135,8 @@ class Store:
                 new_id = await self._apply(conn, user_id, effect, ts)
                 if new_id is not None:
                     new_ids.append(new_id)
+            if extra is not None:
+                await extra(conn)
         return new_ids
 
     async def _apply(

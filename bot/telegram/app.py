@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import tomllib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from telegram import BotCommand, Update
+from telegram import BotCommand, BotCommandScopeChat, Update
 from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
@@ -23,8 +24,10 @@ from telegram.ext import (
 )
 
 from bot.engine.model import Event
+from bot.recruiters.desk import COMMANDS as RECRUITER_COMMANDS
+from bot.recruiters.desk import Answer, RecruiterDesk
 from bot.render import PROMPTS_DIR, RenderedMessage
-from bot.sending import Blocked, SendError
+from bot.sending import Blocked, Outgoing, SendError
 from bot.service import Coach
 from bot.telegram.sender import TelegramSender
 
@@ -62,30 +65,48 @@ class TelegramFrontEnd:
         self.coach = coach
         self.app = application
         self.sender = TelegramSender(application.bot)
+        # Recruiters' commands, buttons ("r1:...") and typed input go to their desk.
+        self.desk: RecruiterDesk | None = None
 
     async def on_command(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         text = (message.text or "") if message else ""
         head, _sep, argument = text.partition(" ")
         name = head.lstrip("/").split("@", 1)[0].lower()
-        await self._process(
-            update,
-            Event(self._user(update), "command", name, argument.strip(), self._first_name(update)),
+        event = Event(
+            self._user(update), "command", name, argument.strip(), self._first_name(update)
         )
+        if self.desk is not None and name in RECRUITER_COMMANDS:
+            desk = self.desk
+            await self._desk(
+                update,
+                event,
+                lambda: desk.command(event.user_id, event.first_name, name, event.argument),
+            )
+            return
+        await self._process(update, event)
 
     async def on_callback(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
         data = query.data if query and isinstance(query.data, str) else ""
-        await self._process(
-            update, Event(self._user(update), "button", data, "", self._first_name(update))
-        )
+        event = Event(self._user(update), "button", data, "", self._first_name(update))
+        if self.desk is not None and data.startswith("r1:"):
+            desk = self.desk
+            await self._desk(
+                update, event, lambda: desk.button(event.user_id, event.first_name, data)
+            )
+            return
+        await self._process(update, event)
 
     async def on_text(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         text = (message.text or "") if message else ""
-        await self._process(
-            update, Event(self._user(update), "text", text, "", self._first_name(update))
-        )
+        event = Event(self._user(update), "text", text, "", self._first_name(update))
+        if self.desk is not None and await self.desk.wants_text(event.user_id):
+            desk = self.desk
+            await self._desk(update, event, lambda: desk.text(event.user_id, text))
+            return
+        await self._process(update, event)
 
     async def on_other(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
         await self._process(
@@ -120,6 +141,39 @@ class TelegramFrontEnd:
             error = RenderedMessage(self.coach.renderer.text("error", {}))
             await self._send_all(event.user_id, chat_id, (error,))
 
+    async def _desk(
+        self, update: Update, event: Event, work: Callable[[], Awaitable[Answer]]
+    ) -> None:
+        """A recruiter's command, button or input: the same guarantees as the conversation
+        (every press answered, an apology instead of a crash)."""
+        chat = update.effective_chat
+        chat_id = chat.id if chat else event.user_id
+        query = update.callback_query
+        answered = False
+        try:
+            answer = await work()
+            if query is not None:
+                answered = True
+                await self._answer(query, answer.notice)
+            await self._send_all(event.user_id, chat_id, answer.items)
+        except Exception:
+            log.exception("recruiter desk could not handle %s from %s", event.kind, event.user_id)
+            if query is not None and not answered:
+                await self._answer(query, None)
+            error = RenderedMessage(self.coach.renderer.text("error", {}))
+            await self._send_all(event.user_id, chat_id, (error,))
+
+    async def set_menu(self, user_id: int, recruiter: bool) -> None:
+        """Recruiter commands in the menu of recruiters' chats only (a chat scope)."""
+        scope = BotCommandScopeChat(user_id)
+        try:
+            if recruiter:
+                await self.app.bot.set_my_commands(load_commands(recruiter=True), scope=scope)
+            else:
+                await self.app.bot.delete_my_commands(scope=scope)
+        except TelegramError as exc:  # the menu is a convenience: never fail a decision on it
+            log.warning("could not set the command menu of %s: %s", user_id, exc)
+
     @staticmethod
     async def _answer(query: Any, notice: str | None) -> None:
         # Every press gets an answer, or the user's button keeps spinning.
@@ -128,12 +182,10 @@ class TelegramFrontEnd:
         except TelegramError as exc:  # too old to answer: the replies still go out
             log.info("could not answer callback %s: %s", query.id, exc)
 
-    async def _send_all(
-        self, user_id: int, chat_id: int, messages: tuple[RenderedMessage, ...]
-    ) -> None:
+    async def _send_all(self, user_id: int, chat_id: int, messages: tuple[Outgoing, ...]) -> None:
         for message in messages:
             try:
-                await self.sender.send(chat_id, message)
+                await self.sender.send_any(chat_id, message)
             except Blocked:
                 log.info("user %s blocked the bot", user_id)
                 await self.coach.store.deactivate(user_id)
@@ -143,9 +195,13 @@ class TelegramFrontEnd:
                 return
 
 
-def load_commands() -> list[BotCommand]:
+def load_commands(*, recruiter: bool = False) -> list[BotCommand]:
+    """The command menu; recruiters see their own commands after everyone's."""
     with (PROMPTS_DIR / "commands.toml").open("rb") as fh:
-        commands: dict[str, str] = tomllib.load(fh)["commands"]
+        menus: dict[str, dict[str, str]] = tomllib.load(fh)
+    commands = dict(menus["commands"])
+    if recruiter:
+        commands.update(menus["recruiter_commands"])
     return [BotCommand(name, description) for name, description in commands.items()]
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.render import RenderedMessage
-from bot.sending import Blocked, Rejected, RetryLater, SendError
+from bot.sending import Blocked, Document, Outgoing, Photo, Rejected, RetryLater, SendError
 
 
 def markup(message: RenderedMessage) -> InlineKeyboardMarkup | None:
@@ -26,14 +28,46 @@ class TelegramSender:
         self.bot = bot
 
     async def send(self, chat_id: int, message: RenderedMessage) -> None:
-        try:
-            await self.bot.send_message(
+        await self._call(
+            self.bot.send_message(
                 chat_id,
                 message.text,
                 parse_mode=ParseMode.HTML,
                 reply_markup=markup(message),
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
             )
+        )
+
+    async def send_any(self, chat_id: int, item: Outgoing) -> None:
+        """A message, a picture or a file; errors as for `send`."""
+        if isinstance(item, Photo):
+            await self._call(
+                self.bot.send_photo(
+                    chat_id,
+                    item.png,
+                    caption=item.caption.text,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup(item.caption),
+                )
+            )
+        elif isinstance(item, Document):
+            await self._call(
+                self.bot.send_document(
+                    chat_id,
+                    item.data,
+                    filename=item.filename,
+                    caption=item.caption.text,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup(item.caption),
+                )
+            )
+        else:
+            await self.send(chat_id, item)
+
+    @staticmethod
+    async def _call(request: Awaitable[object]) -> None:
+        try:
+            await request
         except Forbidden as exc:
             raise Blocked(str(exc)) from exc
         except RetryAfter as exc:

@@ -1,0 +1,47 @@
+"""`python -m bot recruiters add|list|remove <telegram id>`: what the administrators' buttons
+do, from the shell, on the same database (safe while the bot runs: WAL). The person is told by
+the bot, and their command menu follows, the next time it runs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from bot.recruiters import repo
+from bot.recruiters.follower import DIGEST, RELAY, relay
+from bot.storage.db import Database
+
+
+async def recruiters_main(
+    db_path: Path, action: str, user_id: int | None, out: TextIO
+) -> int:
+    db = await Database.open(db_path)
+    now = datetime.now(UTC)
+    try:
+        if action == "list":
+            for r in await repo.list_recruiters(db.conn):
+                out.write(f"{r.user_id}\t{r.status}\t{r.name or ''}\n")
+            return 0
+        assert user_id is not None
+        async with db.transaction() as conn:
+            current = await repo.get_recruiter(conn, user_id)
+            if action == "add":
+                if current is not None and current.status == "approved":
+                    out.write(f"{user_id} is a recruiter already\n")
+                    return 0
+                await repo.set_status(conn, user_id, "approved", now)
+                message = relay("recruiters/approved", {})
+                # The bot queues their weekly digest when it next starts or they next use it.
+                await repo.queue(conn, user_id, RELAY, message, now, None, now)
+                out.write(f"{user_id} is now a recruiter\n")
+                return 0
+            if current is None or current.status != "approved":
+                out.write(f"{user_id} is not a recruiter\n")
+                return 1
+            await repo.set_status(conn, user_id, "removed", now)
+            await repo.cancel_queued(conn, user_id, DIGEST)
+            out.write(f"{user_id} is no longer a recruiter\n")
+            return 0
+    finally:
+        await db.close()

@@ -1,0 +1,516 @@
+"""What recruiters (and the administrators who approve them) do with the bot: ask for access,
+make links for openings, see who is coming (with consent) and the funnel, answer questions.
+
+Every command and button checks again who is asking: a recruiter sees and changes only their
+own openings, an administrator all of them, anyone else gets a polite no. Screens that need
+typed input (the /newlink steps, a channel name, an answer) keep a small draft in the
+recruiter's row, so a restart in the middle loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+
+from bot.engine.buttons import pack as conversation_button
+from bot.engine.model import Button, Keyboard, Reply
+from bot.recruiters import repo, stats
+from bot.recruiters.buttons import DESK
+from bot.recruiters.codes import deep_link, qr_png
+from bot.recruiters.follower import RELAY, RELAY_LIFETIME, RecruiterFollower, relay
+from bot.render import RenderedMessage, Renderer
+from bot.sending import Document, Outgoing, Photo
+from bot.storage.db import Database
+
+COMMANDS = frozenset({"recruiter", "newlink", "links", "stats", "export"})
+MAX_FIELD = {"role": 80, "company": 80, "format": 120, "note": 300, "channel": 40}
+MAX_ANSWER = 2000
+MAX_LISTED = 5  # openings with a button in /links (six buttons a message at most)
+_AT_RE = re.compile(r"^(?P<role>.+?)\s+at\s+(?P<company>.+)$", re.IGNORECASE)
+PERIODS = {p.value: p for p in stats.Period}
+
+
+@dataclass(frozen=True)
+class Answer:
+    items: tuple[Outgoing, ...] = ()
+    notice: str | None = None  # the toast for a button press
+
+
+def _rows(*buttons: Button) -> Keyboard:
+    return tuple((b,) for b in buttons)
+
+
+def _btn(label: str, action: str, *args: str | int, **params: object) -> Button:
+    return Button(label, DESK.pack(action, *args), params)
+
+
+class RecruiterDesk:
+    def __init__(
+        self,
+        db: Database,
+        renderer: Renderer,
+        follower: RecruiterFollower,
+        *,
+        admin_ids: frozenset[int],
+        clock: Callable[[], datetime],
+        bot_username: Callable[[], str],
+        worry_labels: Mapping[str, str],
+    ) -> None:
+        self.db = db
+        self.renderer = renderer
+        self.follower = follower
+        self.admin_ids = admin_ids
+        self.clock = clock
+        self.bot_username = bot_username
+        self.worry_labels = worry_labels
+        # Set by the front end: wake the dispatcher, and show or hide recruiter commands.
+        self.on_queue: Callable[[], None] | None = None
+        self.menus: Callable[[int, bool], Awaitable[None]] | None = None
+
+    # --- who is asking -----------------------------------------------------------------------
+
+    def is_admin(self, user_id: int) -> bool:
+        return user_id in self.admin_ids
+
+    async def is_recruiter(self, user_id: int) -> bool:
+        if self.is_admin(user_id):
+            return True
+        recruiter = await repo.get_recruiter(self.db.conn, user_id)
+        return recruiter is not None and recruiter.status == "approved"
+
+    async def wants_text(self, user_id: int) -> bool:
+        """A screen of this user's waits for typed input (and they may still use it)."""
+        recruiter = await repo.get_recruiter(self.db.conn, user_id)
+        return bool(recruiter and recruiter.draft.get("step")) and await self.is_recruiter(user_id)
+
+    def _say(
+        self, template: str, context: Mapping[str, Any] | None = None, *rows: Button
+    ) -> RenderedMessage:
+        return self.renderer.render(Reply(f"recruiters/{template}", context or {}, _rows(*rows)))
+
+    def _answer(
+        self,
+        template: str,
+        context: Mapping[str, Any] | None = None,
+        *rows: Button,
+        notice: str | None = None,
+    ) -> Answer:
+        return Answer((self._say(template, context, *rows),), notice)
+
+    async def _owner_check(self, user_id: int, opening_id: int) -> repo.Opening | None:
+        """The opening, if this user may see and change it."""
+        opening = await repo.get_opening(self.db.conn, opening_id)
+        if opening is None:
+            return None
+        if opening.recruiter_id != user_id and not self.is_admin(user_id):
+            return None
+        return opening
+
+    async def _ensure_admin_row(self, conn: aiosqlite.Connection, user_id: int, name: str) -> None:
+        # Administrators are recruiters too: their openings need a row to belong to.
+        if self.is_admin(user_id):
+            existing = await repo.get_recruiter(conn, user_id)
+            if existing is None or existing.status != "approved":
+                await repo.set_status(conn, user_id, "approved", self.clock(), name or None)
+
+    def _wake(self) -> None:
+        if self.on_queue is not None:
+            self.on_queue()
+
+    # --- commands ----------------------------------------------------------------------------
+
+    async def command(self, user_id: int, first_name: str, name: str, argument: str) -> Answer:
+        if name == "recruiter":
+            return await self.request(user_id, first_name)
+        if not await self.is_recruiter(user_id):
+            return self._answer("not_recruiter")
+        async with self.db.transaction() as conn:
+            await self._ensure_admin_row(conn, user_id, first_name)
+            await repo.set_draft(conn, user_id, {})  # a new command leaves any screen
+            # Approved from the shell while the bot ran: their digest starts with their first
+            # command (idempotent otherwise).
+            await self.follower.schedule_digest(conn, user_id, self.clock())
+        if name == "newlink":
+            return await self.new_link(user_id, argument)
+        if name == "links":
+            return await self.links(user_id)
+        if name == "stats":
+            return await self.stats(user_id, "a", 0, stats.Period.MONTH.value)
+        return await self.export(user_id)
+
+    async def request(self, user_id: int, first_name: str) -> Answer:
+        now = self.clock()
+        if await self.is_recruiter(user_id):
+            return self._answer("already")
+        name = first_name.strip()[:64] or None
+        async with self.db.transaction() as conn:
+            current = await repo.get_recruiter(conn, user_id)
+            if current is not None and current.status == "pending":
+                return self._answer("request_pending")
+            await repo.set_status(conn, user_id, "pending", now, name)
+            if not self.admin_ids:
+                return self._answer("no_admins", {"user_id": user_id})
+            for admin in sorted(self.admin_ids):
+                buttons = (
+                    ("r_approve", DESK.pack("appr", user_id, "yes")),
+                    ("r_deny", DESK.pack("appr", user_id, "no")),
+                )
+                context = {"name": name or "", "user_id": user_id}
+                payload = relay("recruiters/approve_request", context, buttons)
+                await repo.queue(conn, admin, RELAY, payload, now, None, now)
+        self._wake()
+        return self._answer("request_sent")
+
+    async def decide_request(self, admin: int, user_id: int, approve: bool) -> Answer:
+        if not self.is_admin(admin):
+            return self._answer("not_admin", notice="Administrators only")
+        now = self.clock()
+        async with self.db.transaction() as conn:
+            current = await repo.get_recruiter(conn, user_id)
+            if current is None or current.status != "pending":
+                status = current.status if current else "unknown"
+                return self._answer("request_done", {"status": status}, notice="Already decided")
+            await self.set_recruiter(conn, user_id, approve, now)
+        self._wake()
+        if self.menus is not None:
+            await self.menus(user_id, approve)
+        context = {"name": current.name or "", "user_id": user_id, "approved": approve}
+        return self._answer("request_decided", context, notice="Done")
+
+    async def set_recruiter(
+        self, conn: aiosqlite.Connection, user_id: int, approve: bool, now: datetime
+    ) -> None:
+        """Approve or deny (also from the shell), tell the person, and plan their digest."""
+        await repo.set_status(conn, user_id, "approved" if approve else "denied", now)
+        template = "recruiters/approved" if approve else "recruiters/denied"
+        await repo.queue(conn, user_id, RELAY, relay(template, {}), now, None, now)
+        if approve:
+            await self.follower.schedule_digest(conn, user_id, now)
+
+    # --- openings and links ------------------------------------------------------------------
+
+    async def new_link(self, user_id: int, argument: str) -> Answer:
+        argument = " ".join(argument.split())
+        match = _AT_RE.match(argument)
+        if match:
+            role = match.group("role")[: MAX_FIELD["role"]]
+            company = match.group("company")[: MAX_FIELD["company"]]
+            return await self._create(user_id, {"role": role, "company": company})
+        draft: dict[str, Any] = {"step": "role"}
+        if argument:
+            draft = {"step": "company", "role": argument[: MAX_FIELD["role"]]}
+        async with self.db.transaction() as conn:
+            await repo.set_draft(conn, user_id, draft)
+        return self._prompt(draft)
+
+    def _prompt(self, draft: Mapping[str, Any]) -> Answer:
+        step = draft["step"]
+        cancel = _btn("r_cancel", "cancel")
+        if step in ("format", "note"):
+            return self._answer(f"newlink_{step}", draft, _btn("r_skip", "skip"), cancel)
+        return self._answer(f"newlink_{step}", draft, cancel)
+
+    async def _create(self, user_id: int, draft: Mapping[str, Any]) -> Answer:
+        now = self.clock()
+        async with self.db.transaction() as conn:
+            opening = await repo.create_opening(
+                conn,
+                user_id,
+                str(draft["role"]),
+                str(draft["company"]),
+                draft.get("format"),
+                draft.get("note"),
+                now,
+            )
+            link = await repo.add_link(conn, opening.id, None, now)
+            await repo.set_draft(conn, user_id, {})
+        return self._link_answer(opening, link, "created")
+
+    def _link_answer(self, opening: repo.Opening, link: repo.Link, why: str) -> Answer:
+        url = deep_link(self.bot_username(), link.code)
+        context = {"opening": opening, "channel": link.channel, "url": url, "why": why}
+        text = self._say(
+            "link", context, _btn("r_open", "open", opening.id), _btn("r_all", "links")
+        )
+        caption = self._say("qr_caption", context)
+        return Answer((text, Photo(qr_png(url), caption)))
+
+    async def text(self, user_id: int, text: str) -> Answer:
+        recruiter = await repo.get_recruiter(self.db.conn, user_id)
+        draft = dict(recruiter.draft) if recruiter else {}
+        step = draft.get("step")
+        value = " ".join(text.split())
+        if step == "answer":
+            return await self._answer_question(user_id, int(draft.get("question", 0)), text)
+        if step not in MAX_FIELD or not value:
+            return self._prompt(draft) if step in MAX_FIELD else Answer()
+        draft[str(step)] = value[: MAX_FIELD[str(step)]]
+        return await self._advance(user_id, draft)
+
+    async def _advance(self, user_id: int, draft: dict[str, Any]) -> Answer:
+        order = {"role": "company", "company": "format", "format": "note", "note": None}
+        step = draft["step"]
+        if step == "channel":
+            return await self._add_channel(user_id, int(draft.get("opening", 0)), draft["channel"])
+        following = order.get(step)
+        if following is None:
+            return await self._create(user_id, draft)
+        draft["step"] = following
+        async with self.db.transaction() as conn:
+            await repo.set_draft(conn, user_id, draft)
+        return self._prompt(draft)
+
+    async def links(self, user_id: int) -> Answer:
+        conn = self.db.conn
+        scope = None if self.is_admin(user_id) else user_id
+        openings = await repo.openings_of(conn, scope)
+        listed = []
+        for opening in openings:
+            counts = await repo.link_counts(conn, opening.id)
+            opened = sum(c[0] for c in counts.values())
+            going = sum(c[1] for c in counts.values())
+            listed.append({"opening": opening, "opened": opened, "going": going})
+        buttons = [_btn("r_opening", "open", o.id, role=o.role[:18]) for o in openings[:MAX_LISTED]]
+        return self._answer(
+            "links", {"listed": listed, "more": len(openings) > MAX_LISTED}, *buttons
+        )
+
+    async def opening(self, user_id: int, opening_id: int, notice: str | None = None) -> Answer:
+        opening = await self._owner_check(user_id, opening_id)
+        if opening is None:
+            return self._answer("not_yours", notice="Not one of your openings")
+        conn = self.db.conn
+        counts = await repo.link_counts(conn, opening.id)
+        links = [
+            {
+                "channel": link.channel,
+                "url": deep_link(self.bot_username(), link.code),
+                "opened": counts.get(link.id, (0, 0))[0],
+                "going": counts.get(link.id, (0, 0))[1],
+            }
+            for link in await repo.links_of(conn, opening.id)
+        ]
+        pause = ("r_resume", "resume") if opening.status == "paused" else ("r_pause", "pause")
+        close = ("r_reopen", "reopen") if opening.status == "closed" else ("r_close", "close")
+        buttons = [
+            _btn("r_stats", "stats", "o", opening.id, stats.Period.MONTH.value),
+            _btn("r_channel", "op", opening.id, "channel"),
+            _btn("r_newcode", "op", opening.id, "newcode"),
+            *([] if opening.status == "closed" else [_btn(pause[0], "op", opening.id, pause[1])]),
+            _btn(close[0], "op", opening.id, close[1]),
+            _btn("r_all", "links"),
+        ]
+        return self._answer(
+            "opening", {"opening": opening, "links": links}, *buttons, notice=notice
+        )
+
+    async def act(self, user_id: int, opening_id: int, what: str) -> Answer:
+        opening = await self._owner_check(user_id, opening_id)
+        if opening is None:
+            return self._answer("not_yours", notice="Not one of your openings")
+        status = {"pause": "paused", "resume": "open", "close": "closed", "reopen": "open"}
+        if what in status:
+            async with self.db.transaction() as conn:
+                await repo.set_opening_status(conn, opening.id, status[what])
+            return await self.opening(user_id, opening.id, notice=f"Now {status[what]}")
+        if what == "newcode":
+            async with self.db.transaction() as conn:
+                links = await repo.links_of(conn, opening.id)
+                main = next((link for link in links if link.channel is None), None)
+                if main is None:
+                    fresh = await repo.add_link(conn, opening.id, None, self.clock())
+                else:
+                    fresh = await repo.replace_code(conn, main, self.clock())
+            return self._link_answer(opening, fresh, "newcode")
+        if what == "channel":
+            async with self.db.transaction() as conn:
+                draft = {"step": "channel", "opening": opening.id}
+                await repo.set_draft(conn, user_id, draft)
+            return self._prompt(draft)
+        return self._answer("stale", notice="That button no longer works")
+
+    async def _add_channel(self, user_id: int, opening_id: int, channel: str) -> Answer:
+        opening = await self._owner_check(user_id, opening_id)
+        async with self.db.transaction() as conn:
+            await repo.set_draft(conn, user_id, {})
+            if opening is None:
+                return self._answer("not_yours")
+            link = await repo.add_link(conn, opening.id, channel, self.clock())
+        return self._link_answer(opening, link, "channel")
+
+    # --- numbers -----------------------------------------------------------------------------
+
+    async def stats(self, user_id: int, kind: str, item: int, period: str) -> Answer:
+        admin = self.is_admin(user_id)
+        scope = stats.Scope(recruiter_id=None if admin else user_id)
+        title_context: dict[str, Any] = {"kind": kind}
+        link: repo.Link | None = None
+        if kind in ("o", "l"):
+            opening_id = item
+            if kind == "l":
+                link = await repo.get_link(self.db.conn, item)
+                opening_id = link.opening_id if link else 0
+            opening = await self._owner_check(user_id, opening_id)
+            if opening is None:
+                return self._answer("not_yours", notice="Not one of your openings")
+            scope = stats.Scope(
+                recruiter_id=scope.recruiter_id,
+                opening_id=opening.id,
+                link_id=link.id if link else None,
+            )
+            title_context.update(opening=opening, channel=link.channel if link else None)
+        chosen = PERIODS.get(period, stats.Period.MONTH)
+        since = chosen.since(self.clock())
+        conn = self.db.conn
+        numbers = await stats.funnel(conn, scope, since)
+        reasons = await stats.reasons(conn, scope, since)
+        channels: list[dict[str, Any]] = []
+        if kind == "o" and scope.opening_id is not None:
+            counts = await repo.link_counts(conn, scope.opening_id)
+            for each in await repo.links_of(conn, scope.opening_id, active_only=False):
+                opened, going = counts.get(each.id, (0, 0))
+                channels.append({"link": each, "opened": opened, "going": going})
+        context = {
+            **title_context,
+            "period": chosen.value,
+            "stages": numbers.stages(),
+            "empty": numbers.empty,
+            "reasons": [(r.label(self.worry_labels), r.shown) for r in reasons],
+            "channels": channels,
+        }
+        periods = [
+            _btn(f"r_period_{p.value}", "stats", kind, item, p.value)
+            for p in stats.Period
+            if p != chosen
+        ]
+        per_link = [
+            _btn(
+                "r_channel_stats",
+                "stats",
+                "l",
+                c["link"].id,
+                chosen.value,
+                channel=(c["link"].channel or "main link")[:16],
+            )
+            for c in channels[:3]
+            if len(channels) > 1
+        ]
+        text = self._say("stats", context, *periods, *per_link, _btn("r_all", "links"))
+        if numbers.empty:
+            return Answer((text,))
+        title = self.renderer.text("recruiters/chart_title", context)
+        png = await asyncio.to_thread(stats.chart_png, numbers, reasons, title, self.worry_labels)
+        return Answer((text, Photo(png, self._say("chart_caption", context))))
+
+    async def export(self, user_id: int) -> Answer:
+        recruiter = None if self.is_admin(user_id) else user_id
+        rows = await stats.consented_rows(self.db.conn, recruiter)
+        if not rows:
+            return self._answer("export_empty")
+        name = f"candidates-{self.clock():%Y-%m-%d}.csv"
+        caption = self._say("export_caption", {"count": len(rows)})
+        data = await asyncio.to_thread(stats.export_csv, rows)
+        return Answer((Document(data, name, caption),))
+
+    # --- relayed questions -------------------------------------------------------------------
+
+    async def reply(self, user_id: int, question_id: int) -> Answer:
+        conn = self.db.conn
+        question = await repo.get_question(conn, question_id)
+        opening = await self._owner_check(user_id, question.opening_id) if question else None
+        if question is None or opening is None:
+            return self._answer("not_yours", notice="Not one of your questions")
+        if question.answered:
+            return self._answer("question_done", notice="Answered already")
+        async with self.db.transaction() as write:
+            await repo.set_draft(write, user_id, {"step": "answer", "question": question.id})
+        context = {"text": question.text, "opening": opening}
+        return self._answer("answer_prompt", context, _btn("r_cancel", "cancel"))
+
+    async def _answer_question(self, user_id: int, question_id: int, text: str) -> Answer:
+        answer = text.strip()[:MAX_ANSWER]
+        if not answer:
+            return Answer()
+        now = self.clock()
+        async with self.db.transaction() as conn:
+            await repo.set_draft(conn, user_id, {})
+            question = await repo.get_question(conn, question_id)
+            opening = await self._owner_check(user_id, question.opening_id) if question else None
+            if question is None or opening is None:
+                return self._answer("not_yours")
+            if not await repo.answer_question(conn, question.id, answer, now):
+                return self._answer("question_done")
+            context = {"role": opening.role, "company": opening.company, "text": answer}
+            buttons = (("ask_another", conversation_button("ask")),)
+            payload = relay("recruiters/answer", context, buttons)
+            await repo.queue(
+                conn,
+                question.user_id,
+                RELAY,
+                payload,
+                now,
+                now + RELAY_LIFETIME,
+                now,
+                about=question.user_id,
+            )
+        self._wake()
+        return self._answer("answer_sent")
+
+    # --- buttons -----------------------------------------------------------------------------
+
+    async def button(self, user_id: int, first_name: str, data: str) -> Answer:
+        action = DESK.unpack(data)
+        if action is None:
+            return self._answer("stale", notice="That button no longer works")
+        name, args = action.name, action.args
+        if name == "appr" and args[0].isdigit() and args[1] in ("yes", "no"):
+            return await self.decide_request(user_id, int(args[0]), args[1] == "yes")
+        if not await self.is_recruiter(user_id):
+            return self._answer("not_recruiter", notice="Recruiters only")
+        async with self.db.transaction() as conn:
+            await self._ensure_admin_row(conn, user_id, first_name)
+        if name == "open" and args[0].isdigit():
+            return await self.opening(user_id, int(args[0]))
+        if name == "op" and args[0].isdigit():
+            return await self.act(user_id, int(args[0]), args[1])
+        if name == "stats" and args[0] in ("a", "o", "l") and args[1].isdigit():
+            return await self.stats(user_id, args[0], int(args[1]), args[2])
+        if name == "links":
+            return await self.links(user_id)
+        if name == "reply" and args[0].isdigit():
+            return await self.reply(user_id, int(args[0]))
+        if name in ("skip", "cancel"):
+            return await self._skip_or_cancel(user_id, name)
+        if name == "digest" and args[0] in ("on", "off"):
+            return await self.digest(user_id, args[0] == "on")
+        return self._answer("stale", notice="That button no longer works")
+
+    async def _skip_or_cancel(self, user_id: int, name: str) -> Answer:
+        recruiter = await repo.get_recruiter(self.db.conn, user_id)
+        draft = dict(recruiter.draft) if recruiter else {}
+        if name == "skip" and draft.get("step") in ("format", "note"):
+            draft[str(draft["step"])] = None
+            return await self._advance(user_id, draft)
+        async with self.db.transaction() as conn:
+            await repo.set_draft(conn, user_id, {})
+        return self._answer("cancelled", notice="Cancelled")
+
+    async def digest(self, user_id: int, on: bool) -> Answer:
+        now = self.clock()
+        async with self.db.transaction() as conn:
+            await repo.set_digest(conn, user_id, on)
+            if on:
+                await self.follower.schedule_digest(conn, user_id, now)
+            else:
+                await repo.cancel_queued(conn, user_id, "digest")
+        self._wake()
+        button = (
+            _btn("r_digest_on", "digest", "on") if not on else _btn("r_digest_off", "digest", "off")
+        )
+        return self._answer("digest_set", {"on": on}, button, notice="Saved")

@@ -1,0 +1,344 @@
+"""The recruiters' side of a candidate's conversation: attribution, the funnel, consent,
+notifications and relayed questions. The engine never calls this: the service asks it for
+the invitation a conversation starts with and hands it the conversation's milestones, which
+it records in the same transaction as the candidate's new state."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiosqlite
+
+from bot.engine import planner
+from bot.engine.decide import Expire, NudgeDecision, Send
+from bot.engine.model import (
+    Attended,
+    Button,
+    CantMakeIt,
+    ConsentGiven,
+    Decided,
+    Event,
+    InterviewSet,
+    Invitation,
+    Outcome,
+    QuestionAsked,
+    Reply,
+    State,
+    WorryNamed,
+    known_zone,
+)
+from bot.recruiters import repo, stats
+from bot.recruiters.buttons import DESK
+from bot.recruiters.codes import looks_like_code
+from bot.storage.db import Database
+from bot.storage.store import NudgeRow
+
+RELAY = "relay"  # a prepared message: a notification, a relayed question or answer
+DIGEST = "digest"  # the weekly numbers, composed when due
+KINDS = frozenset({RELAY, DIGEST})
+RELAY_LIFETIME = timedelta(days=7)  # a notification older than this is news no more
+DIGEST_AT = time(9, 0)  # Monday morning in the recruiter's time zone
+QUESTIONS_A_DAY = 3
+OPEN_QUESTION_WAIT = timedelta(days=7)  # after this an unanswered question no longer blocks
+PERIOD_DAYS = 7
+
+
+def usable(link: repo.Link, opening: repo.Opening) -> bool:
+    """A link that still brings new candidates: current code, opening open."""
+    return link.active and opening.status == "open"
+
+
+def start_code(event: Event) -> str | None:
+    if event.kind == "command" and event.value in ("start", "restart"):
+        code = event.argument.strip()
+        return code if looks_like_code(code) else None
+    return None
+
+
+def relay(
+    template: str,
+    context: Mapping[str, Any],
+    buttons: tuple[tuple[str, str], ...] = (),
+) -> dict[str, Any]:
+    """The payload of a prepared message: template, context and (label key, data) buttons."""
+    return {"template": template, "context": dict(context), "buttons": [list(b) for b in buttons]}
+
+
+def reply_from(payload: Mapping[str, Any]) -> Reply:
+    buttons = tuple((Button(str(label), str(data)),) for label, data in payload.get("buttons", []))
+    return Reply(str(payload["template"]), dict(payload.get("context", {})), buttons)
+
+
+def short_time(moment: datetime, zone: ZoneInfo) -> str:
+    local = moment.astimezone(zone)
+    return f"{local:%a} {local.day} {local:%b} {local:%H:%M}"
+
+
+def next_digest(now: datetime, zone: ZoneInfo) -> datetime:
+    """The next Monday 09:00 in the zone, strictly after now."""
+    local = now.astimezone(zone)
+    days = (0 - local.weekday()) % 7
+    candidate = datetime.combine(local.date() + timedelta(days=days), DIGEST_AT, tzinfo=zone)
+    if candidate <= local:
+        candidate = datetime.combine(
+            local.date() + timedelta(days=days or 7), DIGEST_AT, tzinfo=zone
+        )
+    return candidate
+
+
+class RecruiterFollower:
+    kinds = KINDS
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        default_timezone: str,
+        worry_labels: Mapping[str, str],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.db = db
+        self.default_timezone = default_timezone
+        self.worry_labels = worry_labels
+        self.clock = clock
+
+    # --- before the engine -------------------------------------------------------------------
+
+    async def invitation(self, event: Event) -> Invitation | None:
+        conn = self.db.conn
+        found = await self._opening_for(conn, event)
+        if found is None:
+            return None
+        opening, consent = found
+        now = self.clock()
+        total, recent, waiting = await repo.question_counts(
+            conn, event.user_id, now - timedelta(days=1), now - OPEN_QUESTION_WAIT
+        )
+        return Invitation(
+            role=opening.role,
+            company=opening.company,
+            format=opening.format,
+            note=opening.note,
+            consent=consent,
+            can_ask=waiting == 0 and recent < QUESTIONS_A_DAY,
+            questions=total,
+        )
+
+    async def _opening_for(
+        self, conn: aiosqlite.Connection, event: Event
+    ) -> tuple[repo.Opening, bool | None] | None:
+        code = start_code(event)
+        if code is not None:
+            hit = await repo.find_code(conn, code)
+            if hit is not None and usable(*hit):
+                _link, opening = hit
+                candidate = await repo.get_candidate(conn, event.user_id, opening.id)
+                return opening, candidate.consent if candidate else None
+        latest = await repo.latest_candidate(conn, event.user_id)
+        if latest is None:
+            return None
+        candidate, opening = latest
+        recruiter = await repo.get_recruiter(conn, opening.recruiter_id)
+        if opening.status == "closed" or recruiter is None or recruiter.status != "approved":
+            return None
+        return opening, candidate.consent
+
+    # --- in the commit transaction -----------------------------------------------------------
+
+    async def record(
+        self,
+        conn: aiosqlite.Connection,
+        event: Event,
+        before: State,
+        outcome: Outcome,
+        now: datetime,
+    ) -> bool:
+        user = event.user_id
+        moved = before.timezone != outcome.state.timezone
+        if moved and await repo.has_pending(conn, user, DIGEST):
+            # A recruiter's digest comes on Monday 09:00 in their zone: follow it.
+            await repo.cancel_queued(conn, user, DIGEST)
+            await self.schedule_digest(conn, user, now)
+        code = start_code(event)
+        if code is not None:
+            hit = await repo.find_code(conn, code)
+            if hit is not None and usable(*hit):
+                await repo.touch(conn, user, hit[0], now)
+        if not outcome.milestones:
+            return False
+        latest = await repo.latest_candidate(conn, user)
+        if latest is None:
+            return False
+        candidate, opening = latest
+        queued = False
+        notices: list[str] = []
+        for milestone in outcome.milestones:
+            if isinstance(milestone, WorryNamed):
+                await repo.reach(conn, candidate, "engaged", now)
+                await repo.reach(conn, candidate, "worry", now, milestone.objection)
+            elif isinstance(milestone, Decided):
+                await repo.reach(conn, candidate, "engaged", now)
+                await repo.reach(conn, candidate, milestone.decision, now)
+                withdrew = milestone.decision == "pass" and milestone.previous == "go"
+                notices.append("withdrew" if withdrew else milestone.decision)
+            elif isinstance(milestone, InterviewSet):
+                await repo.reach(conn, candidate, "time_set", now)
+                if milestone.previous is not None:
+                    notices.append("rescheduled")
+                elif outcome.state.decision == "go" and "go" not in notices:
+                    notices.append("go")
+            elif isinstance(milestone, CantMakeIt):
+                notices.append("cant")
+            elif isinstance(milestone, Attended):
+                if milestone.how in ("went_well", "mixed"):
+                    await repo.reach(conn, candidate, "attended", now)
+                notices.append("attended" if milestone.how != "missed" else "missed")
+            elif isinstance(milestone, ConsentGiven):
+                scope = None if milestone.everywhere else opening.id
+                name = event.first_name.strip()[:64] or None
+                await repo.set_consent(conn, user, scope, milestone.allowed, name)
+                if milestone.allowed and outcome.state.decision:
+                    # Just agreed: tell the recruiter where things stand now.
+                    notices.append(outcome.state.decision)
+            elif isinstance(milestone, QuestionAsked):
+                queued |= await self._relay_question(conn, event, opening, milestone.text, now)
+        candidate = await repo.get_candidate(conn, user, opening.id) or candidate
+        if candidate.consent:
+            state = outcome.state
+            await repo.share_plans(
+                conn, user, opening.id, state.decision, state.interview_at, state.attended
+            )
+            for what in dict.fromkeys(notices):  # once each, in order
+                queued |= await self._notify(conn, candidate, opening, what, outcome, now)
+        return queued
+
+    async def _recruiter_zone(self, conn: aiosqlite.Connection, recruiter_id: int) -> ZoneInfo:
+        name = await repo.zone_of(conn, recruiter_id) or self.default_timezone
+        return known_zone(name) or ZoneInfo("UTC")
+
+    async def _notify(
+        self,
+        conn: aiosqlite.Connection,
+        candidate: repo.Candidate,
+        opening: repo.Opening,
+        what: str,
+        outcome: Outcome,
+        now: datetime,
+    ) -> bool:
+        recruiter = await repo.get_recruiter(conn, opening.recruiter_id)
+        if recruiter is None or recruiter.status != "approved":
+            return False
+        interview = outcome.state.interview_at
+        zone = await self._recruiter_zone(conn, recruiter.user_id)
+        context = {
+            "what": what,
+            "name": candidate.name or "",
+            "role": opening.role,
+            "company": opening.company,
+            "when": short_time(interview, zone) if interview and interview > now else "",
+        }
+        payload = relay("recruiters/notice", context)
+        await repo.queue(
+            conn,
+            recruiter.user_id,
+            RELAY,
+            payload,
+            now,
+            now + RELAY_LIFETIME,
+            now,
+            about=candidate.user_id,
+        )
+        return True
+
+    async def _relay_question(
+        self,
+        conn: aiosqlite.Connection,
+        event: Event,
+        opening: repo.Opening,
+        text: str,
+        now: datetime,
+    ) -> bool:
+        recruiter = await repo.get_recruiter(conn, opening.recruiter_id)
+        if recruiter is None or recruiter.status != "approved":
+            return False
+        question = await repo.add_question(conn, event.user_id, opening.id, text, now)
+        context = {
+            "name": event.first_name.strip()[:64],
+            "role": opening.role,
+            "company": opening.company,
+            "text": text,
+        }
+        # The recruiter answers through the bot: neither sees the other's account.
+        buttons = (("r_reply", DESK.pack("reply", question.id)),)
+        payload = relay("recruiters/question", context, buttons)
+        await repo.queue(
+            conn,
+            recruiter.user_id,
+            RELAY,
+            payload,
+            now,
+            now + RELAY_LIFETIME,
+            now,
+            about=event.user_id,
+        )
+        return True
+
+    # --- when a queued message is due --------------------------------------------------------
+
+    async def decide(self, nudge: NudgeRow, now: datetime) -> NudgeDecision:
+        try:
+            payload = json.loads(nudge.payload or "{}")
+        except ValueError:
+            return Expire("unreadable payload")
+        if not isinstance(payload, dict):
+            return Expire("unreadable payload")
+        if nudge.deadline is not None and nudge.deadline <= now:
+            return Expire("deadline passed")
+        if nudge.kind == RELAY:
+            return Send((reply_from(payload),))
+        return await self._digest(nudge.user_id, now)
+
+    async def _digest(self, recruiter_id: int, now: datetime) -> NudgeDecision:
+        conn = self.db.conn
+        recruiter = await repo.get_recruiter(conn, recruiter_id)
+        if recruiter is None or recruiter.status != "approved" or not recruiter.digest:
+            return Expire("no digest for this recruiter")
+        since = now - timedelta(days=PERIOD_DAYS)
+        scope = stats.Scope(recruiter_id=recruiter_id)
+        numbers = await stats.funnel(conn, scope, since)
+        reasons = await stats.reasons(conn, scope, since)
+        context = {
+            "stages": numbers.stages(),
+            "empty": numbers.empty,
+            "reasons": [(r.label(self.worry_labels), r.shown) for r in reasons[:5]],
+        }
+        buttons = ((Button("r_digest_off", DESK.pack("digest", "off")),),)
+        return Send((Reply("recruiters/digest", context, buttons),))
+
+    async def after_sent(self, nudge: NudgeRow) -> None:
+        now = self.clock()
+        if nudge.kind == DIGEST:
+            async with self.db.transaction() as conn:
+                await self.schedule_digest(conn, nudge.user_id, now)
+        elif nudge.kind in (planner.PREP, planner.PEP):
+            async with self.db.transaction() as conn:
+                latest = await repo.latest_candidate(conn, nudge.user_id)
+                if latest is not None:
+                    await repo.reach(conn, latest[0], "reminded", now)
+
+    async def schedule_digest(
+        self, conn: aiosqlite.Connection, recruiter_id: int, now: datetime
+    ) -> bool:
+        """The next weekly digest, unless one is queued or the recruiter turned it off."""
+        recruiter = await repo.get_recruiter(conn, recruiter_id)
+        if recruiter is None or recruiter.status != "approved" or not recruiter.digest:
+            return False
+        if await repo.has_pending(conn, recruiter_id, DIGEST):
+            return False
+        due = next_digest(now, await self._recruiter_zone(conn, recruiter_id))
+        await repo.queue(conn, recruiter_id, DIGEST, {}, due, due + timedelta(days=1), now)
+        return True

@@ -1,0 +1,478 @@
+"""SQL for recruiters, their openings and links, candidates, the funnel and relayed questions.
+
+Every function takes the connection it works on, so the same code runs inside the conversation's
+commit (one transaction with the candidate's state) or in a transaction of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+
+from bot.recruiters.codes import new_code
+
+Conn = aiosqlite.Connection
+
+
+def ts(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def from_ts(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+@dataclass(frozen=True)
+class Recruiter:
+    user_id: int
+    status: str  # pending | approved | denied | removed
+    name: str | None
+    digest: bool
+    draft: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Opening:
+    id: int
+    recruiter_id: int
+    role: str
+    company: str
+    format: str | None
+    note: str | None
+    status: str  # open | paused | closed
+
+
+@dataclass(frozen=True)
+class Link:
+    id: int
+    opening_id: int
+    code: str
+    channel: str | None
+    active: bool
+
+
+@dataclass(frozen=True)
+class Candidate:
+    user_id: int
+    opening_id: int
+    first_link_id: int
+    consent: bool | None
+    name: str | None
+
+
+def _recruiter(row: aiosqlite.Row) -> Recruiter:
+    try:
+        draft = json.loads(row["draft"] or "{}")
+    except ValueError:
+        draft = {}
+    return Recruiter(
+        user_id=row["user_id"],
+        status=row["status"],
+        name=row["name"],
+        digest=bool(row["digest"]),
+        draft=draft if isinstance(draft, dict) else {},
+    )
+
+
+def _opening(row: aiosqlite.Row) -> Opening:
+    return Opening(
+        id=row["id"],
+        recruiter_id=row["recruiter_id"],
+        role=row["role"],
+        company=row["company"],
+        format=row["format"],
+        note=row["note"],
+        status=row["status"],
+    )
+
+
+def _link(row: aiosqlite.Row) -> Link:
+    return Link(row["id"], row["opening_id"], row["code"], row["channel"], bool(row["active"]))
+
+
+def _candidate(row: aiosqlite.Row) -> Candidate:
+    consent = row["consent"]
+    return Candidate(
+        user_id=row["user_id"],
+        opening_id=row["opening_id"],
+        first_link_id=row["first_link_id"],
+        consent=None if consent is None else bool(consent),
+        name=row["name"],
+    )
+
+
+async def _one(conn: Conn, sql: str, *params: Any) -> aiosqlite.Row | None:
+    async with conn.execute(sql, params) as cur:
+        row: aiosqlite.Row | None = await cur.fetchone()
+        return row
+
+
+async def _all(conn: Conn, sql: str, *params: Any) -> list[aiosqlite.Row]:
+    async with conn.execute(sql, params) as cur:
+        return list(await cur.fetchall())
+
+
+# --- accounts --------------------------------------------------------------------------------
+
+
+async def ensure_user(conn: Conn, user_id: int, now: datetime) -> None:
+    """A users row to address queued messages to (a private chat's id is the user's id)."""
+    await conn.execute(
+        "INSERT OR IGNORE INTO users (user_id, chat_id, state, created_at, updated_at)"
+        " VALUES (?, ?, '{}', ?, ?)",
+        (user_id, user_id, ts(now), ts(now)),
+    )
+
+
+async def get_recruiter(conn: Conn, user_id: int) -> Recruiter | None:
+    row = await _one(conn, "SELECT * FROM recruiters WHERE user_id = ?", user_id)
+    return None if row is None else _recruiter(row)
+
+
+async def set_status(
+    conn: Conn, user_id: int, status: str, now: datetime, name: str | None = None
+) -> None:
+    await conn.execute(
+        "INSERT INTO recruiters (user_id, status, name, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT(user_id) DO UPDATE SET status = excluded.status,"
+        " name = coalesce(excluded.name, recruiters.name), updated_at = excluded.updated_at",
+        (user_id, status, name, ts(now), ts(now)),
+    )
+
+
+async def list_recruiters(conn: Conn) -> list[Recruiter]:
+    rows = await _all(conn, "SELECT * FROM recruiters ORDER BY status, user_id")
+    return [_recruiter(row) for row in rows]
+
+
+async def set_draft(conn: Conn, user_id: int, draft: dict[str, Any]) -> None:
+    await conn.execute(
+        "UPDATE recruiters SET draft = ? WHERE user_id = ?",
+        (json.dumps(draft, separators=(",", ":")), user_id),
+    )
+
+
+async def set_digest(conn: Conn, user_id: int, on: bool) -> None:
+    await conn.execute("UPDATE recruiters SET digest = ? WHERE user_id = ?", (int(on), user_id))
+
+
+# --- openings and links ----------------------------------------------------------------------
+
+
+async def create_opening(
+    conn: Conn,
+    recruiter_id: int,
+    role: str,
+    company: str,
+    fmt: str | None,
+    note: str | None,
+    now: datetime,
+) -> Opening:
+    cur = await conn.execute(
+        "INSERT INTO openings (recruiter_id, role, company, format, note, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (recruiter_id, role, company, fmt, note, ts(now)),
+    )
+    opening_id = cur.lastrowid
+    assert opening_id is not None
+    opening = await get_opening(conn, opening_id)
+    assert opening is not None
+    return opening
+
+
+async def get_opening(conn: Conn, opening_id: int) -> Opening | None:
+    row = await _one(conn, "SELECT * FROM openings WHERE id = ?", opening_id)
+    return None if row is None else _opening(row)
+
+
+async def openings_of(conn: Conn, recruiter_id: int | None) -> list[Opening]:
+    """A recruiter's openings, newest first; None: everyone's (administrators)."""
+    if recruiter_id is None:
+        rows = await _all(conn, "SELECT * FROM openings ORDER BY id DESC")
+    else:
+        rows = await _all(
+            conn, "SELECT * FROM openings WHERE recruiter_id = ? ORDER BY id DESC", recruiter_id
+        )
+    return [_opening(row) for row in rows]
+
+
+async def set_opening_status(conn: Conn, opening_id: int, status: str) -> None:
+    await conn.execute("UPDATE openings SET status = ? WHERE id = ?", (status, opening_id))
+
+
+async def add_link(conn: Conn, opening_id: int, channel: str | None, now: datetime) -> Link:
+    for _ in range(5):  # 96 random bits: a collision is all but impossible, but cheap to handle
+        try:
+            cur = await conn.execute(
+                "INSERT INTO links (opening_id, code, channel, created_at) VALUES (?, ?, ?, ?)",
+                (opening_id, new_code(), channel, ts(now)),
+            )
+        except sqlite3.IntegrityError:
+            continue
+        link_id = cur.lastrowid
+        assert link_id is not None
+        link = await get_link(conn, link_id)
+        assert link is not None
+        return link
+    raise RuntimeError("could not find a free link code")
+
+
+async def get_link(conn: Conn, link_id: int) -> Link | None:
+    row = await _one(conn, "SELECT * FROM links WHERE id = ?", link_id)
+    return None if row is None else _link(row)
+
+
+async def links_of(conn: Conn, opening_id: int, *, active_only: bool = True) -> list[Link]:
+    where = " AND active = 1" if active_only else ""
+    rows = await _all(
+        conn, f"SELECT * FROM links WHERE opening_id = ?{where} ORDER BY id", opening_id
+    )
+    return [_link(row) for row in rows]
+
+
+async def replace_code(conn: Conn, link: Link, now: datetime) -> Link:
+    """A new code for a link that leaked: the old one stops bringing new candidates."""
+    await conn.execute("UPDATE links SET active = 0 WHERE id = ?", (link.id,))
+    return await add_link(conn, link.opening_id, link.channel, now)
+
+
+async def find_code(conn: Conn, code: str) -> tuple[Link, Opening] | None:
+    row = await _one(conn, "SELECT * FROM links WHERE code = ?", code)
+    if row is None:
+        return None
+    link = _link(row)
+    opening = await get_opening(conn, link.opening_id)
+    return None if opening is None else (link, opening)
+
+
+async def link_counts(conn: Conn, opening_id: int) -> dict[int, tuple[int, int]]:
+    """(opened, decided to go) per link of an opening, from the funnel's covering index."""
+    rows = await _all(
+        conn,
+        "SELECT link_id, step, count(*) AS n FROM funnel"
+        " WHERE opening_id = ? AND step IN ('opened', 'go') GROUP BY link_id, step",
+        opening_id,
+    )
+    counts: dict[int, list[int]] = {}
+    for row in rows:
+        pair = counts.setdefault(row["link_id"], [0, 0])
+        pair[0 if row["step"] == "opened" else 1] = row["n"]
+    return {link_id: (pair[0], pair[1]) for link_id, pair in counts.items()}
+
+
+# --- candidates and the funnel ---------------------------------------------------------------
+
+
+async def get_candidate(conn: Conn, user_id: int, opening_id: int) -> Candidate | None:
+    row = await _one(
+        conn, "SELECT * FROM candidates WHERE user_id = ? AND opening_id = ?", user_id, opening_id
+    )
+    return None if row is None else _candidate(row)
+
+
+async def latest_candidate(conn: Conn, user_id: int) -> tuple[Candidate, Opening] | None:
+    """The opening the candidate is talking about now: the one whose link they opened last."""
+    row = await _one(
+        conn,
+        "SELECT * FROM candidates WHERE user_id = ? ORDER BY last_at DESC LIMIT 1",
+        user_id,
+    )
+    if row is None:
+        return None
+    candidate = _candidate(row)
+    opening = await get_opening(conn, candidate.opening_id)
+    return None if opening is None else (candidate, opening)
+
+
+async def touch(conn: Conn, user_id: int, link: Link, now: datetime) -> Candidate:
+    """The candidate opened a link: the first link is kept, a later one recorded as latest."""
+    await conn.execute(
+        "INSERT INTO candidates (user_id, opening_id, first_link_id, last_link_id, first_at,"
+        " last_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(user_id, opening_id) DO UPDATE SET"
+        " last_link_id = excluded.last_link_id, last_at = excluded.last_at",
+        (user_id, link.opening_id, link.id, link.id, ts(now), ts(now)),
+    )
+    candidate = await get_candidate(conn, user_id, link.opening_id)
+    assert candidate is not None
+    await reach(conn, candidate, "opened", now)
+    return candidate
+
+
+async def reach(
+    conn: Conn, candidate: Candidate, step: str, now: datetime, worry: str = ""
+) -> None:
+    """A funnel step reached (the first time only), counted for the link that brought them."""
+    await conn.execute(
+        "INSERT OR IGNORE INTO funnel (opening_id, link_id, user_id, step, worry, at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (candidate.opening_id, candidate.first_link_id, candidate.user_id, step, worry, ts(now)),
+    )
+
+
+async def set_consent(
+    conn: Conn, user_id: int, opening_id: int | None, allowed: bool, name: str | None
+) -> None:
+    """Consent for one opening, or withdrawn for all (opening_id None). Without consent the
+    name and the plans are not kept for the recruiter at all."""
+    if opening_id is None:
+        await conn.execute(
+            "UPDATE candidates SET consent = 0, name = NULL, decision = NULL,"
+            " interview_at = NULL, attended = NULL WHERE user_id = ?",
+            (user_id,),
+        )
+        return
+    if allowed:
+        await conn.execute(
+            "UPDATE candidates SET consent = 1, name = ? WHERE user_id = ? AND opening_id = ?",
+            (name, user_id, opening_id),
+        )
+    else:
+        await conn.execute(
+            "UPDATE candidates SET consent = 0, name = NULL, decision = NULL,"
+            " interview_at = NULL, attended = NULL WHERE user_id = ? AND opening_id = ?",
+            (user_id, opening_id),
+        )
+
+
+async def share_plans(
+    conn: Conn,
+    user_id: int,
+    opening_id: int,
+    decision: str | None,
+    interview_at: datetime | None,
+    attended: str | None,
+) -> None:
+    """What a consenting candidate lets the recruiter see (and export)."""
+    await conn.execute(
+        "UPDATE candidates SET decision = ?, interview_at = ?, attended = ?"
+        " WHERE user_id = ? AND opening_id = ? AND consent = 1",
+        (
+            decision,
+            None if interview_at is None else ts(interview_at),
+            attended,
+            user_id,
+            opening_id,
+        ),
+    )
+
+
+# --- relayed questions -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Question:
+    id: int
+    user_id: int
+    opening_id: int
+    text: str
+    answered: bool
+
+
+async def add_question(
+    conn: Conn, user_id: int, opening_id: int, text: str, now: datetime
+) -> Question:
+    cur = await conn.execute(
+        "INSERT INTO questions (user_id, opening_id, text, asked_at) VALUES (?, ?, ?, ?)",
+        (user_id, opening_id, text, ts(now)),
+    )
+    assert cur.lastrowid is not None
+    return Question(cur.lastrowid, user_id, opening_id, text, False)
+
+
+async def get_question(conn: Conn, question_id: int) -> Question | None:
+    row = await _one(conn, "SELECT * FROM questions WHERE id = ?", question_id)
+    if row is None:
+        return None
+    return Question(
+        row["id"], row["user_id"], row["opening_id"], row["text"], row["answer"] is not None
+    )
+
+
+async def answer_question(conn: Conn, question_id: int, answer: str, now: datetime) -> bool:
+    """Record the answer; False if it was answered already (a second tap, a stale button)."""
+    cur = await conn.execute(
+        "UPDATE questions SET answer = ?, answered_at = ? WHERE id = ? AND answer IS NULL",
+        (answer, ts(now), question_id),
+    )
+    return cur.rowcount == 1
+
+
+async def question_counts(
+    conn: Conn, user_id: int, since: datetime, open_since: datetime
+) -> tuple[int, int, int]:
+    """(all questions, asked since `since`, unanswered asked since `open_since`)."""
+    row = await _one(
+        conn,
+        "SELECT count(*) AS total,"
+        " coalesce(sum(asked_at >= ?), 0) AS recent,"
+        " coalesce(sum(answer IS NULL AND asked_at >= ?), 0) AS open"
+        " FROM questions WHERE user_id = ?",
+        ts(since),
+        ts(open_since),
+        user_id,
+    )
+    assert row is not None
+    return int(row["total"]), int(row["recent"]), int(row["open"])
+
+
+# --- messages through the nudge queue --------------------------------------------------------
+
+
+async def queue(
+    conn: Conn,
+    recipient: int,
+    kind: str,
+    payload: dict[str, Any],
+    due: datetime,
+    deadline: datetime | None,
+    now: datetime,
+    about: int | None = None,
+) -> int:
+    """A durable message for the dispatcher: sent when due, within Telegram's limits."""
+    await ensure_user(conn, recipient, now)
+    cur = await conn.execute(
+        "INSERT INTO nudges (user_id, kind, due_at, deadline, created_at, payload, about_user_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            recipient,
+            kind,
+            ts(due),
+            None if deadline is None else ts(deadline),
+            ts(now),
+            json.dumps(payload, separators=(",", ":")),
+            about,
+        ),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+async def cancel_queued(conn: Conn, recipient: int, kind: str) -> None:
+    await conn.execute(
+        "UPDATE nudges SET state = 'cancelled'"
+        " WHERE user_id = ? AND kind = ? AND state = 'pending'",
+        (recipient, kind),
+    )
+
+
+async def has_pending(conn: Conn, recipient: int, kind: str) -> bool:
+    row = await _one(
+        conn,
+        "SELECT 1 FROM nudges WHERE user_id = ? AND kind = ? AND state IN ('pending', 'sending')",
+        recipient,
+        kind,
+    )
+    return row is not None
+
+
+async def zone_of(conn: Conn, user_id: int) -> str | None:
+    """The time zone a user chose with /timezone, if any (kept in their conversation state)."""
+    row = await _one(
+        conn, "SELECT json_extract(state, '$.timezone') AS tz FROM users WHERE user_id = ?", user_id
+    )
+    return None if row is None else row["tz"]
