@@ -310,7 +310,7 @@ async def test_stats_funnel_reasons_and_chart_and_one_recruiter_cannot_see_anoth
         sent = await chat.say(RECRUITER, "/stats")
         text = html.unescape(texts(sent))
         assert "Opened the link: 5" in text and "Talked it through: 5" in text
-        assert "Decided: 2 (\u221260%)" in text
+        assert "Decided: 2 (\u221260% from the step before)" in text
         assert "I'm nervous: 4" in text and "Not the right job: fewer than 3" in text
         (chart,) = [c for c in api.calls[mark:] if c.method == "sendPhoto"]
         assert chart.params["photo"].data.startswith(b"\x89PNG")

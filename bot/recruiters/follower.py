@@ -299,6 +299,8 @@ class RecruiterFollower:
         if nudge.deadline is not None and nudge.deadline <= now:
             return Expire("deadline passed")
         if nudge.kind == RELAY:
+            if not isinstance(payload.get("template"), str):
+                return Expire("unreadable payload")
             return Send((reply_from(payload),))
         return await self._digest(nudge.user_id, now)
 
