@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.recruiters import repo
-from bot.recruiters.follower import DIGEST, RELAY, relay
+from bot.recruiters.follower import DIGEST, relay, send_later
 from bot.storage.db import Database
 
 
-async def recruiters_main(
-    db_path: Path, action: str, user_id: int | None, out: TextIO
-) -> int:
+async def recruiters_main(db_path: Path, action: str, user_id: int | None, out: TextIO) -> int:
     db = await Database.open(db_path)
     now = datetime.now(UTC)
     try:
@@ -33,7 +31,7 @@ async def recruiters_main(
                 await repo.set_status(conn, user_id, "approved", now)
                 message = relay("recruiters/approved", {})
                 # The bot queues their weekly digest when it next starts or they next use it.
-                await repo.queue(conn, user_id, RELAY, message, now, None, now)
+                await send_later(conn, user_id, message, now, expires=False)
                 out.write(f"{user_id} is now a recruiter\n")
                 return 0
             if current is None or current.status != "approved":

@@ -23,7 +23,7 @@ from bot.engine.model import Button, Keyboard, Reply
 from bot.recruiters import repo, stats
 from bot.recruiters.buttons import DESK
 from bot.recruiters.codes import deep_link, qr_png
-from bot.recruiters.follower import RELAY, RELAY_LIFETIME, RecruiterFollower, relay
+from bot.recruiters.follower import RecruiterFollower, relay, send_later
 from bot.render import RenderedMessage, Renderer
 from bot.sending import Document, Outgoing, Photo
 from bot.storage.db import Database
@@ -81,8 +81,7 @@ class RecruiterDesk:
     async def is_recruiter(self, user_id: int) -> bool:
         if self.is_admin(user_id):
             return True
-        recruiter = await repo.get_recruiter(self.db.conn, user_id)
-        return recruiter is not None and recruiter.status == "approved"
+        return await repo.approved_recruiter(self.db.conn, user_id) is not None
 
     async def wants_text(self, user_id: int) -> bool:
         """A screen of this user's waits for typed input (and they may still use it)."""
@@ -114,10 +113,8 @@ class RecruiterDesk:
 
     async def _ensure_admin_row(self, conn: aiosqlite.Connection, user_id: int, name: str) -> None:
         # Administrators are recruiters too: their openings need a row to belong to.
-        if self.is_admin(user_id):
-            existing = await repo.get_recruiter(conn, user_id)
-            if existing is None or existing.status != "approved":
-                await repo.set_status(conn, user_id, "approved", self.clock(), name or None)
+        if self.is_admin(user_id) and await repo.approved_recruiter(conn, user_id) is None:
+            await repo.set_status(conn, user_id, "approved", self.clock(), name or None)
 
     def _wake(self) -> None:
         if self.on_queue is not None:
@@ -163,7 +160,7 @@ class RecruiterDesk:
                 )
                 context = {"name": name or "", "user_id": user_id}
                 payload = relay("recruiters/approve_request", context, buttons)
-                await repo.queue(conn, admin, RELAY, payload, now, None, now)
+                await send_later(conn, admin, payload, now, expires=False)
         self._wake()
         return self._answer("request_sent")
 
@@ -189,7 +186,7 @@ class RecruiterDesk:
         """Approve or deny (also from the shell), tell the person, and plan their digest."""
         await repo.set_status(conn, user_id, "approved" if approve else "denied", now)
         template = "recruiters/approved" if approve else "recruiters/denied"
-        await repo.queue(conn, user_id, RELAY, relay(template, {}), now, None, now)
+        await send_later(conn, user_id, relay(template, {}), now, expires=False)
         if approve:
             await self.follower.schedule_digest(conn, user_id, now)
 
@@ -449,16 +446,7 @@ class RecruiterDesk:
             context = {"role": opening.role, "company": opening.company, "text": answer}
             buttons = (("ask_another", conversation_button("ask")),)
             payload = relay("recruiters/answer", context, buttons)
-            await repo.queue(
-                conn,
-                question.user_id,
-                RELAY,
-                payload,
-                now,
-                now + RELAY_LIFETIME,
-                now,
-                about=question.user_id,
-            )
+            await send_later(conn, question.user_id, payload, now, about=question.user_id)
         self._wake()
         return self._answer("answer_sent")
 

@@ -68,6 +68,22 @@ def relay(
     return {"template": template, "context": dict(context), "buttons": [list(b) for b in buttons]}
 
 
+async def send_later(
+    conn: aiosqlite.Connection,
+    recipient: int,
+    payload: dict[str, Any],
+    now: datetime,
+    *,
+    about: int | None = None,
+    expires: bool = True,
+) -> None:
+    """Queue a prepared message for the dispatcher, due now. `about`: the candidate it
+    concerns (deleting their data drops it); news expires after RELAY_LIFETIME, a decision
+    on someone's access does not."""
+    deadline = now + RELAY_LIFETIME if expires else None
+    await repo.queue(conn, recipient, RELAY, payload, now, deadline, now, about=about)
+
+
 def reply_from(payload: Mapping[str, Any]) -> Reply:
     buttons = tuple((Button(str(label), str(data)),) for label, data in payload.get("buttons", []))
     return Reply(str(payload["template"]), dict(payload.get("context", {})), buttons)
@@ -142,8 +158,8 @@ class RecruiterFollower:
         if latest is None:
             return None
         candidate, opening = latest
-        recruiter = await repo.get_recruiter(conn, opening.recruiter_id)
-        if opening.status == "closed" or recruiter is None or recruiter.status != "approved":
+        recruiter = await repo.approved_recruiter(conn, opening.recruiter_id)
+        if opening.status == "closed" or recruiter is None:
             return None
         return opening, candidate.consent
 
@@ -229,8 +245,8 @@ class RecruiterFollower:
         outcome: Outcome,
         now: datetime,
     ) -> bool:
-        recruiter = await repo.get_recruiter(conn, opening.recruiter_id)
-        if recruiter is None or recruiter.status != "approved":
+        recruiter = await repo.approved_recruiter(conn, opening.recruiter_id)
+        if recruiter is None:
             return False
         interview = outcome.state.interview_at
         zone = await self._recruiter_zone(conn, recruiter.user_id)
@@ -242,16 +258,7 @@ class RecruiterFollower:
             "when": short_time(interview, zone) if interview and interview > now else "",
         }
         payload = relay("recruiters/notice", context)
-        await repo.queue(
-            conn,
-            recruiter.user_id,
-            RELAY,
-            payload,
-            now,
-            now + RELAY_LIFETIME,
-            now,
-            about=candidate.user_id,
-        )
+        await send_later(conn, recruiter.user_id, payload, now, about=candidate.user_id)
         return True
 
     async def _relay_question(
@@ -262,8 +269,8 @@ class RecruiterFollower:
         text: str,
         now: datetime,
     ) -> bool:
-        recruiter = await repo.get_recruiter(conn, opening.recruiter_id)
-        if recruiter is None or recruiter.status != "approved":
+        recruiter = await repo.approved_recruiter(conn, opening.recruiter_id)
+        if recruiter is None:
             return False
         question = await repo.add_question(conn, event.user_id, opening.id, text, now)
         context = {
@@ -275,16 +282,7 @@ class RecruiterFollower:
         # The recruiter answers through the bot: neither sees the other's account.
         buttons = (("r_reply", DESK.pack("reply", question.id)),)
         payload = relay("recruiters/question", context, buttons)
-        await repo.queue(
-            conn,
-            recruiter.user_id,
-            RELAY,
-            payload,
-            now,
-            now + RELAY_LIFETIME,
-            now,
-            about=event.user_id,
-        )
+        await send_later(conn, recruiter.user_id, payload, now, about=event.user_id)
         return True
 
     # --- when a queued message is due --------------------------------------------------------
@@ -306,8 +304,8 @@ class RecruiterFollower:
 
     async def _digest(self, recruiter_id: int, now: datetime) -> NudgeDecision:
         conn = self.db.conn
-        recruiter = await repo.get_recruiter(conn, recruiter_id)
-        if recruiter is None or recruiter.status != "approved" or not recruiter.digest:
+        recruiter = await repo.approved_recruiter(conn, recruiter_id)
+        if recruiter is None or not recruiter.digest:
             return Expire("no digest for this recruiter")
         since = now - timedelta(days=PERIOD_DAYS)
         scope = stats.Scope(recruiter_id=recruiter_id)
@@ -336,8 +334,8 @@ class RecruiterFollower:
         self, conn: aiosqlite.Connection, recruiter_id: int, now: datetime
     ) -> bool:
         """The next weekly digest, unless one is queued or the recruiter turned it off."""
-        recruiter = await repo.get_recruiter(conn, recruiter_id)
-        if recruiter is None or recruiter.status != "approved" or not recruiter.digest:
+        recruiter = await repo.approved_recruiter(conn, recruiter_id)
+        if recruiter is None or not recruiter.digest:
             return False
         if await repo.has_pending(conn, recruiter_id, DIGEST):
             return False

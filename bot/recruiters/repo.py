@@ -134,6 +134,12 @@ async def get_recruiter(conn: Conn, user_id: int) -> Recruiter | None:
     return None if row is None else _recruiter(row)
 
 
+async def approved_recruiter(conn: Conn, user_id: int) -> Recruiter | None:
+    """The recruiter, if approved now (not pending, denied or removed)."""
+    recruiter = await get_recruiter(conn, user_id)
+    return recruiter if recruiter is not None and recruiter.status == "approved" else None
+
+
 async def set_status(
     conn: Conn, user_id: int, status: str, now: datetime, name: str | None = None
 ) -> None:
