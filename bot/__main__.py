@@ -107,11 +107,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(demo(settings, sys.stdin, sys.stdout, name))
     from telegram.error import InvalidToken, NetworkError
 
+    from bot.runtime import AlreadyRunning
+
     try:
         asyncio.run(_run(settings, args.webhook))
     except (ConfigError, InvalidToken) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except AlreadyRunning as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     except NetworkError as exc:
         print(f"error: cannot reach {settings.telegram_api_base_url}: {exc}", file=sys.stderr)
         return 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 from typing import Any
 
 from telegram import Update
@@ -27,6 +28,21 @@ from bot.telegram.app import TelegramFrontEnd, build_application, set_commands
 from bot.telegram.sender import TelegramSender
 
 log = logging.getLogger(__name__)
+
+POLLER_LOCK = "poller"
+POLLER_LEASE = timedelta(seconds=60)  # a dead poller's lock frees itself after this
+POLLER_RENEW_SECONDS = 20.0
+
+
+class AlreadyRunning(Exception):
+    """Another process polls Telegram for this database: two would split the updates."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(
+            f"another copy of the bot is already polling with this database ({holder}); "
+            "stop it first"
+        )
+        self.holder = holder
 
 
 async def open_coach(
@@ -103,14 +119,26 @@ class BotRuntime:
         self.front.desk = self.desk
         self._clock = clock
         self._dispatch_task: asyncio.Task[None] | None = None
+        self._lock_task: asyncio.Task[None] | None = None
+        self._holds_lock = False
 
     async def start(self, *, webhook: bool | None = None, poll_timeout: int = 10) -> None:
+        use_webhook = self.settings.webhook_url is not None if webhook is None else webhook
+        if not use_webhook:
+            # One poller per database: a second copy would take half the updates and race the
+            # first on every user's state.
+            holder = await self.coach.store.acquire_lock(
+                POLLER_LOCK, self.dispatcher.owner, self._clock(), POLLER_LEASE
+            )
+            if holder is not None:
+                raise AlreadyRunning(holder)
+            self._holds_lock = True
+            self._lock_task = asyncio.create_task(self._keep_lock(), name="poller-lock")
         await self.app.initialize()
         await set_commands(self.app)
         await self._sync_recruiters()
         await self.app.start()
         assert self.app.updater is not None
-        use_webhook = self.settings.webhook_url is not None if webhook is None else webhook
         if use_webhook:
             assert self.settings.webhook_url is not None
             secret = self.settings.webhook_secret
@@ -129,6 +157,22 @@ class BotRuntime:
         self._dispatch_task = asyncio.create_task(self.dispatcher.run(), name="nudges")
         log.info("Interview Coach is serving (%s)", "webhook" if use_webhook else "polling")
 
+    async def _keep_lock(self) -> None:
+        while True:
+            await asyncio.sleep(POLLER_RENEW_SECONDS)
+            try:
+                holder = await self.coach.store.acquire_lock(
+                    POLLER_LOCK, self.dispatcher.owner, self._clock(), POLLER_LEASE
+                )
+            except Exception:
+                log.exception("could not renew the poller lock; trying again")
+                continue
+            if holder is not None:
+                log.critical("the poller lock was taken by %s; stopping updates here", holder)
+                if self.app.updater is not None and self.app.updater.running:
+                    await self.app.updater.stop()
+                return
+
     async def _sync_recruiters(self) -> None:
         """Recruiters approved or removed from the shell while the bot was down: their menus,
         and a weekly digest queued for each one who wants it."""
@@ -145,6 +189,10 @@ class BotRuntime:
                 await self.front.set_menu(r.user_id, False)
 
     async def stop(self) -> None:
+        if self._lock_task is not None:
+            self._lock_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lock_task
         await self.dispatcher.stop()
         if self._dispatch_task is not None:
             self._dispatch_task.cancel()
@@ -155,6 +203,9 @@ class BotRuntime:
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()
+        if self._holds_lock:
+            with contextlib.suppress(Exception):
+                await self.coach.store.release_lock(POLLER_LOCK, self.dispatcher.owner)
         await self.coach.store.db.close()
 
 

@@ -20,7 +20,7 @@ from telegram import Bot
 from bot.engine.decide import Defer, Expire, NudgeDecision, Send
 from bot.engine.model import Reply, ScheduleNudge, SetOptOut, State
 from bot.nudges.cli import print_pending
-from bot.nudges.dispatcher import ChatPacer, Dispatcher
+from bot.nudges.dispatcher import ChatPacer, Dispatcher, DispatchStats, full_jitter
 from bot.render import RenderedMessage, Renderer
 from bot.sending import RetryLater, SendError
 from bot.storage.db import Database
@@ -164,6 +164,8 @@ def make(
 ) -> Dispatcher:
     options.setdefault("per_chat_interval", 0.0)
     options.setdefault("rate_per_second", 1000.0)
+    # No jitter unless a test asks for it: retry times are then exact.
+    options.setdefault("jitter", lambda delay: delay)
     return Dispatcher(store, sender, renderer, decide, clock, **options)
 
 
@@ -539,3 +541,83 @@ async def test_print_pending_creates_a_missing_database(tmp_path: Path) -> None:
         assert await db.version() >= 1
     finally:
         await db.close()
+
+
+# --- leases and retries until the deadline ---------------------------------------------------
+
+
+async def test_a_second_process_leaves_the_firsts_claims_alone(
+    db: Database, store: Store, renderer: Renderer
+) -> None:
+    clock, sender = Clock(), RecordingSender()
+    ids = [await add(store, user, T0) for user in (1, 2)]
+    first = make(store, RecordingSender(), renderer, clock, owner="first")
+    assert [r.id for r in await store.claim_due(T0, 10, first.owner)] == ids  # then it hangs
+    second = make(store, sender, renderer, clock, owner="second")
+    # What each of its rounds does first: take back expired leases only, then claim.
+    assert await store.recover_in_flight(clock.now) == 0
+    assert (await second.run_once()).total == 0
+    assert sender.sent == [] and {r["state"] for r in (await rows(db)).values()} == {"sending"}
+    # First died: once its lease (two minutes) expired, the second sends each once.
+    clock.advance(121)
+    second = make(store, sender, renderer, clock, owner="second")
+    task = asyncio.create_task(second.run())
+    await sender.wait_until(lambda: len(sender.sent) == 2)
+    await second.stop()
+    await task
+    assert sent_ids(sender.texts()) == Counter({i: 1 for i in ids})
+
+
+async def test_a_lost_lease_is_not_sent_and_not_recorded(
+    db: Database, store: Store, renderer: Renderer
+) -> None:
+    clock, sender = Clock(), RecordingSender()
+    nudge = await add(store, 1, T0)
+    slow = make(store, sender, renderer, clock, owner="slow", lease=timedelta(seconds=30))
+    [row] = await store.claim_due(T0, 10, slow.owner, timedelta(seconds=30))
+    # Stuck for a minute (a long flood wait): the lease expired and another process took it.
+    clock.advance(60)
+    assert await store.recover_in_flight(clock.now) == 1
+    assert await store.claim_due(clock.now, 10, "other") != []
+    await slow._handle(row, DispatchStats())  # resumes: it must notice and step back
+    assert sender.sent == []
+    state = (await rows(db))[nudge]
+    assert state["state"] == "sending"  # still the other process's to finish
+
+
+async def test_failures_retry_until_the_deadline_not_a_counter(
+    db: Database, store: Store, renderer: Renderer, api: FakeBotApi, telegram: TelegramSender
+) -> None:
+    clock = Clock()
+    # Three hours left: an outage of many minutes must not make it give up early.
+    nudge = await add(store, 1, T0, deadline=T0 + timedelta(hours=3))
+    api.fail_next("sendMessage", 502, chat_id=10, times=20)
+    dispatcher = make(store, telegram, renderer, clock, max_attempts=2, backoff_base=60)
+    waits = []
+    while True:
+        stats = await dispatcher.run_once()
+        row = (await rows(db))[nudge]
+        if row["state"] != "pending":
+            break
+        waits.append(row["due_at"] - ts(clock.now))
+        clock.now = datetime.fromtimestamp(row["due_at"], UTC)
+    # 1, 2, 4, 8, 16, 32 minutes, then capped at an hour (123 minutes in all); the next try
+    # would come after the deadline, so it gives up then, not after max_attempts (2).
+    assert waits == [60, 120, 240, 480, 960, 1920, 3600]
+    assert stats.failed == 1 and (row["state"], row["attempts"]) == ("failed", 8)
+    assert len(api.calls_of("sendMessage")) == 8
+
+
+async def test_backoff_is_capped_and_jittered(
+    db: Database, store: Store, renderer: Renderer
+) -> None:
+    clock, sender = Clock(), RecordingSender()
+    nudge = await add(store, 1, T0)
+    sender.errors[10] = [RuntimeError("down")]
+    await db.conn.execute("UPDATE nudges SET attempts = 30 WHERE id = ?", (nudge,))
+    halves = make(store, sender, renderer, clock, max_attempts=99, jitter=lambda d: d / 2)
+    assert (await halves.run_once()).retried == 1
+    # 30 s * 2^30 would be decades: capped at an hour, then jittered.
+    assert (await rows(db))[nudge]["due_at"] == ts(T0) + 1800
+    spread = {full_jitter(100.0) for _ in range(50)}
+    assert len(spread) > 1 and all(50.0 <= d <= 100.0 for d in spread)

@@ -276,10 +276,12 @@ async def test_claim_due_returns_due_pending_rows_in_due_order(store: Store, db:
     cancelled = (await store.commit(5, 500, State(), [nudge("pep", -5)], NOW))[0]
     await store.commit(5, 500, State(), [CancelNudge(cancelled)], NOW)
 
-    claimed = await store.claim_due(NOW, 10)
+    claimed = await store.claim_due(NOW, 10, "me")
     assert [n.id for n in claimed] == [b, c, a]
     assert [n.chat_id for n in claimed] == [200, 300, 100]
-    assert all(n.attempts == 1 for n in claimed)
+    assert all(n.attempts == 0 for n in claimed)  # a claim is not an attempt
+    leases = await rows(db, "SELECT claimed_by, lease_until FROM nudges WHERE state = 'sending'")
+    assert set(leases) == {("me", int((NOW + timedelta(minutes=2)).timestamp()))}
     states = await nudge_states(db)
     assert {states[i] for i in (a, b, c)} == {"sending"}
     assert states[future] == "pending" and states[cancelled] == "cancelled"
@@ -305,9 +307,57 @@ async def test_recover_in_flight_puts_claimed_rows_back(store: Store, db: Databa
     assert sorted(states[i] for i in ids) == ["pending", "sent"]
     again = await store.claim_due(NOW, 10)
     assert [n.id for n in again] == [claimed[1].id]
-    assert again[0].attempts == 2
+    assert again[0].attempts == 0  # the crash did not use up a retry
     assert await store.recover_in_flight() == 1
     assert await store.recover_in_flight() == 0
+
+
+async def test_a_live_lease_is_never_taken_back(store: Store, db: Database) -> None:
+    """Two processes on one database: the second one's start-up recovery must leave the
+    first one's in-flight nudges alone until their lease expires."""
+    (nid,) = await store.commit(1, 100, State(), [nudge("pep", -1)], NOW)
+    lease = timedelta(minutes=2)
+    assert [n.id for n in await store.claim_due(NOW, 10, "first", lease)] == [nid]
+    assert await store.recover_in_flight(NOW + timedelta(minutes=1)) == 0
+    assert await store.claim_due(NOW + timedelta(minutes=1), 10, "second") == []
+    # Renewed while sending, it lasts; the second process's outcome is refused.
+    assert await store.renew(nid, "first", NOW + timedelta(minutes=5))
+    assert not await store.renew(nid, "second", NOW + timedelta(minutes=9))
+    assert await store.recover_in_flight(NOW + timedelta(minutes=4)) == 0
+    assert not await store.finish(nid, "sent", NOW, owner="second")
+    assert not await store.retry(nid, NOW, "x", owner="second")
+    assert (await nudge_states(db))[nid] == "sending"
+    # Expired (the first process died): taken back, and the late first process cannot record.
+    assert await store.recover_in_flight(NOW + timedelta(minutes=5)) == 1
+    assert [n.id for n in await store.claim_due(NOW + timedelta(minutes=5), 10, "second")] == [nid]
+    assert not await store.finish(nid, "sent", NOW, owner="first")
+    assert await store.finish(nid, "sent", NOW, owner="second")
+    assert (await nudge_states(db))[nid] == "sent"
+
+
+async def test_only_real_failures_count_as_attempts(store: Store, db: Database) -> None:
+    (nid,) = await store.commit(1, 100, State(), [nudge("pep", -1)], NOW)
+    for counted in (False, True, False, True):
+        await store.claim_due(NOW, 10, "me")
+        assert await store.retry(nid, NOW, "x", count_attempt=counted, owner="me")
+    await store.claim_due(NOW, 10, "me")
+    assert await store.finish(nid, "failed", NOW, "gave up", owner="me", attempted=True)
+    assert await rows(db, "SELECT attempts, state FROM nudges") == [(3, "failed")]
+
+
+async def test_a_named_lock_has_one_holder_while_its_lease_lasts(store: Store) -> None:
+    lease = timedelta(seconds=30)
+    assert await store.acquire_lock("poller", "a", NOW, lease) is None
+    assert await store.acquire_lock("poller", "b", NOW + timedelta(seconds=10), lease) == "a"
+    assert await store.acquire_lock("poller", "a", NOW + timedelta(seconds=20), lease) is None
+    assert await store.acquire_lock("poller", "b", NOW + timedelta(seconds=40), lease) == "a"
+    assert await store.acquire_lock("other", "b", NOW, lease) is None  # another name, free
+    # Expired: the next one takes it; released: free at once.
+    assert await store.acquire_lock("poller", "b", NOW + timedelta(seconds=50), lease) is None
+    await store.release_lock("poller", "a")  # not a's any more: no effect
+    assert await store.acquire_lock("poller", "a", NOW + timedelta(seconds=51), lease) == "b"
+    await store.release_lock("poller", "b")
+    assert await store.acquire_lock("poller", "a", NOW + timedelta(seconds=52), lease) is None
 
 
 async def test_due_lookup_uses_the_partial_index(store: Store, db: Database) -> None:
@@ -315,7 +365,7 @@ async def test_due_lookup_uses_the_partial_index(store: Store, db: Database) -> 
         await store.commit(user, user, State(), [nudge("pep", user), nudge("prep", -user)], NOW)
     queries = [
         "SELECT id FROM nudges WHERE state = 'pending' AND due_at <= ? ORDER BY due_at LIMIT ?",
-        "UPDATE nudges SET state = 'sending', attempts = attempts + 1"
+        "UPDATE nudges SET state = 'sending', claimed_by = 'x', lease_until = 0"
         " WHERE id IN (SELECT id FROM nudges WHERE state = 'pending' AND due_at <= ?"
         " ORDER BY due_at LIMIT ?) RETURNING id",
     ]

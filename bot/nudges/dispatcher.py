@@ -1,10 +1,15 @@
 """Deliver due nudges straight from SQLite: one task, no in-memory job per nudge.
 
 The dispatcher sleeps until the earliest pending nudge is due (or `wake()` says a sooner one
-was added), claims due rows atomically (pending -> sending), asks the engine what to do with
-each, sends within Telegram's limits and records the outcome. A row is marked sent right after
-its messages went out, so a crash can repeat at most the nudges in flight at that moment;
-claimed rows left in 'sending' go back to pending on the next start (`recover_in_flight`).
+was added), claims due rows atomically (pending -> sending) under a lease in its own name,
+asks the engine what to do with each, sends within Telegram's limits and records the outcome.
+A row is marked sent right after its messages went out, so a crash can repeat at most the
+nudges in flight at that moment. Leases are renewed while a nudge waits to be sent; a lease
+that expires (its process died) is taken back by whichever process looks next, and a live one
+never is, so two processes on one database never send the same nudge twice.
+
+Failures retry with exponential backoff and jitter until the nudge's deadline (a counter only
+for nudges without one); quiet hours, flood waits, crashes and shutdowns are not failures.
 """
 
 from __future__ import annotations
@@ -13,6 +18,10 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
+import random
+import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
@@ -39,6 +48,17 @@ ERROR_PAUSE_SECONDS = 5.0
 # A Defer must move the nudge into the future, or the round would claim it again at once.
 MIN_DEFER = timedelta(seconds=1)
 MAX_ERROR_CHARS = 500
+MAX_BACKOFF = timedelta(hours=1)  # however many failures, try again within the hour
+
+
+def process_owner() -> str:
+    """Who holds a lease: host, process and a random part (a pid can be reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def full_jitter(delay: float) -> float:
+    """AWS's "full jitter": a uniform wait up to the backoff, so failed nudges spread out."""
+    return random.uniform(delay / 2, delay)
 
 
 @dataclass
@@ -142,9 +162,12 @@ class Dispatcher:
         per_chat_interval: float = 1.0,
         concurrency: int = 16,
         batch_size: int = 200,
-        max_attempts: int = 5,
+        max_attempts: int = 8,
         backoff_base: float = 30.0,
         on_sent: OnSent | None = None,
+        lease: timedelta = timedelta(minutes=2),
+        jitter: Callable[[float], float] = full_jitter,
+        owner: str | None = None,
     ) -> None:
         if rate_per_second <= 0 or concurrency < 1 or batch_size < 1 or max_attempts < 1:
             raise ValueError("rate, concurrency, batch size and attempts must be positive")
@@ -157,6 +180,10 @@ class Dispatcher:
         self._max_attempts = max_attempts
         self._backoff_base = backoff_base
         self._on_sent = on_sent
+        self._lease = lease
+        self._jitter = jitter
+        self.owner = owner or process_owner()
+        self._leases: dict[int, datetime] = {}  # nudge id -> when our lease on it ends
         # A bucket of ONE spaced 1/rate apart: AsyncLimiter(rate, 1) would allow a burst of
         # `rate` on top of `rate` per second, i.e. up to 2x Telegram's limit in some second.
         self._limiter = AsyncLimiter(1, 1 / rate_per_second)
@@ -196,12 +223,16 @@ class Dispatcher:
         self._finished.clear()
         follower = asyncio.create_task(self._follow(stop)) if stop is not None else None
         try:
-            recovered = await self._store.recover_in_flight()
-            if recovered:
-                log.warning("%d nudges were claimed before a restart; back to pending", recovered)
             while not self._stopping.is_set():
                 self._wake.clear()  # before the round: a wake() during it triggers another
                 try:
+                    # Claims whose process died (here before a restart, or a peer) come back
+                    # once their lease expired; live ones stay with their owner.
+                    recovered = await self._store.recover_in_flight(self._clock())
+                    if recovered:
+                        log.warning(
+                            "%d claimed nudges had an expired lease; back to pending", recovered
+                        )
                     await self.run_once()
                     delay = await self._idle_seconds()
                 except Exception:
@@ -235,9 +266,11 @@ class Dispatcher:
         # strictly later, so the round ends even if every send fails.
         now = self._clock()
         while not self._stopping.is_set():
-            rows = await self._store.claim_due(now, self._batch_size)
+            rows = await self._store.claim_due(now, self._batch_size, self.owner, self._lease)
             if not rows:
                 break
+            until = self._clock() + self._lease
+            self._leases.update((row.id, until) for row in rows)
             async with asyncio.TaskGroup() as group:
                 for row in rows:
                     group.create_task(self._handle(row, stats))
@@ -254,31 +287,39 @@ class Dispatcher:
                     await self._dispatch(row, stats)
                 except _Stopped:
                     await self._store.retry(
-                        row.id, row.due_at, "dispatcher stopped", count_attempt=False
+                        row.id,
+                        row.due_at,
+                        "dispatcher stopped",
+                        count_attempt=False,
+                        owner=self.owner,
                     )
                 except Exception as exc:
                     log.exception("nudge %d (%s) failed", row.id, row.kind)
                     await self._attempt_failed(row, exc, stats)
             except Exception:
-                # Recording failed too (database trouble): the row stays 'sending' and is
-                # recovered on the next start.
+                # Recording failed too (database trouble): the row stays 'sending' and comes
+                # back when its lease expires.
                 log.exception("could not record the outcome of nudge %d", row.id)
+            finally:
+                self._leases.pop(row.id, None)
 
     async def _dispatch(self, row: NudgeRow, stats: DispatchStats) -> None:
         now = self._clock()
         user = await self._store.load_user(row.user_id)
         if user is not None and (not user.active or user.opted_out):
             reason = "inactive" if not user.active else "opted out"
-            await self._store.finish(row.id, "cancelled", now, reason)
+            await self._store.finish(row.id, "cancelled", now, reason, owner=self.owner)
             stats.cancelled += 1
             return
         decision = await self._decide(row, None if user is None else user.state, now)
         if isinstance(decision, Defer):
             until = _ceil_second(max(decision.until, now + MIN_DEFER))
-            await self._store.retry(row.id, until, "quiet hours", count_attempt=False)
+            await self._store.retry(
+                row.id, until, "quiet hours", count_attempt=False, owner=self.owner
+            )
             stats.deferred += 1
         elif isinstance(decision, Expire):
-            await self._store.finish(row.id, "expired", now, decision.reason)
+            await self._store.finish(row.id, "expired", now, decision.reason, owner=self.owner)
             stats.expired += 1
             log.info("nudge %d (%s) expired: %s", row.id, row.kind, decision.reason)
         else:
@@ -291,19 +332,23 @@ class Dispatcher:
         # Render everything first: a template error must not leave a nudge half sent.
         messages = [self._renderer.render(reply) for reply in replies]
         if not messages:
-            await self._store.finish(row.id, "expired", self._clock(), "nothing to send")
+            await self._store.finish(
+                row.id, "expired", self._clock(), "nothing to send", owner=self.owner
+            )
             stats.expired += 1
             return
         sent = 0
         error: str | None = None
         try:
             for message in messages:
-                await self._send(chat_id, message)
+                await self._send(row, chat_id, message)
                 sent += 1
         except Blocked as exc:
             log.info("user %d blocked the bot (%s); cancelling their nudges", row.user_id, exc)
             await self._store.deactivate(row.user_id)
-            await self._store.finish(row.id, "cancelled", self._clock(), "blocked")
+            await self._store.finish(
+                row.id, "cancelled", self._clock(), "blocked", owner=self.owner
+            )
             stats.cancelled += 1
             return
         except Exception as exc:
@@ -317,12 +362,21 @@ class Dispatcher:
                 raise
             elif isinstance(exc, RetryLater):
                 until = _ceil_second(self._clock() + timedelta(seconds=exc.seconds))
-                await self._store.retry(row.id, until, _describe(exc), count_attempt=False)
+                await self._store.retry(
+                    row.id, until, _describe(exc), count_attempt=False, owner=self.owner
+                )
                 stats.retried += 1
                 return
             elif isinstance(exc, Rejected):
                 log.error("nudge %d rejected by Telegram: %s", row.id, exc)
-                await self._store.finish(row.id, "failed", self._clock(), _describe(exc))
+                await self._store.finish(
+                    row.id,
+                    "failed",
+                    self._clock(),
+                    _describe(exc),
+                    owner=self.owner,
+                    attempted=True,
+                )
                 stats.failed += 1
                 return
             else:
@@ -330,7 +384,11 @@ class Dispatcher:
                 await self._attempt_failed(row, exc, stats)
                 return
         try:
-            await self._store.finish(row.id, "sent", self._clock(), error)
+            recorded = await self._store.finish(
+                row.id, "sent", self._clock(), error, owner=self.owner
+            )
+            if not recorded:
+                log.warning("nudge %d was sent after its lease was lost", row.id)
         except Exception:
             # Never retry a nudge the user already has; left in 'sending', a restart would
             # send it again (the one case the design allows).
@@ -346,21 +404,27 @@ class Dispatcher:
     async def _attempt_failed(
         self, row: NudgeRow, exc: BaseException, stats: DispatchStats
     ) -> None:
+        """A real failure: try again later, with exponential backoff and jitter, for as long
+        as the nudge still makes sense (its deadline); a counter only for those without one."""
         now = self._clock()
-        if row.attempts < self._max_attempts:  # claim_due already counted this attempt
-            delay = self._backoff_base * 2 ** max(row.attempts - 1, 0)
-            await self._store.retry(
-                row.id, _ceil_second(now + timedelta(seconds=delay)), _describe(exc)
+        failures = row.attempts + 1
+        backoff = min(self._backoff_base * 2 ** (failures - 1), MAX_BACKOFF.total_seconds())
+        again = _ceil_second(now + timedelta(seconds=self._jitter(backoff)))
+        out_of_time = row.deadline is not None and again >= row.deadline
+        out_of_tries = row.deadline is None and failures >= self._max_attempts
+        if out_of_time or out_of_tries:
+            log.error("nudge %d gave up after %d failures: %s", row.id, failures, exc)
+            await self._store.finish(
+                row.id, "failed", now, _describe(exc), owner=self.owner, attempted=True
             )
-            stats.retried += 1
-        else:
-            log.error("nudge %d gave up after %d attempts: %s", row.id, row.attempts, exc)
-            await self._store.finish(row.id, "failed", now, _describe(exc))
             stats.failed += 1
+        else:
+            await self._store.retry(row.id, again, _describe(exc), owner=self.owner)
+            stats.retried += 1
 
     # --- sending within Telegram's limits --------------------------------------------------
 
-    async def _send(self, chat_id: int, message: RenderedMessage) -> None:
+    async def _send(self, row: NudgeRow, chat_id: int, message: RenderedMessage) -> None:
         async with self._pacer.slot(chat_id):
             while True:
                 await self._wait_out_pause()
@@ -369,7 +433,20 @@ class Dispatcher:
                 # sends held back do not all go at once when it ends.
                 if self._paused_until <= time.monotonic():
                     break
+            await self._keep_lease(row)
             await self._sender.send(chat_id, message)
+
+    async def _keep_lease(self, row: NudgeRow) -> None:
+        """Renew the lease when half of it is gone (a long flood wait, a big batch); a lease
+        lost meanwhile means another process has the nudge: don't send it."""
+        now = self._clock()
+        ends = self._leases.get(row.id, now)
+        if ends - now > self._lease / 2:
+            return
+        until = now + self._lease
+        if not await self._store.renew(row.id, self.owner, until):
+            raise _Stopped
+        self._leases[row.id] = until
 
     def _pause(self, seconds: float) -> None:
         log.warning("Telegram flood control: pausing all nudges for %.1fs", seconds)

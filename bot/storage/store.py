@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiosqlite
 
@@ -21,6 +21,10 @@ from bot.engine.model import (
     State,
 )
 from bot.storage.db import Database
+
+# How long a claimed nudge stays with its process without renewal; a crashed process's
+# claims come back after this.
+DEFAULT_LEASE = timedelta(minutes=2)
 
 
 def to_ts(moment: datetime) -> int:
@@ -241,15 +245,23 @@ class Store:
             row = await cur.fetchone()
         return from_ts(row[0]) if row and row[0] is not None else None
 
-    async def claim_due(self, now: datetime, limit: int) -> list[NudgeRow]:
-        """Atomically move up to `limit` due nudges from pending to sending, earliest first."""
+    async def claim_due(
+        self,
+        now: datetime,
+        limit: int,
+        owner: str = "",
+        lease: timedelta = DEFAULT_LEASE,
+    ) -> list[NudgeRow]:
+        """Atomically move up to `limit` due nudges from pending to sending, earliest first,
+        leased to `owner` until now + lease. A claim is not an attempt: only real failures
+        count (a crash or a restart must not use up a nudge's retries)."""
         async with self.db.transaction() as conn:
             cur = await conn.execute(
-                "UPDATE nudges SET state = 'sending', attempts = attempts + 1"
+                "UPDATE nudges SET state = 'sending', claimed_by = ?, lease_until = ?"
                 " WHERE id IN (SELECT id FROM nudges WHERE state = 'pending' AND due_at <= ?"
                 " ORDER BY due_at LIMIT ?)"
                 " RETURNING id",
-                (to_ts(now), limit),
+                (owner, to_ts(now + lease), to_ts(now), limit),
             )
             ids = [row[0] for row in await cur.fetchall()]
             if not ids:
@@ -262,39 +274,105 @@ class Store:
             )
             return [_nudge(row) for row in await cur.fetchall()]
 
-    async def finish(
-        self, nudge_id: int, state: str, now: datetime, error: str | None = None
-    ) -> None:
-        """Record how a claimed nudge ended: sent, expired, cancelled or failed."""
+    async def renew(self, nudge_id: int, owner: str, until: datetime) -> bool:
+        """Extend a lease still held; False if it was lost (expired and taken back)."""
         async with self.db.transaction() as conn:
-            await conn.execute(
-                "UPDATE nudges SET state = ?, last_error = ?,"
-                " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
-                (state, error, state, to_ts(now), nudge_id),
+            cur = await conn.execute(
+                "UPDATE nudges SET lease_until = ?"
+                " WHERE id = ? AND state = 'sending' AND claimed_by = ?",
+                (to_ts(until), nudge_id, owner),
             )
+            return cur.rowcount == 1
+
+    @staticmethod
+    def _held(owner: str | None) -> tuple[str, tuple[object, ...]]:
+        # Only the lease holder records an outcome: a row taken back after its lease expired
+        # belongs to whoever claimed it since.
+        if owner is None:
+            return "", ()
+        return " AND state = 'sending' AND claimed_by = ?", (owner,)
+
+    async def finish(
+        self,
+        nudge_id: int,
+        state: str,
+        now: datetime,
+        error: str | None = None,
+        *,
+        owner: str | None = None,
+        attempted: bool = False,
+    ) -> bool:
+        """Record how a claimed nudge ended: sent, expired, cancelled or failed. `attempted`:
+        it ended in a failed send, counted. False if `owner` no longer held the lease."""
+        held, params = self._held(owner)
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE nudges SET state = ?, last_error = ?, lease_until = NULL,"
+                " attempts = attempts + ?,"
+                f" sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?{held}",
+                (state, error, int(attempted), state, to_ts(now), nudge_id, *params),
+            )
+            return cur.rowcount == 1
 
     async def retry(
-        self, nudge_id: int, due_at: datetime, error: str, *, count_attempt: bool = True
-    ) -> None:
-        """Put a claimed nudge back in the queue for another attempt.
+        self,
+        nudge_id: int,
+        due_at: datetime,
+        error: str,
+        *,
+        count_attempt: bool = True,
+        owner: str | None = None,
+    ) -> bool:
+        """Put a claimed nudge back in the queue for another attempt. Waits that are not
+        failures (quiet hours, flood control, shutdown) pass count_attempt=False, so they never
+        use up the retries meant for real errors."""
+        held, params = self._held(owner)
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE nudges SET state = 'pending', due_at = ?, last_error = ?,"
+                f" lease_until = NULL, attempts = attempts + ? WHERE id = ?{held}",
+                (to_ts(due_at), error, int(count_attempt), nudge_id, *params),
+            )
+            return cur.rowcount == 1
 
-        Waits that are not failures (quiet hours, flood control, shutdown) give back the
-        attempt claim_due counted, so they never use up the retry budget for real errors.
-        """
-        undo = 0 if count_attempt else 1
+    async def recover_in_flight(self, now: datetime | None = None) -> int:
+        """Claimed nudges whose lease expired (their process died) go back to pending: sent
+        at most twice, never lost. Without `now`, every claimed nudge (an operator's reset,
+        with no bot running)."""
+        expired = "" if now is None else " AND (lease_until IS NULL OR lease_until <= ?)"
+        params: tuple[object, ...] = () if now is None else (to_ts(now),)
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE nudges SET state = 'pending', claimed_by = NULL, lease_until = NULL"
+                f" WHERE state = 'sending'{expired}",
+                params,
+            )
+            return cur.rowcount
+
+    # --- named locks ---------------------------------------------------------------------
+
+    async def acquire_lock(
+        self, name: str, owner: str, now: datetime, lease: timedelta
+    ) -> str | None:
+        """Take (or renew) the lock `name` for `owner` until now + lease; None on success,
+        else the owner who holds it (while their lease lasts)."""
         async with self.db.transaction() as conn:
             await conn.execute(
-                "UPDATE nudges SET state = 'pending', due_at = ?, last_error = ?,"
-                " attempts = max(attempts - ?, 0) WHERE id = ?",
-                (to_ts(due_at), error, undo, nudge_id),
+                "INSERT INTO locks (name, owner, until, acquired_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, until = excluded.until,"
+                " acquired_at = CASE WHEN locks.owner = excluded.owner THEN locks.acquired_at"
+                " ELSE excluded.acquired_at END"
+                " WHERE locks.owner = excluded.owner OR locks.until <= ?",
+                (name, owner, to_ts(now + lease), to_ts(now), to_ts(now)),
             )
+            async with conn.execute("SELECT owner FROM locks WHERE name = ?", (name,)) as cur:
+                row = await cur.fetchone()
+        holder = None if row is None else str(row[0])
+        return None if holder == owner else holder
 
-    async def recover_in_flight(self) -> int:
-        """After a crash, nudges claimed but never recorded go back to pending (sent at most
-        twice, never lost)."""
+    async def release_lock(self, name: str, owner: str) -> None:
         async with self.db.transaction() as conn:
-            cur = await conn.execute("UPDATE nudges SET state = 'pending' WHERE state = 'sending'")
-            return cur.rowcount
+            await conn.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
 
     async def iter_pending(self) -> AsyncIterator[NudgeRow]:
         async with self.db.conn.execute(
