@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = 8443
     webhook_secret: SecretStr | None = None
+    # GET /healthz and /metrics: on the webhook's port in webhook mode; in polling mode on
+    # METRICS_PORT when set.
+    metrics_port: int | None = None
+    metrics_listen: str = "127.0.0.1"
     # Telegram user ids of the administrators who approve recruiters: "123,456".
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
 

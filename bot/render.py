@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 import tomllib
 from collections.abc import Mapping
@@ -33,6 +34,19 @@ class RenderedMessage:
     @property
     def plain_text(self) -> str:
         return html_to_plain(self.text)
+
+    def to_json(self) -> str:
+        """For a reply queued in the database until Telegram took it."""
+        return json.dumps({"text": self.text, "keyboard": self.keyboard}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str) -> RenderedMessage:
+        data = json.loads(raw)
+        keyboard = tuple(
+            tuple((str(label), str(callback)) for label, callback in row)
+            for row in data.get("keyboard", ())
+        )
+        return cls(str(data["text"]), keyboard)
 
 
 _TAG_RE = re.compile(r"<[^>]+>")

@@ -6,17 +6,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from secrets import token_urlsafe
 from typing import Any
 
 from telegram import Update
+from telegram.error import Conflict, InvalidToken
 from telegram.ext import Application
+from tornado.httpserver import HTTPServer
 
 from bot.config import Settings
 from bot.engine.planner import QuietHours
 from bot.knowledge.base import KnowledgeBase, load_default
 from bot.knowledge.classifier import ObjectionClassifier, default_classifier
-from bot.nudges.dispatcher import Dispatcher
+from bot.metrics import Metrics
+from bot.nudges.dispatcher import Dispatcher, DispatchStats
 from bot.recruiters import repo as recruiters
 from bot.recruiters.desk import RecruiterDesk
 from bot.recruiters.follower import RecruiterFollower
@@ -25,6 +30,7 @@ from bot.service import Clock, Coach, utc_now
 from bot.storage.db import Database
 from bot.storage.store import Store
 from bot.telegram.app import TelegramFrontEnd, build_application, set_commands
+from bot.telegram.intake import InboxWorker, Poller, web_server
 from bot.telegram.sender import TelegramSender
 
 log = logging.getLogger(__name__)
@@ -118,59 +124,157 @@ class BotRuntime:
         self.desk.menus = self.front.set_menu
         self.front.desk = self.desk
         self._clock = clock
-        self._dispatch_task: asyncio.Task[None] | None = None
-        self._lock_task: asyncio.Task[None] | None = None
+        self.metrics = Metrics()
+        self._reported = DispatchStats()
+        self.worker = InboxWorker(self.app, coach.store, clock, on_update=self._count)
+        self.front.durable = True
+        self.poller: Poller | None = None
+        self.server: HTTPServer | None = None
+        self.webhook_secret: str | None = None
+        self._stop = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         self._holds_lock = False
 
     async def start(self, *, webhook: bool | None = None, poll_timeout: int = 10) -> None:
         use_webhook = self.settings.webhook_url is not None if webhook is None else webhook
+        store = self.coach.store
         if not use_webhook:
             # One poller per database: a second copy would take half the updates and race the
             # first on every user's state.
-            holder = await self.coach.store.acquire_lock(
+            holder = await store.acquire_lock(
                 POLLER_LOCK, self.dispatcher.owner, self._clock(), POLLER_LEASE
             )
             if holder is not None:
                 raise AlreadyRunning(holder)
             self._holds_lock = True
-            self._lock_task = asyncio.create_task(self._keep_lock(), name="poller-lock")
         await self.app.initialize()
         await set_commands(self.app)
         await self._sync_recruiters()
-        await self.app.start()
-        assert self.app.updater is not None
+        self.coach.owner = self.dispatcher.owner
+        self._supervise("dispatcher", self.dispatcher.run)
+        self._supervise("inbox", lambda: self.worker.run(self._stop))
+        health = self.health
         if use_webhook:
-            assert self.settings.webhook_url is not None
+            url = self.settings.webhook_url
+            assert url is not None
             secret = self.settings.webhook_secret
-            await self.app.updater.start_webhook(
-                listen=self.settings.webhook_listen,
-                port=self.settings.webhook_port,
-                url_path=self.settings.webhook_url.rsplit("/", 1)[-1],
-                webhook_url=self.settings.webhook_url,
-                secret_token=secret.get_secret_value() if secret else None,
-                allowed_updates=Update.ALL_TYPES,
+            # No secret set: make one, so a forged post can never get in.
+            self.webhook_secret = secret.get_secret_value() if secret else token_urlsafe(32)
+            path = "/" + url.rsplit("/", 1)[-1]
+            self.server = web_server(
+                webhook=(path, self.webhook_secret, self._accept),
+                health=health,
+                metrics=self.exposition,
+            )
+            self.server.listen(self.settings.webhook_port, self.settings.webhook_listen)
+            await self.app.bot.set_webhook(
+                url, secret_token=self.webhook_secret, allowed_updates=list(Update.ALL_TYPES)
             )
         else:
-            await self.app.updater.start_polling(
-                poll_interval=0, timeout=poll_timeout, allowed_updates=Update.ALL_TYPES
+            await self.app.bot.delete_webhook()
+            self.poller = Poller(
+                self.app.bot, store, self._clock, self.worker.wake, timeout=poll_timeout
             )
-        self._dispatch_task = asyncio.create_task(self.dispatcher.run(), name="nudges")
-        log.info("Interview Coach is serving (%s)", "webhook" if use_webhook else "polling")
+            poller = self.poller
+            self._supervise("poller", lambda: poller.run(self._stop))
+            self._tasks["lock"] = asyncio.create_task(self._keep_lock(), name="poller-lock")
+            if self.settings.metrics_port is not None:
+                self.server = web_server(webhook=None, health=health, metrics=self.exposition)
+                self.server.listen(self.settings.metrics_port, self.settings.metrics_listen)
+        log.info("event=serving mode=%s", "webhook" if use_webhook else "polling")
+
+    def _supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run a component for the life of the runtime; if it dies, say so and restart it."""
+
+        async def supervised() -> None:
+            pause = 1.0
+            while not self._stop.is_set():
+                try:
+                    await run()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except (InvalidToken, Conflict) as exc:
+                    log.critical("event=stopped component=%s error=%s", name, exc)
+                    self.failed = f"{name}: {exc}"
+                    return
+                except Exception:
+                    self.metrics.errors.labels(name).inc()
+                    log.exception("event=component_died component=%s restart_in=%.0fs", name, pause)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), pause)
+                pause = min(pause * 2, 60.0)
+
+        self._tasks[name] = asyncio.create_task(supervised(), name=name)
+
+    failed: str | None = None
+
+    async def _accept(self, update_id: int, payload: str) -> None:
+        await self.coach.store.receive([(update_id, payload)], self._clock())
+        self.worker.wake()
+
+    def _count(self, update: Update, seconds: float) -> None:
+        kind = next(
+            (k for k in ("callback_query", "message", "edited_message") if getattr(update, k)),
+            "other",
+        )
+        self.metrics.updates.labels(kind).inc()
+        self.metrics.latency.observe(seconds)
+
+    def alive(self) -> dict[str, bool]:
+        return {name: not task.done() for name, task in self._tasks.items() if name != "lock"}
+
+    async def health(self) -> tuple[bool, str]:
+        """Healthy: the database answers and every component runs."""
+        lines = []
+        ok = True
+        try:
+            await asyncio.wait_for(self.coach.store.db.ping(), 5.0)
+            lines.append("database: ok")
+        except Exception as exc:
+            ok = False
+            lines.append(f"database: {type(exc).__name__}: {exc}")
+        for name, up in self.alive().items():
+            ok &= up
+            lines.append(f"{name}: {'running' if up else 'stopped'}")
+        if self.poller is not None and self.poller.failures:
+            lines.append(f"bot api: unreachable, {self.poller.failures} tries")
+        if self.failed:
+            ok = False
+            lines.append(f"stopped: {self.failed}")
+        return ok, "\n".join(lines)
+
+    async def exposition(self) -> tuple[bytes, str]:
+        totals = self.dispatcher.totals
+        for outcome in ("sent", "failed", "expired", "retried", "deferred", "cancelled"):
+            # Counters only go up: add what the dispatcher did since the last scrape.
+            delta = getattr(totals, outcome) - getattr(self._reported, outcome)
+            self.metrics.nudges.labels(outcome).inc(delta)
+            setattr(self._reported, outcome, getattr(totals, outcome))
+        try:
+            queues = await self.coach.store.queue_depths()
+        except Exception:
+            queues = {}
+        return self.metrics.exposition(queues, self.alive())
 
     async def _keep_lock(self) -> None:
-        while True:
-            await asyncio.sleep(POLLER_RENEW_SECONDS)
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), POLLER_RENEW_SECONDS)
+            if self._stop.is_set():
+                return
             try:
                 holder = await self.coach.store.acquire_lock(
                     POLLER_LOCK, self.dispatcher.owner, self._clock(), POLLER_LEASE
                 )
             except Exception:
-                log.exception("could not renew the poller lock; trying again")
+                log.exception("event=lock_renewal_failed; trying again")
                 continue
             if holder is not None:
-                log.critical("the poller lock was taken by %s; stopping updates here", holder)
-                if self.app.updater is not None and self.app.updater.running:
-                    await self.app.updater.stop()
+                log.critical("event=lock_lost holder=%s; no more updates here", holder)
+                poll = self._tasks.get("poller")
+                if poll is not None:
+                    poll.cancel()
                 return
 
     async def _sync_recruiters(self) -> None:
@@ -189,24 +293,32 @@ class BotRuntime:
                 await self.front.set_menu(r.user_id, False)
 
     async def stop(self) -> None:
-        if self._lock_task is not None:
-            self._lock_task.cancel()
+        """Stop taking updates, finish those in flight, stop the dispatcher after its current
+        send, close the database."""
+        self._stop.set()
+        poll = self._tasks.pop("poller", None)
+        if poll is not None:
+            poll.cancel()  # it may be inside a long poll: nothing is lost, all is stored
             with contextlib.suppress(asyncio.CancelledError):
-                await self._lock_task
+                await poll
+        if self.server is not None:
+            self.server.stop()
+        await self.worker.drain()
         await self.dispatcher.stop()
-        if self._dispatch_task is not None:
-            self._dispatch_task.cancel()
+        for task in self._tasks.values():
+            task.cancel()
+        for task in self._tasks.values():
             with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatch_task
-        if self.app.updater is not None and self.app.updater.running:
-            await self.app.updater.stop()
-        if self.app.running:
-            await self.app.stop()
+                await task
+        self._tasks.clear()
+        if self.server is not None:
+            await self.server.close_all_connections()
         await self.app.shutdown()
         if self._holds_lock:
             with contextlib.suppress(Exception):
                 await self.coach.store.release_lock(POLLER_LOCK, self.dispatcher.owner)
         await self.coach.store.db.close()
+        log.info("event=stopped")
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:

@@ -30,7 +30,7 @@ from bot.engine.planner import QuietHours
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.classifier import ObjectionClassifier
 from bot.render import RenderedMessage, Renderer
-from bot.storage.store import NudgeRow, Store
+from bot.storage.store import Durable, NudgeRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,9 @@ class Follower(Protocol):
 class Handled:
     messages: tuple[RenderedMessage, ...]
     notice: str | None = None
+    # The queued replies' nudge ids, one per message, when handled durably (from the inbox):
+    # the sender marks each sent; if it cannot, the dispatcher sends it later.
+    reply_ids: tuple[int, ...] = ()
 
 
 class Coach:
@@ -93,6 +96,8 @@ class Coach:
         self.quiet = quiet or QuietHours()
         self.clock = clock
         self.follower: Follower | None = None
+        # Whose lease the replies of a durably handled update are queued under (the process's).
+        self.owner = ""
         # Called when a nudge was added or moved, so the dispatcher can wake up early.
         self.on_schedule: Callable[[], None] | None = None
         # One user's updates are handled one at a time (two quick taps must not race),
@@ -106,7 +111,9 @@ class Coach:
             self._locks[user_id] = lock
         return lock
 
-    async def handle(self, event: Event, chat_id: int) -> Handled:
+    async def handle(self, event: Event, chat_id: int, update_id: int | None = None) -> Handled:
+        """Handle one event; with the `update_id` of a stored update, exactly once: the update
+        is marked handled and its replies queued in the same transaction as the new state."""
         async with self._lock(event.user_id):
             record = await self.store.load_user(event.user_id)
             state = record.state if record else State()
@@ -134,6 +141,11 @@ class Coach:
                 assert follower is not None
                 queued = await follower.record(conn, event, state, outcome, ctx.now)
 
+            durable = (
+                None
+                if update_id is None
+                else Durable(update_id, [m.to_json() for m in messages], self.owner)
+            )
             await self.store.commit(
                 event.user_id,
                 chat_id,
@@ -141,13 +153,14 @@ class Coach:
                 outcome.effects,
                 ctx.now,
                 extra=follow if follower else None,
+                durable=durable,
             )
         if self.on_schedule and (
             queued
             or any(isinstance(e, (ScheduleNudge, SnoozeNudge, MoveNudge)) for e in outcome.effects)
         ):
             self.on_schedule()
-        return Handled(messages, outcome.notice)
+        return Handled(messages, outcome.notice, tuple(durable.ids) if durable else ())
 
     async def _tapped_nudge(self, event: Event) -> PendingNudge | None:
         if event.kind != "button":

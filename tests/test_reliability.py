@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from bot.config import Settings
+from bot.engine.model import Event
 from bot.runtime import AlreadyRunning, BotRuntime, open_coach
+from bot.storage.db import Database
+from bot.storage.store import Store
 from tests.conftest import FakeClock
 from tests.e2e import Conversation, texts
 from tests.fakebot import FakeBotApi
+
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
 async def test_a_second_poller_on_the_same_database_stops_with_one_clear_line(
@@ -34,3 +45,157 @@ async def test_a_second_poller_on_the_same_database_stops_with_one_clear_line(
     async with running_bot() as again:
         sent = await Conversation(api, again).say(7, "/help")
         assert "What I can do" in texts(sent)
+
+
+# --- nothing lost ----------------------------------------------------------------------------
+
+
+async def stored(runtime: BotRuntime) -> list[tuple[int, str, str | None]]:
+    async with runtime.coach.store.db.conn.execute(
+        "SELECT update_id, payload, error FROM inbox ORDER BY update_id"
+    ) as cur:
+        return [(int(r[0]), str(r[1]), r[2]) for r in await cur.fetchall()]
+
+
+async def test_an_update_stored_before_a_crash_is_handled_after_the_restart(
+    api: FakeBotApi, running_bot: Any, db_path: Path
+) -> None:
+    # Stored, acknowledged to Telegram, and then the process died before handling it.
+    update = api.push_message(7, "/start", "Kim", enqueue=False)
+    db = await Database.open(db_path)
+    await Store(db).receive([(update["update_id"], json.dumps(update))], FakeClock(T0)())
+    await db.close()
+    async with running_bot() as runtime:
+        await api.wait_for("sendMessage", lambda c: "Kim" in c.params["text"])
+        # Handled once: its text is gone from the database, only the id stays.
+        [(update_id, payload, error)] = await stored(runtime)
+    assert (update_id, payload, error) == (update["update_id"], "", None)
+
+
+async def test_a_redelivered_update_is_handled_once(api: FakeBotApi, running_bot: Any) -> None:
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        update = api.push_message(7, "/start", "Lee", enqueue=False)
+        api.push_update(update)
+        await chat._wait_done(1)
+        mark = api.mark()
+        api.push_update(update)  # Telegram sent it again (it never saw our acknowledgement)
+        api.push_message(7, "/help")
+        await chat._wait_done(2)
+    greetings = [c for c in api.calls[mark:] if "Lee" in str(c.params.get("text", ""))]
+    assert greetings == []
+    assert sum("Hi Lee" in m["text"] for m in api.sent_messages(7)) == 1
+
+
+async def test_a_reply_owed_by_a_saved_state_is_sent_after_a_restart(
+    api: FakeBotApi, running_bot: Any, make_settings: Callable[..., Settings], clock: FakeClock
+) -> None:
+    # A process saved the state and its reply, then died before Telegram took the reply.
+    settings = make_settings()
+    coach = await open_coach(settings, clock=clock)
+    coach.owner = "dead process"
+    update = api.push_message(7, "/start", "Max", enqueue=False)
+    await coach.store.receive([(update["update_id"], json.dumps(update))], clock())
+    handled = await coach.handle(Event(7, "command", "start", "", "Max"), 7, update["update_id"])
+    assert len(handled.reply_ids) == 2
+    await coach.store.db.close()
+    clock.advance(minutes=3)  # its lease on the replies ran out
+    async with running_bot():
+        await api.wait_for("sendMessage", lambda c: "What brings you here" in c.params["text"])
+    texts_sent = api.sent_texts(7)
+    assert sum("Hi Max" in t for t in texts_sent) == 1  # sent once, in order
+    assert "Hi Max" in texts_sent[0]
+
+
+async def test_a_reply_telegram_did_not_take_is_sent_again(
+    api: FakeBotApi, running_bot: Any, clock: FakeClock
+) -> None:
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        api.fail_next("sendMessage", 502, chat_id=7)
+        await chat.say(7, "/help")
+        assert not [c for c in api.calls_of("sendMessage") if c.ok]
+        clock.advance(seconds=5)
+        runtime.dispatcher.wake()
+        # The first message (help) failed with a 502: queued, and delivered by the
+        # dispatcher; nothing is dropped.
+        await api.wait_for("sendMessage", lambda c: c.ok and "What I can do" in c.params["text"])
+    assert [c.status for c in api.calls_of("sendMessage")].count(502) == 1
+
+
+async def test_an_update_the_library_cannot_parse_is_skipped_once(
+    api: FakeBotApi, running_bot: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        broken = api.make_update(poll={"id": "1", "question": "Secret question?"})
+        api.push_update(broken)
+        sent = await chat.say(7, "/help")  # the next one is handled as usual
+        assert "What I can do" in texts(sent)
+        rows = await stored(runtime)
+    assert (broken["update_id"], "", "unparseable") in rows
+    lines = [r.getMessage() for r in caplog.records if "unparseable" in r.getMessage()]
+    assert len(lines) == 1 and "Secret question" not in lines[0]
+
+
+# --- no way in -------------------------------------------------------------------------------
+
+
+async def test_webhook_without_a_secret_makes_one_and_refuses_forgeries(
+    api: FakeBotApi, running_bot: Any, unused_tcp_port: int
+) -> None:
+    url = f"http://127.0.0.1:{unused_tcp_port}/hook"
+    async with running_bot(
+        webhook=True, webhook_url=url, webhook_port=unused_tcp_port, webhook_secret=None
+    ) as runtime:
+        secret = api.calls_of("setWebhook")[-1].params["secret_token"]
+        assert secret == runtime.webhook_secret and len(secret) >= 32
+        chat = Conversation(api, runtime)
+        forged = api.push_message(7, "/start", "Eve", enqueue=False)
+        assert await api.post_update(url, forged) == 403
+        assert await api.post_update(url, forged, secret_token="guess") == 403
+        async with httpx.AsyncClient() as http:
+            huge = await http.post(
+                url,
+                content=b"x" * (2 * 1024 * 1024),
+                headers={"X-Telegram-Bot-Api-Secret-Token": secret},
+            )
+            assert huge.status_code == 413
+            bad = await http.post(
+                url, content=b"{not json", headers={"X-Telegram-Bot-Api-Secret-Token": secret}
+            )
+            assert bad.status_code == 400
+            assert (
+                await http.get(f"http://127.0.0.1:{unused_tcp_port}/healthz")
+            ).status_code == 200
+        assert await stored(runtime) == []  # nothing forged got in
+        genuine = api.push_message(7, "/start", "Wes", enqueue=False)
+        assert await api.post_update(url, genuine, secret_token=secret) == 200
+        await chat._wait_done(1)
+    assert api.sent_messages(7)[0]["text"].startswith("Hi Wes")
+
+
+# --- running it ------------------------------------------------------------------------------
+
+
+async def test_health_and_metrics_in_polling_mode(
+    api: FakeBotApi, running_bot: Any, unused_tcp_port: int
+) -> None:
+    base = f"http://127.0.0.1:{unused_tcp_port}"
+    async with running_bot(metrics_port=unused_tcp_port) as runtime:
+        chat = Conversation(api, runtime)
+        await chat.say(7, "/start")
+        async with httpx.AsyncClient() as http:
+            health = await http.get(f"{base}/healthz")
+            metrics = (await http.get(f"{base}/metrics")).text
+            assert health.status_code == 200
+            assert "database: ok" in health.text and "dispatcher: running" in health.text
+            assert 'coach_updates_total{kind="message"} 1.0' in metrics
+            assert 'coach_queue{queue="inbox_unhandled"} 0.0' in metrics
+            assert 'coach_component_up{component="poller"} 1.0' in metrics
+            # The dispatcher dies: the health check says so while it is restarted.
+            runtime._tasks["dispatcher"].cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runtime._tasks["dispatcher"]
+            sick = await http.get(f"{base}/healthz")
+            assert sick.status_code == 503 and "dispatcher: stopped" in sick.text

@@ -33,7 +33,7 @@ from bot.engine.decide import Defer, Expire, NudgeDecision
 from bot.engine.model import Reply, State
 from bot.render import RenderedMessage, Renderer
 from bot.sending import Blocked, Rejected, RetryLater, Sender
-from bot.storage.store import NudgeRow, Store
+from bot.storage.store import REPLY, NudgeRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -306,6 +306,18 @@ class Dispatcher:
     async def _dispatch(self, row: NudgeRow, stats: DispatchStats) -> None:
         now = self._clock()
         user = await self._store.load_user(row.user_id)
+        if row.kind == REPLY:
+            # A reply a saved state owes (its process died before Telegram took it): no
+            # quiet hours, no opt-out, it answers something the user just did.
+            try:
+                message = RenderedMessage.from_json(row.payload or "")
+            except (ValueError, KeyError, TypeError):
+                await self._store.finish(row.id, "failed", now, "unreadable", owner=self.owner)
+                stats.failed += 1
+                return
+            chat_id = row.chat_id if user is None else user.chat_id
+            await self._deliver_messages(row, chat_id, [message], stats)
+            return
         if user is not None and (not user.active or user.opted_out):
             reason = "inactive" if not user.active else "opted out"
             await self._store.finish(row.id, "cancelled", now, reason, owner=self.owner)
@@ -331,6 +343,15 @@ class Dispatcher:
     ) -> None:
         # Render everything first: a template error must not leave a nudge half sent.
         messages = [self._renderer.render(reply) for reply in replies]
+        await self._deliver_messages(row, chat_id, messages, stats)
+
+    async def _deliver_messages(
+        self,
+        row: NudgeRow,
+        chat_id: int,
+        messages: Sequence[RenderedMessage],
+        stats: DispatchStats,
+    ) -> None:
         if not messages:
             await self._store.finish(
                 row.id, "expired", self._clock(), "nothing to send", owner=self.owner

@@ -55,6 +55,11 @@ class Database:
     async def close(self) -> None:
         await self.conn.close()
 
+    async def ping(self) -> None:
+        """Raises if the database does not answer (the health check)."""
+        async with self.conn.execute("SELECT count(*) FROM sqlite_master") as cur:
+            await cur.fetchone()
+
     async def version(self) -> int:
         async with self.conn.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import aiosqlite
@@ -59,6 +59,21 @@ class NudgeRow:
 _NUDGE_COLUMNS = "n.id, n.user_id, u.chat_id, n.kind, n.due_at, n.deadline, n.attempts, n.payload"
 # Work another feature does in the same transaction as a user's new state.
 Extra = Callable[[aiosqlite.Connection], Awaitable[None]]
+# Replies owed for a saved state are nudges of this kind: sent at once by the process that
+# handled the update (it holds their lease), or by the dispatcher if that process died.
+REPLY = "reply"
+
+
+@dataclass
+class Durable:
+    """What makes handling one update exactly-once: the inbox row it came from is marked
+    handled, and the replies the new state owes are queued, in the state's transaction."""
+
+    update_id: int
+    replies: Sequence[str]  # JSON payloads, in order
+    owner: str
+    lease: timedelta = DEFAULT_LEASE
+    ids: list[int] = field(default_factory=list)  # the queued replies' nudge ids, filled in
 
 
 def _nudge(row: aiosqlite.Row) -> NudgeRow:
@@ -114,19 +129,23 @@ class Store:
         *,
         user_wrote: bool = True,
         extra: Extra | None = None,
+        durable: Durable | None = None,
     ) -> list[int]:
         """Store the new state and apply the effects in ONE transaction; returns new nudge ids.
 
         A user who writes is active again and no longer opted out (/stop lasts until then).
-        `extra` runs last in the same transaction (a subscriber's records).
+        `extra` runs last in the same transaction (a subscriber's records); `durable` marks
+        the update handled and queues the replies the state owes.
         """
         ts = to_ts(now)
         new_ids: list[int] = []
         async with self.db.transaction() as conn:
+            if durable is not None:
+                await self._handled(conn, durable.update_id, ts)
             if any(isinstance(e, DeleteUserData) for e in effects):
                 await conn.execute("DELETE FROM nudges WHERE user_id = ?", (user_id,))
                 await conn.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
-                return []
+                return []  # nothing may stay behind, not even the goodbye: that one goes direct
             reset = ", active = 1, opted_out = 0" if user_wrote else ""
             await conn.execute(
                 "INSERT INTO users (user_id, chat_id, state, created_at, updated_at)"
@@ -141,7 +160,73 @@ class Store:
                     new_ids.append(new_id)
             if extra is not None:
                 await extra(conn)
+            if durable is not None:
+                lease_until = to_ts(now + durable.lease)
+                for payload in durable.replies:
+                    cur = await conn.execute(
+                        "INSERT INTO nudges (user_id, kind, due_at, created_at, payload, state,"
+                        " claimed_by, lease_until) VALUES (?, ?, ?, ?, ?, 'sending', ?, ?)",
+                        (user_id, REPLY, ts, ts, payload, durable.owner, lease_until),
+                    )
+                    assert cur.lastrowid is not None
+                    durable.ids.append(cur.lastrowid)
         return new_ids
+
+    # --- the inbox -------------------------------------------------------------------------
+
+    async def receive(self, updates: Sequence[tuple[int, str]], now: datetime) -> int:
+        """Store delivered updates (update_id, JSON) before they are acknowledged; a
+        redelivered one is ignored. Returns how many were new."""
+        if not updates:
+            return 0
+        async with self.db.transaction() as conn:
+            before = conn.total_changes
+            await conn.executemany(
+                "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
+                [(update_id, payload, to_ts(now)) for update_id, payload in updates],
+            )
+            return conn.total_changes - before
+
+    async def next_offset(self) -> int | None:
+        """The getUpdates offset after what is stored: acknowledges only stored updates."""
+        async with self.db.conn.execute("SELECT max(update_id) FROM inbox") as cur:
+            row = await cur.fetchone()
+        return None if row is None or row[0] is None else int(row[0]) + 1
+
+    async def unhandled(self, limit: int, after: int = -1) -> list[tuple[int, str]]:
+        """Stored updates not handled yet, oldest first."""
+        async with self.db.conn.execute(
+            "SELECT update_id, payload FROM inbox WHERE handled_at IS NULL AND update_id > ?"
+            " ORDER BY update_id LIMIT ?",
+            (after, limit),
+        ) as cur:
+            return [(int(r[0]), str(r[1])) for r in await cur.fetchall()]
+
+    async def mark_handled(self, update_id: int, now: datetime, error: str | None = None) -> None:
+        async with self.db.transaction() as conn:
+            await self._handled(conn, update_id, to_ts(now), error)
+
+    @staticmethod
+    async def _handled(
+        conn: aiosqlite.Connection, update_id: int, ts: int, error: str | None = None
+    ) -> None:
+        await conn.execute(
+            # The text goes as soon as it is handled: only the id stays, to recognise a
+            # redelivery.
+            "UPDATE inbox SET handled_at = ?, error = ?, payload = ''"
+            " WHERE update_id = ? AND handled_at IS NULL",
+            (ts, error, update_id),
+        )
+
+    async def forget_handled(self, before: datetime) -> int:
+        """Handled updates older than `before` are not needed any more (they hold texts)."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "DELETE FROM inbox WHERE handled_at IS NOT NULL AND handled_at < ?"
+                " AND update_id < (SELECT max(update_id) FROM inbox)",
+                (to_ts(before),),
+            )
+            return cur.rowcount
 
     async def _apply(
         self, conn: aiosqlite.Connection, user_id: int, effect: Effect, ts: int
@@ -259,7 +344,7 @@ class Store:
             cur = await conn.execute(
                 "UPDATE nudges SET state = 'sending', claimed_by = ?, lease_until = ?"
                 " WHERE id IN (SELECT id FROM nudges WHERE state = 'pending' AND due_at <= ?"
-                " ORDER BY due_at LIMIT ?)"
+                " ORDER BY due_at, id LIMIT ?)"
                 " RETURNING id",
                 (owner, to_ts(now + lease), to_ts(now), limit),
             )
@@ -348,6 +433,17 @@ class Store:
                 params,
             )
             return cur.rowcount
+
+    async def queue_depths(self) -> dict[str, int]:
+        """What waits in the database, for /metrics (each from a partial index)."""
+        async with self.db.conn.execute(
+            "SELECT (SELECT count(*) FROM nudges WHERE state = 'pending'),"
+            " (SELECT count(*) FROM nudges WHERE state = 'sending'),"
+            " (SELECT count(*) FROM inbox WHERE handled_at IS NULL)"
+        ) as cur:
+            row = await cur.fetchone()
+        assert row is not None
+        return {"nudges_pending": row[0], "in_flight": row[1], "inbox_unhandled": row[2]}
 
     # --- named locks ---------------------------------------------------------------------
 

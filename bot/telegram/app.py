@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import tomllib
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from telegram import BotCommand, BotCommandScopeChat, Update
@@ -27,11 +28,13 @@ from bot.engine.model import Event
 from bot.recruiters.desk import COMMANDS as RECRUITER_COMMANDS
 from bot.recruiters.desk import Answer, RecruiterDesk
 from bot.render import PROMPTS_DIR, RenderedMessage
-from bot.sending import Blocked, Outgoing, SendError
-from bot.service import Coach
+from bot.sending import Blocked, Outgoing, Rejected, RetryLater, SendError
+from bot.service import Coach, Handled
 from bot.telegram.sender import TelegramSender
 
 log = logging.getLogger(__name__)
+
+REPLY_RETRY_SECONDS = 5.0  # a reply Telegram did not take goes again this soon
 
 # Non-text messages, named for the "I read text" reply; checked in this order.
 _OTHER_KINDS = (
@@ -67,6 +70,8 @@ class TelegramFrontEnd:
         self.sender = TelegramSender(application.bot)
         # Recruiters' commands, buttons ("r1:...") and typed input go to their desk.
         self.desk: RecruiterDesk | None = None
+        # Updates come from the inbox (the runtime's intake): handle them exactly once.
+        self.durable = False
 
     async def on_command(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
@@ -129,11 +134,12 @@ class TelegramFrontEnd:
         query = update.callback_query
         answered = False
         try:
-            handled = await self.coach.handle(event, chat_id)
+            update_id = update.update_id if self.durable else None
+            handled = await self.coach.handle(event, chat_id, update_id)
             if query is not None:
                 answered = True
                 await self._answer(query, handled.notice)
-            await self._send_all(event.user_id, chat_id, handled.messages)
+            await self._send_replies(event.user_id, chat_id, handled)
         except Exception:
             log.exception("could not handle %s from user %s", event.kind, event.user_id)
             if query is not None and not answered:
@@ -181,6 +187,39 @@ class TelegramFrontEnd:
             await query.answer(notice)
         except TelegramError as exc:  # too old to answer: the replies still go out
             log.info("could not answer callback %s: %s", query.id, exc)
+
+    async def _send_replies(self, user_id: int, chat_id: int, handled: Handled) -> None:
+        """Send what the conversation answered. Durable replies are marked sent one by one;
+        any Telegram did not take (5xx, a timeout, flood control) stay queued for the
+        dispatcher, so none is dropped."""
+        if not handled.reply_ids:
+            await self._send_all(user_id, chat_id, handled.messages)
+            return
+        store, owner = self.coach.store, self.coach.owner
+        pairs = list(zip(handled.messages, handled.reply_ids, strict=True))
+        for index, (message, reply_id) in enumerate(pairs):
+            try:
+                await self.sender.send(chat_id, message)
+            except Blocked:
+                log.info("user %s blocked the bot", user_id)
+                await store.deactivate(user_id)  # cancels these replies too
+                return
+            except Rejected as exc:
+                log.warning("Telegram refused a reply to %s: %s", chat_id, exc)
+                await store.finish(
+                    reply_id, "failed", self.coach.clock(), str(exc)[:500], owner=owner
+                )
+                continue
+            except SendError as exc:
+                wait = exc.seconds if isinstance(exc, RetryLater) else REPLY_RETRY_SECONDS
+                later = self.coach.clock() + timedelta(seconds=wait)
+                log.warning("reply to %s not sent (%s); queued to retry", chat_id, exc)
+                for _message, rest in pairs[index:]:
+                    await store.retry(rest, later, str(exc)[:500], owner=owner)
+                if self.coach.on_schedule is not None:
+                    self.coach.on_schedule()
+                return
+            await store.finish(reply_id, "sent", self.coach.clock(), owner=owner)
 
     async def _send_all(self, user_id: int, chat_id: int, messages: tuple[Outgoing, ...]) -> None:
         for message in messages:

@@ -1,0 +1,272 @@
+"""Updates in, durably: stored in the inbox before Telegram is told they arrived, then handled
+from there, one at a time per user and exactly once.
+
+- Polling: getUpdates with the offset after the last *stored* update, so an update is only
+  acknowledged once it is on disk (PTB's own Updater acknowledges a batch before handling it).
+- Webhook: the secret header is checked before the body is read, the body is capped, and the
+  update is stored before the 200 goes back.
+- The worker hands stored updates to PTB's Application one by one (different users in
+  parallel); an update the library cannot parse is skipped and logged once, without its text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import tornado.httpserver
+import tornado.web
+from telegram import Update
+from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
+from telegram.warnings import PTBUserWarning
+
+from bot.service import Clock
+from bot.storage.store import Store
+
+log = logging.getLogger(__name__)
+# We ask for getUpdates' raw JSON on purpose (Bot.get_updates parses it, and an update the
+# library cannot parse would be fetched again forever): PTB's advice does not apply.
+warnings.filterwarnings("ignore", message="Please use 'Bot.getUpdates'", category=PTBUserWarning)
+
+MAX_BODY = 1024 * 1024  # Telegram's updates are a few KB; anything this big is not from it
+MAX_BACKOFF_SECONDS = 60.0
+BATCH = 100
+
+
+class Poller:
+    """Long polling that stores each batch before asking for the next (which acknowledges it)."""
+
+    def __init__(
+        self,
+        bot: Any,
+        store: Store,
+        clock: Clock,
+        wake: Callable[[], None],
+        *,
+        timeout: int = 10,
+    ) -> None:
+        self.bot = bot
+        self.store = store
+        self.clock = clock
+        self.wake = wake
+        self.timeout = timeout
+        self.failures = 0  # in a row: for the backoff and the health check
+
+    async def run(self, stop: asyncio.Event) -> None:
+        offset = await self.store.next_offset()
+        while not stop.is_set():
+            try:
+                raw = await self.bot.do_api_request(
+                    "getUpdates",
+                    api_kwargs={
+                        "offset": offset,
+                        "timeout": self.timeout,
+                        "allowed_updates": list(Update.ALL_TYPES),
+                    },
+                    read_timeout=self.timeout + 10,
+                )
+            except (InvalidToken, Conflict):
+                raise  # not a passing fault: the token, or another getUpdates/webhook
+            except RetryAfter as exc:
+                await self._back_off(stop, exc, _seconds(exc.retry_after))
+                continue
+            except TelegramError as exc:
+                await self._back_off(stop, exc, None)
+                continue
+            if self.failures:
+                log.info("event=bot_api_back failures=%d", self.failures)
+                self.failures = 0
+            updates = [
+                (int(u["update_id"]), json.dumps(u, separators=(",", ":")))
+                for u in raw or []
+                if isinstance(u, dict) and isinstance(u.get("update_id"), int)
+            ]
+            if updates:
+                await self.store.receive(updates, self.clock())
+                offset = max(update_id for update_id, _ in updates) + 1
+                self.wake()
+
+    async def _back_off(self, stop: asyncio.Event, exc: Exception, seconds: float | None) -> None:
+        self.failures += 1
+        delay = seconds if seconds is not None else min(2.0**self.failures, MAX_BACKOFF_SECONDS)
+        # One line per step, not a traceback a second.
+        log.warning(
+            "event=bot_api_unreachable failures=%d retry_in=%.0fs error=%s",
+            self.failures,
+            delay,
+            type(exc).__name__,
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+
+
+def _seconds(value: Any) -> float:
+    return float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)
+
+
+class InboxWorker:
+    """Hands stored updates to PTB, oldest first; marks each handled when its handler ends
+    (the conversation marks it itself, in the transaction of the state it led to)."""
+
+    def __init__(
+        self,
+        application: Any,
+        store: Store,
+        clock: Clock,
+        *,
+        concurrency: int = 64,
+        on_update: Callable[[Update, float], None] | None = None,
+    ) -> None:
+        self.app = application
+        self.store = store
+        self.clock = clock
+        self.on_update = on_update
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._running: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.alive = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.alive = True
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                for update_id, payload in await self.store.unhandled(BATCH):
+                    if update_id in self._running:
+                        continue
+                    await self._slots.acquire()
+                    self._running.add(update_id)
+                    task = asyncio.create_task(self._handle(update_id, payload))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 5.0)
+        finally:
+            self.alive = False
+
+    async def drain(self) -> None:
+        """Let the updates in flight finish (a clean stop)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _handle(self, update_id: int, payload: str) -> None:
+        started = time.perf_counter()
+        try:
+            try:
+                update = Update.de_json(json.loads(payload), self.app.bot)
+            except Exception as exc:
+                # Logged once, without the update's content (it may hold names and texts).
+                log.error(
+                    "event=update_unparseable update_id=%d error=%s",
+                    update_id,
+                    exc.__class__.__name__,
+                )
+                await self.store.mark_handled(update_id, self.clock(), "unparseable")
+                return
+            try:
+                await self.app.process_update(update)
+            finally:
+                await self.store.mark_handled(update_id, self.clock())
+                if self.on_update is not None:
+                    self.on_update(update, time.perf_counter() - started)
+        except Exception:
+            log.exception("event=update_failed update_id=%d", update_id)
+        finally:
+            self._running.discard(update_id)
+            self._slots.release()
+            self._wake.set()  # a slot is free: look for more
+
+
+@tornado.web.stream_request_body
+class _WebhookHandler(tornado.web.RequestHandler):
+    """Telegram's POSTs: the secret is checked as soon as the headers are in (prepare runs
+    before any of the body is read, as the body is streamed), the body is capped, and the
+    update is stored before the 200 goes back."""
+
+    def initialize(self, secret: str, accept: Callable[[int, str], Awaitable[None]]) -> None:
+        self.secret = secret
+        self.accept = accept
+        self.body = bytearray()
+
+    def prepare(self) -> None:
+        given = self.request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if not hmac.compare_digest(given.encode(), self.secret.encode()):
+            raise tornado.web.HTTPError(403)
+        size = self.request.headers.get("Content-Length")
+        if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
+            raise tornado.web.HTTPError(413)
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return  # refused already: the rest is read and dropped, never kept
+        self.body.extend(chunk)
+        if len(self.body) > MAX_BODY:
+            self.body.clear()
+            raise tornado.web.HTTPError(413)
+
+    async def post(self) -> None:
+        try:
+            data = json.loads(bytes(self.body))
+            update_id = int(data["update_id"])
+        except (ValueError, KeyError, TypeError):
+            raise tornado.web.HTTPError(400) from None
+        await self.accept(update_id, json.dumps(data, separators=(",", ":")))
+        self.finish()
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        # A forged or malformed post is not our error: one short line, no body, no secret.
+        if isinstance(value, tornado.web.HTTPError):
+            log.warning("event=webhook_refused status=%d", value.status_code)
+        else:
+            super().log_exception(typ, value, tb)
+
+
+class _HealthHandler(tornado.web.RequestHandler):
+    def initialize(self, check: Callable[[], Awaitable[tuple[bool, str]]]) -> None:
+        self.check = check
+
+    async def get(self) -> None:
+        ok, detail = await self.check()
+        self.set_status(200 if ok else 503)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(detail + "\n")
+
+
+class _MetricsHandler(tornado.web.RequestHandler):
+    def initialize(self, exposition: Callable[[], Awaitable[tuple[bytes, str]]]) -> None:
+        self.exposition = exposition
+
+    async def get(self) -> None:
+        body, content_type = await self.exposition()
+        self.set_header("Content-Type", content_type)
+        self.finish(body)
+
+
+def web_server(
+    *,
+    webhook: tuple[str, str, Callable[[int, str], Awaitable[None]]] | None,
+    health: Callable[[], Awaitable[tuple[bool, str]]],
+    metrics: Callable[[], Awaitable[tuple[bytes, str]]],
+) -> tornado.httpserver.HTTPServer:
+    """/healthz and /metrics, and the webhook at its path when there is one. Bodies over
+    MAX_BODY are refused by their Content-Length before a byte is read."""
+    routes: list[Any] = [
+        (r"/healthz", _HealthHandler, {"check": health}),
+        (r"/metrics", _MetricsHandler, {"exposition": metrics}),
+    ]
+    if webhook is not None:
+        path, secret, accept = webhook
+        routes.append((path, _WebhookHandler, {"secret": secret, "accept": accept}))
+    app = tornado.web.Application(routes, log_function=lambda handler: None)
+    return tornado.httpserver.HTTPServer(app, max_body_size=MAX_BODY, idle_connection_timeout=60)
