@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from bot import logs
 from bot.config import ConfigError, Settings, load_settings
 
 
@@ -30,11 +31,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    token = settings.telegram_bot_token
+    secret = settings.webhook_secret
+    logs.setup(
+        settings.log_level,
+        [
+            token.get_secret_value() if token else None,
+            secret.get_secret_value() if secret else None,
+        ],
     )
-    # httpx logs every request at INFO, which would print the bot token in each URL.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 async def _run(settings: Settings, webhook: bool) -> None:
@@ -112,13 +117,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         asyncio.run(_run(settings, args.webhook))
     except (ConfigError, InvalidToken) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {logs.redact(str(exc))}", file=sys.stderr)
         return 2
     except AlreadyRunning as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
     except NetworkError as exc:
-        print(f"error: cannot reach {settings.telegram_api_base_url}: {exc}", file=sys.stderr)
+        message = f"cannot reach {settings.telegram_api_base_url}: {exc}"
+        print(f"error: {logs.redact(message)}", file=sys.stderr)
         return 1
     return 0
 

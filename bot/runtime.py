@@ -16,6 +16,7 @@ from telegram.error import Conflict, InvalidToken
 from telegram.ext import Application
 from tornado.httpserver import HTTPServer
 
+from bot import logs
 from bot.config import Settings
 from bot.engine.planner import QuietHours
 from bot.knowledge.base import KnowledgeBase, load_default
@@ -160,6 +161,7 @@ class BotRuntime:
             secret = self.settings.webhook_secret
             # No secret set: make one, so a forged post can never get in.
             self.webhook_secret = secret.get_secret_value() if secret else token_urlsafe(32)
+            logs.add_secret(self.webhook_secret)
             path = "/" + url.rsplit("/", 1)[-1]
             self.server = web_server(
                 webhook=(path, self.webhook_secret, self._accept),

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +26,7 @@ from tests.e2e import Conversation, texts
 from tests.fakebot import FakeBotApi
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 async def test_a_second_poller_on_the_same_database_stops_with_one_clear_line(
@@ -199,3 +203,61 @@ async def test_health_and_metrics_in_polling_mode(
                 await runtime._tasks["dispatcher"]
             sick = await http.get(f"{base}/healthz")
             assert sick.status_code == 503 and "dispatcher: stopped" in sick.text
+
+
+# --- secrets stay out of the logs ------------------------------------------------------------
+
+TOKEN = "424242:S3cretTokenPart_xyz"
+
+
+async def run_cli(api: FakeBotApi, tmp_path: Path, *args: str, token: str = TOKEN) -> str:
+    """`python -m bot run` at DEBUG against the fake Bot API: one /start, then SIGTERM."""
+    env = {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": token,
+        "TELEGRAM_API_BASE_URL": api.base_url,
+        "DATABASE_PATH": str(tmp_path / "cli.sqlite3"),
+        "LOG_LEVEL": "DEBUG",
+        "WEBHOOK_SECRET": "MyWebhookSecret_123",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        *args,
+        env=env,
+        cwd=ROOT,
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        exited = asyncio.ensure_future(proc.wait())
+        polled = asyncio.ensure_future(api.wait_for("deleteWebhook", timeout=30))
+        await asyncio.wait({exited, polled}, return_when=asyncio.FIRST_COMPLETED)
+        polled.cancel()
+        if not exited.done():
+            api.push_message(7, "/start", "Kay")
+            await api.wait_for("sendMessage", timeout=10)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    return (out + err).decode("utf-8", "replace")
+
+
+async def test_no_log_line_at_any_level_holds_the_token(api: FakeBotApi, tmp_path: Path) -> None:
+    output = await run_cli(api, tmp_path)
+    assert "sendMessage" in output and "DEBUG" in output  # it did log, at every level
+    assert "S3cretTokenPart_xyz" not in output and "MyWebhookSecret_123" not in output
+    assert "[redacted]" in output
+
+
+async def test_a_rejected_token_is_one_line_without_the_token(
+    api: FakeBotApi, tmp_path: Path
+) -> None:
+    api.fail_next("getMe", 401, "Unauthorized", times=5)
+    output = await run_cli(api, tmp_path)
+    assert "S3cretTokenPart_xyz" not in output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in output

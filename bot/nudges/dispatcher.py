@@ -31,6 +31,7 @@ from aiolimiter import AsyncLimiter
 
 from bot.engine.decide import Defer, Expire, NudgeDecision
 from bot.engine.model import Reply, State
+from bot.logs import user_ref
 from bot.render import RenderedMessage, Renderer
 from bot.sending import Blocked, Rejected, RetryLater, Sender
 from bot.storage.store import REPLY, NudgeRow, Store
@@ -364,8 +365,12 @@ class Dispatcher:
             for message in messages:
                 await self._send(row, chat_id, message)
                 sent += 1
-        except Blocked as exc:
-            log.info("user %d blocked the bot (%s); cancelling their nudges", row.user_id, exc)
+        except Blocked:
+            log.info(
+                "event=blocked user=%s nudge=%d; their nudges cancelled",
+                user_ref(row.user_id),
+                row.id,
+            )
             await self._store.deactivate(row.user_id)
             await self._store.finish(
                 row.id, "cancelled", self._clock(), "blocked", owner=self.owner

@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import tomllib
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from telegram import BotCommand, BotCommandScopeChat, Update
+from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
@@ -24,7 +26,8 @@ from telegram.ext import (
     filters,
 )
 
-from bot.engine.model import Event
+from bot.engine.model import Event, EventKind
+from bot.logs import user_ref
 from bot.recruiters.desk import COMMANDS as RECRUITER_COMMANDS
 from bot.recruiters.desk import Answer, RecruiterDesk
 from bot.render import PROMPTS_DIR, RenderedMessage
@@ -33,6 +36,24 @@ from bot.service import Coach, Handled
 from bot.telegram.sender import TelegramSender
 
 log = logging.getLogger(__name__)
+
+MAX_ID = 2**63 - 1  # SQLite's largest integer
+
+
+def _valid_text(text: str) -> str:
+    """Text as it can be sent back: a lone surrogate (invalid UTF-16 from a forged update)
+    becomes U+FFFD instead of failing every message that echoes it."""
+    return text.encode("utf-8", "replace").decode("utf-8", "replace").replace("\x00", "")
+
+
+def clean(event: Event) -> Event:
+    return replace(
+        event,
+        value=_valid_text(event.value),
+        argument=_valid_text(event.argument),
+        first_name=_valid_text(event.first_name),
+    )
+
 
 REPLY_RETRY_SECONDS = 5.0  # a reply Telegram did not take goes again this soon
 
@@ -78,9 +99,7 @@ class TelegramFrontEnd:
         text = (message.text or "") if message else ""
         head, _sep, argument = text.partition(" ")
         name = head.lstrip("/").split("@", 1)[0].lower()
-        event = Event(
-            self._user(update), "command", name, argument.strip(), self._first_name(update)
-        )
+        event = self._event(update, "command", name, argument.strip())
         if self.desk is not None and name in RECRUITER_COMMANDS:
             desk = self.desk
             await self._desk(
@@ -94,7 +113,13 @@ class TelegramFrontEnd:
     async def on_callback(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
         data = query.data if query and isinstance(query.data, str) else ""
-        event = Event(self._user(update), "button", data, "", self._first_name(update))
+        chat = update.effective_chat
+        if query is not None and (chat is None or chat.type != ChatType.PRIVATE):
+            # A button in a group (a forwarded message) must not move the user's chat, and
+            # their reminders with it, into the group: answered, ignored.
+            await self._answer(query, "I only work in a private chat with you")
+            return
+        event = self._event(update, "button", data)
         if self.desk is not None and data.startswith("r1:"):
             desk = self.desk
             await self._desk(
@@ -106,22 +131,32 @@ class TelegramFrontEnd:
     async def on_text(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         text = (message.text or "") if message else ""
-        event = Event(self._user(update), "text", text, "", self._first_name(update))
+        event = self._event(update, "text", text)
         if self.desk is not None and await self.desk.wants_text(event.user_id):
             desk = self.desk
-            await self._desk(update, event, lambda: desk.text(event.user_id, text))
+            await self._desk(update, event, lambda: desk.text(event.user_id, event.value))
             return
         await self._process(update, event)
 
     async def on_other(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._process(
-            update, Event(self._user(update), "other", _kind(update), "", self._first_name(update))
-        )
+        await self._process(update, self._event(update, "other", _kind(update)))
+
+    def _event(self, update: Update, kind: EventKind, value: str, argument: str = "") -> Event:
+        return clean(Event(self._user(update), kind, value, argument, self._first_name(update)))
 
     @staticmethod
     def _user(update: Update) -> int:
         user = update.effective_user
         return user.id if user else 0
+
+    async def _admissible(self, update: Update, event: Event) -> bool:
+        """Ids SQLite can store (a forged update may carry 2^63), a real sender."""
+        chat = update.effective_chat
+        ids = (event.user_id, chat.id if chat else event.user_id)
+        if event.user_id <= 0 or not all(-MAX_ID <= i <= MAX_ID for i in ids):
+            log.warning("event=update_ignored reason=ids update_id=%s", update.update_id)
+            return False
+        return True
 
     @staticmethod
     def _first_name(update: Update) -> str:
@@ -129,6 +164,8 @@ class TelegramFrontEnd:
         return user.first_name if user and user.first_name else ""
 
     async def _process(self, update: Update, event: Event) -> None:
+        if not await self._admissible(update, event):
+            return
         chat = update.effective_chat
         chat_id = chat.id if chat else event.user_id
         query = update.callback_query
@@ -141,7 +178,9 @@ class TelegramFrontEnd:
                 await self._answer(query, handled.notice)
             await self._send_replies(event.user_id, chat_id, handled)
         except Exception:
-            log.exception("could not handle %s from user %s", event.kind, event.user_id)
+            log.exception(
+                "event=handling_failed kind=%s user=%s", event.kind, user_ref(event.user_id)
+            )
             if query is not None and not answered:
                 await self._answer(query, None)
             error = RenderedMessage(self.coach.renderer.text("error", {}))
@@ -152,6 +191,8 @@ class TelegramFrontEnd:
     ) -> None:
         """A recruiter's command, button or input: the same guarantees as the conversation
         (every press answered, an apology instead of a crash)."""
+        if not await self._admissible(update, event):
+            return
         chat = update.effective_chat
         chat_id = chat.id if chat else event.user_id
         query = update.callback_query
@@ -163,7 +204,7 @@ class TelegramFrontEnd:
                 await self._answer(query, answer.notice)
             await self._send_all(event.user_id, chat_id, answer.items)
         except Exception:
-            log.exception("recruiter desk could not handle %s from %s", event.kind, event.user_id)
+            log.exception("event=desk_failed kind=%s user=%s", event.kind, user_ref(event.user_id))
             if query is not None and not answered:
                 await self._answer(query, None)
             error = RenderedMessage(self.coach.renderer.text("error", {}))
@@ -178,7 +219,7 @@ class TelegramFrontEnd:
             else:
                 await self.app.bot.delete_my_commands(scope=scope)
         except TelegramError as exc:  # the menu is a convenience: never fail a decision on it
-            log.warning("could not set the command menu of %s: %s", user_id, exc)
+            log.warning("event=menu_failed user=%s error=%s", user_ref(user_id), exc)
 
     @staticmethod
     async def _answer(query: Any, notice: str | None) -> None:
@@ -201,11 +242,11 @@ class TelegramFrontEnd:
             try:
                 await self.sender.send(chat_id, message)
             except Blocked:
-                log.info("user %s blocked the bot", user_id)
+                log.info("event=blocked user=%s", user_ref(user_id))
                 await store.deactivate(user_id)  # cancels these replies too
                 return
             except Rejected as exc:
-                log.warning("Telegram refused a reply to %s: %s", chat_id, exc)
+                log.warning("event=reply_refused user=%s error=%s", user_ref(user_id), exc)
                 await store.finish(
                     reply_id, "failed", self.coach.clock(), str(exc)[:500], owner=owner
                 )
@@ -213,7 +254,7 @@ class TelegramFrontEnd:
             except SendError as exc:
                 wait = exc.seconds if isinstance(exc, RetryLater) else REPLY_RETRY_SECONDS
                 later = self.coach.clock() + timedelta(seconds=wait)
-                log.warning("reply to %s not sent (%s); queued to retry", chat_id, exc)
+                log.warning("event=reply_queued user=%s error=%s", user_ref(user_id), exc)
                 for _message, rest in pairs[index:]:
                     await store.retry(rest, later, str(exc)[:500], owner=owner)
                 if self.coach.on_schedule is not None:
@@ -226,11 +267,11 @@ class TelegramFrontEnd:
             try:
                 await self.sender.send_any(chat_id, message)
             except Blocked:
-                log.info("user %s blocked the bot", user_id)
+                log.info("event=blocked user=%s", user_ref(user_id))
                 await self.coach.store.deactivate(user_id)
                 return
             except SendError as exc:
-                log.warning("could not send to %s: %s", chat_id, exc)
+                log.warning("event=send_failed user=%s error=%s", user_ref(user_id), exc)
                 return
 
 
@@ -260,15 +301,13 @@ def build_application(
         .build()
     )
     front = TelegramFrontEnd(coach, application)
-    private = filters.ChatType.PRIVATE
+    # Private chats only (groups and channels are ignored), and new messages only: an edited
+    # "/stop" must not run again.
+    private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
     application.add_handler(MessageHandler(private & filters.COMMAND, front.on_command))
     application.add_handler(CallbackQueryHandler(front.on_callback))
-    application.add_handler(
-        MessageHandler(private & filters.UpdateType.MESSAGE & filters.TEXT, front.on_text)
-    )
-    application.add_handler(
-        MessageHandler(private & filters.UpdateType.MESSAGE & ~filters.TEXT, front.on_other)
-    )
+    application.add_handler(MessageHandler(private & filters.TEXT, front.on_text))
+    application.add_handler(MessageHandler(private & ~filters.TEXT, front.on_other))
     application.add_error_handler(_on_error)
     return application, front
 
