@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from bot import logs
 from bot.config import ConfigError, Settings, load_settings
@@ -24,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("texts", nargs="*", help="texts; none reads standard input by line")
     sub.add_parser("nudges", help="print pending nudges, one JSON object per line")
     sub.add_parser("migrate", help="create or upgrade the SQLite database")
+    backup = sub.add_parser("backup", help="an online copy of the database (SQLite backup API)")
+    backup.add_argument("target", nargs="?", type=Path, help="file or folder (default backups/)")
     people = sub.add_parser("recruiters", help="approve, list or remove recruiters")
     people.add_argument("action", choices=("add", "list", "remove"))
     people.add_argument("user_id", nargs="?", type=int, help="their Telegram user id")
@@ -79,6 +82,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     _logging(settings)
+    from bot.storage.db import DatabaseUnavailable
+
+    try:
+        return _command(args, settings)
+    except DatabaseUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "classify":
         from bot.knowledge.cli import classify_main
 
@@ -90,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
+    if args.command == "backup":
+        from bot.storage.backup import backup_main
+
+        return asyncio.run(backup_main(settings.database_path, args.target, sys.stdout))
     if args.command == "recruiters":
         from bot.recruiters.cli import recruiters_main
 

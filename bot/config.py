@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = 8443
     webhook_secret: SecretStr | None = None
+    # A daily online backup (SQLite's backup API) into this folder at BACKUP_AT (UTC), keeping
+    # the newest BACKUP_KEEP; empty: none. `python -m bot backup` makes one by hand.
+    backup_dir: Path | None = None
+    backup_keep: int = Field(default=7, ge=1)
+    backup_at: time = time(3, 0)
     # GET /healthz and /metrics: on the webhook's port in webhook mode; in polling mode on
     # METRICS_PORT when set.
     metrics_port: int | None = None

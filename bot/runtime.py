@@ -28,6 +28,7 @@ from bot.recruiters.desk import RecruiterDesk
 from bot.recruiters.follower import RecruiterFollower
 from bot.render import Renderer, default_renderer
 from bot.service import Clock, Coach, utc_now
+from bot.storage.backup import daily
 from bot.storage.db import Database
 from bot.storage.store import Store
 from bot.telegram.app import TelegramFrontEnd, build_application, set_commands
@@ -154,6 +155,10 @@ class BotRuntime:
         self.coach.owner = self.dispatcher.owner
         self._supervise("dispatcher", self.dispatcher.run)
         self._supervise("inbox", lambda: self.worker.run(self._stop))
+        if self.settings.backup_dir is not None:
+            folder, keep = self.settings.backup_dir, self.settings.backup_keep
+            at, db = self.settings.backup_at, store.db
+            self._supervise("backup", lambda: daily(db, folder, keep, at, self._stop))
         health = self.health
         if use_webhook:
             url = self.settings.webhook_url
@@ -229,13 +234,14 @@ class BotRuntime:
     async def health(self) -> tuple[bool, str]:
         """Healthy: the database answers and every component runs."""
         lines = []
-        ok = True
+        db = self.coach.store.db
         try:
-            await asyncio.wait_for(self.coach.store.db.ping(), 5.0)
-            lines.append("database: ok")
+            await asyncio.wait_for(db.ping(), 5.0)
+            problem = db.usable()
         except Exception as exc:
-            ok = False
-            lines.append(f"database: {type(exc).__name__}: {exc}")
+            problem = f"{type(exc).__name__}: {exc}"
+        ok = problem is None
+        lines.append(f"database: {problem or 'ok'}")
         for name, up in self.alive().items():
             ok &= up
             lines.append(f"{name}: {'running' if up else 'stopped'}")

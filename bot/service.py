@@ -130,6 +130,7 @@ class Coach:
                 pending=pending,
                 tapped=tapped,
                 invitation=invitation,
+                returning=record is not None and not record.active,
             )
             outcome = flow.handle(event, state, ctx)
             # Render before committing: a broken template must not leave state half-moved.

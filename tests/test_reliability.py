@@ -7,6 +7,8 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
+import subprocess
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -19,6 +21,7 @@ import pytest
 from bot.config import Settings
 from bot.engine.model import Event
 from bot.runtime import AlreadyRunning, BotRuntime, open_coach
+from bot.storage.backup import prune
 from bot.storage.db import Database
 from bot.storage.store import Store
 from tests.conftest import FakeClock
@@ -261,3 +264,107 @@ async def test_a_rejected_token_is_one_line_without_the_token(
     assert "S3cretTokenPart_xyz" not in output
     errors = [line for line in output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in output
+
+
+# --- faults, said clearly --------------------------------------------------------------------
+
+
+def run_bot_cli(*args: str, db_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_PATH": str(db_path), "LOG_LEVEL": "WARNING"}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+
+
+def test_an_unusable_database_is_one_clear_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    result = run_bot_cli("migrate", db_path=blocker / "coach.sqlite3")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: cannot use the database at")
+    assert "not a folder" in result.stderr
+
+
+def test_a_read_only_database_is_one_clear_line(tmp_path: Path) -> None:
+    readonly = tmp_path / "ro.sqlite3"
+    assert run_bot_cli("migrate", db_path=readonly).returncode == 0
+    readonly.chmod(0o444)
+    (tmp_path / "ro.sqlite3-wal").unlink(missing_ok=True)
+    tmp_path.chmod(0o555)
+    try:
+        if os.access(readonly, os.W_OK):
+            pytest.skip("running as a user who can write read-only files (root)")
+        result = run_bot_cli("nudges", db_path=readonly)
+    finally:
+        tmp_path.chmod(0o755)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "cannot use the database" in result.stderr
+
+
+async def test_the_health_check_fails_when_the_database_file_is_gone(
+    api: FakeBotApi, running_bot: Any, db_path: Path
+) -> None:
+    async with running_bot() as runtime:
+        ok, detail = await runtime.health()
+        assert ok and "database: ok" in detail
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+        ok, detail = await runtime.health()
+        assert not ok and "database: the database file is gone" in detail
+
+
+def test_backup_makes_a_consistent_copy(tmp_path: Path) -> None:
+    db_path = tmp_path / "live.sqlite3"
+    assert run_bot_cli("recruiters", "add", "77", db_path=db_path).returncode == 0
+    result = run_bot_cli("backup", str(tmp_path / "copies"), db_path=db_path)
+    assert result.returncode == 0, result.stderr
+    copy = Path(result.stdout.strip())
+    assert copy.parent == tmp_path / "copies" and copy.name.startswith("interview_coach-")
+    with sqlite3.connect(copy) as conn:
+        assert conn.execute("SELECT user_id, status FROM recruiters").fetchall() == [
+            (77, "approved")
+        ]
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert not list((tmp_path / "copies").glob("*.partial"))
+    for n in range(4):
+        (tmp_path / "copies" / f"interview_coach-2026010{n}-000000.sqlite3").write_text("")
+    removed = prune(tmp_path / "copies", keep=2)
+    assert len(removed) == 3 and copy.exists()
+
+
+async def test_deleted_data_leaves_nothing_in_the_file_or_its_wal(
+    api: FakeBotApi, running_bot: Any, db_path: Path, clock: FakeClock
+) -> None:
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        await chat.say(7, "/timezone Pacific/Chatham")  # a zone nobody else here uses
+        await chat.say(7, "/mydata")
+        await chat.tap(7, "Delete my data")
+        await chat.tap(7, "Yes, delete everything")
+        await runtime.coach.store.db.checkpoint()
+        raw = b"".join(
+            Path(f"{db_path}{suffix}").read_bytes()
+            for suffix in ("", "-wal")
+            if Path(f"{db_path}{suffix}").exists()
+        )
+    assert b"Pacific/Chatham" not in raw
+
+
+async def test_a_user_who_blocked_the_bot_gets_their_plan_back(
+    api: FakeBotApi, running_bot: Any
+) -> None:
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        await chat.say(7, "/start")
+        await chat.tap(7, "Going, want to prepare")
+        await chat.say(7, "Fri 3pm")
+        await chat.tap(7, "Yes")
+        planned = [n.kind for n in await runtime.coach.store.pending_nudges(7)]
+        assert planned
+        api.block_user(7)
+        await chat.say(7, "/nudges")  # the reply fails with 403: the user is deactivated
+        assert await runtime.coach.store.pending_nudges(7) == []
+        api.unblock_user(7)
+        sent = await chat.say(7, "/start")
+        assert "Welcome back" in texts(sent)
+        assert [n.kind for n in await runtime.coach.store.pending_nudges(7)] == planned

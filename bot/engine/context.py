@@ -25,6 +25,8 @@ class Context:
     tapped: PendingNudge | None = None
     # The opening a recruiter's link brought the candidate to, if any.
     invitation: Invitation | None = None
+    # They blocked the bot (their reminders were cancelled) and now write again.
+    returning: bool = False
 
     def zone_name(self, state: State) -> str:
         return state.timezone or self.default_timezone

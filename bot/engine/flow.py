@@ -659,8 +659,18 @@ def on_command(event: Event, state: State, ctx: Context) -> Outcome:
         )
         first = event.first_name.strip()[:MAX_NAME]
         template = "welcome" if name == "start" else "restart"
-        context = {"first_name": first, "invitation": ctx.invitation}
-        return Outcome((Reply(template, context), *situation_screen()), fresh)
+        effects: list[Effect] = []
+        upcoming = fresh.interview_at is not None and fresh.interview_at > ctx.now
+        if ctx.returning and upcoming and fresh.decision in ("go", "unsure"):
+            # Back after blocking the bot, which cancelled their reminders: plan them again.
+            effects = [CancelNudges(planner.KINDS), *plan_for(fresh, ctx)]
+        context = {
+            "first_name": first,
+            "invitation": ctx.invitation,
+            "back": fresh if effects else None,
+            "zone": ctx.zone_name(fresh),
+        }
+        return Outcome((Reply(template, context), *situation_screen()), fresh, tuple(effects))
     if name == "help":
         return Outcome((Reply("help", {}), *current_screen(state, ctx)), state)
     if name == "about":

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -25,6 +28,14 @@ def migrations() -> list[tuple[int, str]]:
 
 
 LATEST_VERSION = max(v for v, _ in migrations())
+LOCKED_TRIES = 6  # start-up waits this many busy timeouts (30 s) for another writer
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be opened or written: one clear line, not a traceback."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        super().__init__(f"cannot use the database at {path}: {reason}")
 
 
 class Database:
@@ -39,18 +50,59 @@ class Database:
 
     @classmethod
     async def open(cls, path: Path | str, *, migrate: bool = True) -> Database:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        """Open (creating the file and its folder) and migrate; DatabaseUnavailable with the
+        reason when the folder is a file, the file read-only, or another writer holds it."""
+        try:
+            if str(path) != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            conn = await aiosqlite.connect(str(path), isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise DatabaseUnavailable(path, _reason(exc)) from None
         conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=NORMAL")
-        await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA busy_timeout=5000")
         db = cls(conn, path)
-        if migrate:
-            await db.migrate()
+        try:
+            await conn.execute("PRAGMA busy_timeout=5000")
+            await db._retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+            await conn.execute("PRAGMA synchronous=NORMAL")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            # Deleted rows are overwritten, not left readable in free pages (/mydata delete).
+            await conn.execute("PRAGMA secure_delete=ON")
+            if migrate:
+                await db._retry_locked(db.migrate)
+            else:
+                await db.ping()
+        except sqlite3.Error as exc:
+            await conn.close()
+            raise DatabaseUnavailable(path, _reason(exc)) from None
         return db
+
+    async def _retry_locked(self, work: Any) -> Any:
+        for attempt in range(LOCKED_TRIES):
+            try:
+                return await work()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == LOCKED_TRIES - 1:
+                    raise
+                log.warning("event=database_locked attempt=%d; waiting", attempt + 1)
+        return None
+
+    def usable(self) -> str | None:
+        """Why the file cannot be relied on now (its folder deleted, made read-only), or
+        None. An open SQLite file whose folder was deleted still accepts writes, to an
+        unlinked file: lost at exit. The health check asks this."""
+        if str(self.path) == ":memory:":
+            return None
+        path = Path(self.path)
+        if not path.exists():
+            return "the database file is gone"
+        if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+            return "the database file or its folder is read-only"
+        return None
+
+    async def checkpoint(self) -> None:
+        """Move the WAL into the file and empty it (after a deletion: nothing stays behind)."""
+        async with self.lock:
+            await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def close(self) -> None:
         await self.conn.close()
@@ -95,6 +147,13 @@ class Database:
                 await self.conn.execute("ROLLBACK")
                 raise
             await self.conn.execute("COMMIT")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, NotADirectoryError | FileExistsError):
+        return f"its folder is not a folder ({text})"
+    return text
 
 
 def _statements(sql: str) -> list[str]:

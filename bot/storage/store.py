@@ -139,38 +139,62 @@ class Store:
         """
         ts = to_ts(now)
         new_ids: list[int] = []
+        deleting = any(isinstance(e, DeleteUserData) for e in effects)
         async with self.db.transaction() as conn:
             if durable is not None:
                 await self._handled(conn, durable.update_id, ts)
-            if any(isinstance(e, DeleteUserData) for e in effects):
+            if deleting:
                 await conn.execute("DELETE FROM nudges WHERE user_id = ?", (user_id,))
                 await conn.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
-                return []  # nothing may stay behind, not even the goodbye: that one goes direct
-            reset = ", active = 1, opted_out = 0" if user_wrote else ""
-            await conn.execute(
-                "INSERT INTO users (user_id, chat_id, state, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT(user_id) DO UPDATE SET chat_id = excluded.chat_id,"
-                f" state = excluded.state, updated_at = excluded.updated_at{reset}",
-                (user_id, chat_id, state.to_json(), ts, ts),
-            )
-            for effect in effects:
-                new_id = await self._apply(conn, user_id, effect, ts)
-                if new_id is not None:
-                    new_ids.append(new_id)
-            if extra is not None:
-                await extra(conn)
-            if durable is not None:
-                lease_until = to_ts(now + durable.lease)
-                for payload in durable.replies:
-                    cur = await conn.execute(
-                        "INSERT INTO nudges (user_id, kind, due_at, created_at, payload, state,"
-                        " claimed_by, lease_until) VALUES (?, ?, ?, ?, ?, 'sending', ?, ?)",
-                        (user_id, REPLY, ts, ts, payload, durable.owner, lease_until),
-                    )
-                    assert cur.lastrowid is not None
-                    durable.ids.append(cur.lastrowid)
+            else:
+                await self._save(conn, user_id, chat_id, state, effects, ts, user_wrote, new_ids)
+                if extra is not None:
+                    await extra(conn)
+                if durable is not None:
+                    await self._queue_replies(conn, user_id, durable, now)
+        if deleting:
+            # secure_delete overwrote the rows in the file; the checkpoint empties the WAL,
+            # which still held them. The goodbye goes out directly: nothing may stay behind.
+            await self.db.checkpoint()
         return new_ids
+
+    async def _save(
+        self,
+        conn: aiosqlite.Connection,
+        user_id: int,
+        chat_id: int,
+        state: State,
+        effects: Sequence[Effect],
+        ts: int,
+        user_wrote: bool,
+        new_ids: list[int],
+    ) -> None:
+        reset = ", active = 1, opted_out = 0" if user_wrote else ""
+        await conn.execute(
+            "INSERT INTO users (user_id, chat_id, state, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT(user_id) DO UPDATE SET chat_id = excluded.chat_id,"
+            f" state = excluded.state, updated_at = excluded.updated_at{reset}",
+            (user_id, chat_id, state.to_json(), ts, ts),
+        )
+        for effect in effects:
+            new_id = await self._apply(conn, user_id, effect, ts)
+            if new_id is not None:
+                new_ids.append(new_id)
+
+    @staticmethod
+    async def _queue_replies(
+        conn: aiosqlite.Connection, user_id: int, durable: Durable, now: datetime
+    ) -> None:
+        ts, lease_until = to_ts(now), to_ts(now + durable.lease)
+        for payload in durable.replies:
+            cur = await conn.execute(
+                "INSERT INTO nudges (user_id, kind, due_at, created_at, payload, state,"
+                " claimed_by, lease_until) VALUES (?, ?, ?, ?, ?, 'sending', ?, ?)",
+                (user_id, REPLY, ts, ts, payload, durable.owner, lease_until),
+            )
+            assert cur.lastrowid is not None
+            durable.ids.append(cur.lastrowid)
 
     # --- the inbox -------------------------------------------------------------------------
 

@@ -1,0 +1,77 @@
+"""Online copies of the database with SQLite's backup API: consistent while the bot writes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import TextIO
+
+import aiosqlite
+
+from bot.storage.db import Database
+
+log = logging.getLogger(__name__)
+PREFIX = "interview_coach-"
+
+
+def default_folder(db_path: Path) -> Path:
+    return db_path.parent / "backups"
+
+
+def backup_name(now: datetime) -> str:
+    return f"{PREFIX}{now.astimezone(UTC):%Y%m%d-%H%M%S}.sqlite3"
+
+
+async def backup(db: Database, target: Path) -> Path:
+    """Copy the live database to `target` (a file, or a folder to put a dated file in)."""
+    if target.is_dir() or not target.suffix:
+        target.mkdir(parents=True, exist_ok=True)
+        target = target / backup_name(datetime.now(UTC))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(target.suffix + ".partial")
+    async with aiosqlite.connect(str(partial)) as copy:
+        # pages=256 with a pause between steps: the bot keeps writing while it copies.
+        await db.conn.backup(copy, pages=256, sleep=0.01)
+    partial.replace(target)  # a copy is either whole or absent
+    return target
+
+
+def prune(folder: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` backups in the folder; returns the deleted."""
+    copies = sorted(folder.glob(f"{PREFIX}*.sqlite3"))
+    stale = copies[:-keep] if keep > 0 else copies
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+async def backup_main(db_path: Path, target: Path | None, out: TextIO) -> int:
+    db = await Database.open(db_path)
+    try:
+        made = await backup(db, target or default_folder(db_path))
+    finally:
+        await db.close()
+    out.write(f"{made}\n")
+    return 0
+
+
+async def daily(db: Database, folder: Path, keep: int, at: time, stop: asyncio.Event) -> None:
+    """A backup every day at `at` (UTC), keeping the newest `keep`."""
+    while not stop.is_set():
+        now = datetime.now(UTC)
+        next_run = datetime.combine(now.date(), at, tzinfo=UTC)
+        if next_run <= now:
+            next_run += timedelta(days=1)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), (next_run - now).total_seconds())
+        if stop.is_set():
+            return
+        try:
+            made = await backup(db, folder)
+            removed = prune(folder, keep)
+            log.info("event=backup file=%s pruned=%d", made.name, len(removed))
+        except Exception:
+            log.exception("event=backup_failed")
