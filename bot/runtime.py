@@ -22,7 +22,7 @@ from bot.engine.planner import QuietHours
 from bot.knowledge.base import KnowledgeBase, load_default
 from bot.knowledge.classifier import ObjectionClassifier, default_classifier
 from bot.metrics import Metrics
-from bot.nudges.dispatcher import Dispatcher, DispatchStats
+from bot.nudges.dispatcher import Dispatcher, DispatchStats, owner_is_dead
 from bot.recruiters import repo as recruiters
 from bot.recruiters.desk import RecruiterDesk
 from bot.recruiters.follower import RecruiterFollower
@@ -146,6 +146,12 @@ class BotRuntime:
             holder = await store.acquire_lock(
                 POLLER_LOCK, self.dispatcher.owner, self._clock(), POLLER_LEASE
             )
+            if holder is not None and owner_is_dead(holder):
+                # Killed (kill -9, a power cut) before it could let go: no need to wait.
+                log.warning("event=stale_lock holder=%s; its process is gone", holder)
+                holder = await store.acquire_lock(
+                    POLLER_LOCK, self.dispatcher.owner, self._clock(), POLLER_LEASE, dead=holder
+                )
             if holder is not None:
                 raise AlreadyRunning(holder)
             self._holds_lock = True

@@ -6,6 +6,10 @@ import asyncio
 import io
 import itertools
 import json
+import os
+import socket
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -20,7 +24,13 @@ from telegram import Bot
 from bot.engine.decide import Defer, Expire, NudgeDecision, Send
 from bot.engine.model import Reply, ScheduleNudge, SetOptOut, State
 from bot.nudges.cli import print_pending
-from bot.nudges.dispatcher import ChatPacer, Dispatcher, DispatchStats, full_jitter
+from bot.nudges.dispatcher import (
+    ChatPacer,
+    Dispatcher,
+    DispatchStats,
+    full_jitter,
+    owner_is_dead,
+)
 from bot.render import RenderedMessage, Renderer
 from bot.sending import RetryLater, SendError
 from bot.storage.db import Database
@@ -621,3 +631,40 @@ async def test_backoff_is_capped_and_jittered(
     assert (await rows(db))[nudge]["due_at"] == ts(T0) + 1800
     spread = {full_jitter(100.0) for _ in range(50)}
     assert len(spread) > 1 and all(50.0 <= d <= 100.0 for d in spread)
+
+
+def test_only_a_gone_process_on_this_host_is_judged_dead() -> None:
+    host = socket.gethostname()
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    gone = int(finished.stdout)
+    assert owner_is_dead(f"{host}:{gone}:abc123")
+    assert not owner_is_dead(f"{host}:{os.getpid()}:abc123")  # ourselves
+    assert not owner_is_dead(f"other-host:{gone}:abc123")  # can't tell: never
+    assert not owner_is_dead(f"{host}:1:abc123")  # init: alive
+    assert not owner_is_dead("garbage")
+
+
+async def test_claims_of_a_dead_process_come_back_at_once(
+    db: Database, store: Store, renderer: Renderer
+) -> None:
+    clock, sender = Clock(), RecordingSender()
+    nudge = await add(store, 1, T0)
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = f"{socket.gethostname()}:{int(finished.stdout)}:abc123"
+    await store.claim_due(T0, 10, dead)  # then it was killed, its lease far from over
+    dispatcher = make(store, sender, renderer, clock)
+    task = asyncio.create_task(dispatcher.run())
+    await sender.wait_until(lambda: len(sender.sent) == 1)
+    await dispatcher.stop()
+    await task
+    assert sent_ids(sender.texts()) == Counter({nudge: 1})

@@ -410,3 +410,11 @@ async def test_iter_pending_and_user_data(store: Store) -> None:
     data = await store.user_data(1)
     assert data is not None
     assert await store.user_data(99) is None
+
+
+async def test_a_dead_holders_lock_can_be_taken_at_once(store: Store) -> None:
+    lease = timedelta(minutes=1)
+    assert await store.acquire_lock("poller", "dead", NOW, lease) is None
+    assert await store.acquire_lock("poller", "new", NOW, lease) == "dead"
+    assert await store.acquire_lock("poller", "new", NOW, lease, dead="someone else") == "dead"
+    assert await store.acquire_lock("poller", "new", NOW, lease, dead="dead") is None

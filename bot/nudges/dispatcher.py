@@ -57,6 +57,22 @@ def process_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+def owner_is_dead(owner: str) -> bool:
+    """True for an owner on this host whose process is gone (killed, crashed): its leases
+    need not be waited out. Owners elsewhere, or alive, are never judged dead."""
+    host, _sep, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
 def full_jitter(delay: float) -> float:
     """AWS's "full jitter": a uniform wait up to the backoff, so failed nudges spread out."""
     return random.uniform(delay / 2, delay)
@@ -228,7 +244,11 @@ class Dispatcher:
                 self._wake.clear()  # before the round: a wake() during it triggers another
                 try:
                     # Claims whose process died (here before a restart, or a peer) come back
-                    # once their lease expired; live ones stay with their owner.
+                    # once their lease expired, at once if that process is known dead; live
+                    # ones stay with their owner.
+                    for owner in await self._store.claim_owners():
+                        if owner != self.owner and owner_is_dead(owner):
+                            await self._store.release_claims(owner)
                     recovered = await self._store.recover_in_flight(self._clock())
                     if recovered:
                         log.warning(

@@ -444,6 +444,24 @@ class Store:
             )
             return cur.rowcount == 1
 
+    async def claim_owners(self) -> list[str]:
+        """Who holds claims now (from the small partial index of in-flight rows)."""
+        async with self.db.conn.execute(
+            "SELECT DISTINCT claimed_by FROM nudges WHERE state = 'sending'"
+            " AND claimed_by IS NOT NULL"
+        ) as cur:
+            return [str(row[0]) for row in await cur.fetchall()]
+
+    async def release_claims(self, owner: str) -> int:
+        """Take back every claim of an owner known to be dead."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE nudges SET state = 'pending', claimed_by = NULL, lease_until = NULL"
+                " WHERE state = 'sending' AND claimed_by = ?",
+                (owner,),
+            )
+            return cur.rowcount
+
     async def recover_in_flight(self, now: datetime | None = None) -> int:
         """Claimed nudges whose lease expired (their process died) go back to pending: sent
         at most twice, never lost. Without `now`, every claimed nudge (an operator's reset,
@@ -472,18 +490,24 @@ class Store:
     # --- named locks ---------------------------------------------------------------------
 
     async def acquire_lock(
-        self, name: str, owner: str, now: datetime, lease: timedelta
+        self,
+        name: str,
+        owner: str,
+        now: datetime,
+        lease: timedelta,
+        *,
+        dead: str | None = None,
     ) -> str | None:
         """Take (or renew) the lock `name` for `owner` until now + lease; None on success,
-        else the owner who holds it (while their lease lasts)."""
+        else the owner who holds it (while their lease lasts, unless it is `dead`)."""
         async with self.db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO locks (name, owner, until, acquired_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, until = excluded.until,"
                 " acquired_at = CASE WHEN locks.owner = excluded.owner THEN locks.acquired_at"
                 " ELSE excluded.acquired_at END"
-                " WHERE locks.owner = excluded.owner OR locks.until <= ?",
-                (name, owner, to_ts(now + lease), to_ts(now), to_ts(now)),
+                " WHERE locks.owner = excluded.owner OR locks.until <= ? OR locks.owner = ?",
+                (name, owner, to_ts(now + lease), to_ts(now), to_ts(now), dead),
             )
             async with conn.execute("SELECT owner FROM locks WHERE name = ?", (name,)) as cur:
                 row = await cur.fetchone()
