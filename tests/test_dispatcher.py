@@ -192,7 +192,8 @@ async def test_sends_due_nudges_once_and_leaves_future_ones(
     clock, sender = Clock(), RecordingSender()
     due = [await add(store, user, T0 - timedelta(minutes=user)) for user in (1, 2, 3)]
     future = await add(store, 4, T0 + timedelta(hours=1))
-    dispatcher = make(store, sender, renderer, clock)
+    # One at a time, so the order of sending is the order of claiming.
+    dispatcher = make(store, sender, renderer, clock, concurrency=1)
 
     stats = await dispatcher.run_once()
     assert (stats.sent, stats.total) == (3, 3)
@@ -315,13 +316,27 @@ async def test_pacer_forgets_idle_chats() -> None:
     assert len(pacer) < 64
 
 
-async def test_concurrency_is_capped(store: Store, renderer: Renderer) -> None:
+async def test_one_send_at_a_time_between_telegram_and_the_record(
+    db: Database, store: Store, renderer: Renderer
+) -> None:
+    """A crash can repeat at most the one nudge Telegram took but the database has not yet
+    recorded: when a send starts, every earlier one is recorded as sent."""
     sender = RecordingSender(latency=0.02)
+    unrecorded_at_start: list[int] = []
+
+    async def checked(chat_id: int, message: RenderedMessage) -> None:
+        states = await rows(db)
+        sent = len(sender.sent)
+        unrecorded_at_start.append(sent - sum(r["state"] == "sent" for r in states.values()))
+        await RecordingSender.send(sender, chat_id, message)
+
+    sender.send = checked  # type: ignore[method-assign]
     for user in range(1, 21):
         await add(store, user, T0)
     stats = await make(store, sender, renderer, Clock(), concurrency=4, batch_size=7).run_once()
     assert stats.sent == 20
-    assert sender.max_in_flight == 4
+    assert sender.max_in_flight == 1
+    assert unrecorded_at_start == [0] * 20
 
 
 async def test_stop_during_a_flood_wait_puts_claimed_nudges_back(

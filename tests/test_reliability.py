@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bench import crash
 from bot.config import Settings
 from bot.engine.model import Event
 from bot.runtime import AlreadyRunning, BotRuntime, open_coach
@@ -368,3 +369,17 @@ async def test_a_user_who_blocked_the_bot_gets_their_plan_back(
         sent = await chat.say(7, "/start")
         assert "Welcome back" in texts(sent)
         assert [n.kind for n in await runtime.coach.store.pending_nudges(7)] == planned
+
+
+# --- proof -----------------------------------------------------------------------------------
+
+
+async def test_crash_bench_short_nothing_lost_nothing_sent_twice() -> None:
+    """bench/crash.py in small: SIGKILL under load, restarts, a second copy started once."""
+    result = await crash.run(users=20, messages=3, crashes=3, rng_seed=11, patience=30)
+    print(f"\n{result.table()}")
+    assert result.second_copy_exit == 3  # refused to poll beside the first
+    assert (result.updates_lost, result.replies_lost) == (0, 0)
+    assert (result.reminders_twice, result.reminders_missing) == (0, 0)
+    # A kill may repeat the one message a conversation had in flight, never a batch.
+    assert result.worst_user_duplicates <= result.crashes

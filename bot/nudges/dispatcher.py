@@ -201,6 +201,7 @@ class Dispatcher:
         self._jitter = jitter
         self.owner = owner or process_owner()
         self._leases: dict[int, datetime] = {}  # nudge id -> when our lease on it ends
+        self._in_flight = asyncio.Lock()
         # A bucket of ONE spaced 1/rate apart: AsyncLimiter(rate, 1) would allow a burst of
         # `rate` on top of `rate` per second, i.e. up to 2x Telegram's limit in some second.
         self._limiter = AsyncLimiter(1, 1 / rate_per_second)
@@ -381,9 +382,18 @@ class Dispatcher:
             return
         sent = 0
         error: str | None = None
+        recorded: list[bool] = []
+
+        async def record_sent() -> None:
+            # Inside the send's critical section: Telegram has it, now the database does.
+            recorded.append(
+                await self._store.finish(row.id, "sent", self._clock(), None, owner=self.owner)
+            )
+
         try:
-            for message in messages:
-                await self._send(row, chat_id, message)
+            for index, message in enumerate(messages):
+                last = index == len(messages) - 1
+                await self._send(row, chat_id, message, then=record_sent if last else None)
                 sent += 1
         except Blocked:
             log.info(
@@ -430,10 +440,11 @@ class Dispatcher:
                 await self._attempt_failed(row, exc, stats)
                 return
         try:
-            recorded = await self._store.finish(
-                row.id, "sent", self._clock(), error, owner=self.owner
-            )
-            if not recorded:
+            if not recorded:  # partly sent: recorded here, with what went wrong
+                recorded.append(
+                    await self._store.finish(row.id, "sent", self._clock(), error, owner=self.owner)
+                )
+            if not recorded[0]:
                 log.warning("nudge %d was sent after its lease was lost", row.id)
         except Exception:
             # Never retry a nudge the user already has; left in 'sending', a restart would
@@ -470,7 +481,13 @@ class Dispatcher:
 
     # --- sending within Telegram's limits --------------------------------------------------
 
-    async def _send(self, row: NudgeRow, chat_id: int, message: RenderedMessage) -> None:
+    async def _send(
+        self,
+        row: NudgeRow,
+        chat_id: int,
+        message: RenderedMessage,
+        then: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         async with self._pacer.slot(chat_id):
             while True:
                 await self._wait_out_pause()
@@ -480,7 +497,12 @@ class Dispatcher:
                 if self._paused_until <= time.monotonic():
                     break
             await self._keep_lease(row)
-            await self._sender.send(chat_id, message)
+            # One nudge at a time between "Telegram took it" and "recorded as sent": a crash
+            # can repeat at most that one, never a batch.
+            async with self._in_flight:
+                await self._sender.send(chat_id, message)
+                if then is not None:
+                    await then()
 
     async def _keep_lease(self, row: NudgeRow) -> None:
         """Renew the lease when half of it is gone (a long flood wait, a big batch); a lease
