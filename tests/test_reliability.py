@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -383,3 +384,67 @@ async def test_crash_bench_short_nothing_lost_nothing_sent_twice() -> None:
     assert (result.reminders_twice, result.reminders_missing) == (0, 0)
     # A kill may repeat the one message a conversation had in flight, never a batch.
     assert result.worst_user_duplicates <= result.crashes
+
+
+async def until_handled(runtime: BotRuntime, timeout: float = 5.0) -> None:
+    """Every stored update handled (polled with a deadline)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (await runtime.coach.store.queue_depths())["inbox_unhandled"]:
+        assert asyncio.get_running_loop().time() < deadline, "updates left unhandled"
+        await asyncio.sleep(0.01)
+
+
+# --- hostile or odd updates ------------------------------------------------------------------
+
+
+async def test_edited_messages_groups_and_forged_ids_are_ignored(
+    api: FakeBotApi, running_bot: Any
+) -> None:
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        await chat.say(7, "/start")
+        # An edited /stop is not a new command.
+        edited = api.make_message(7, "/stop", edit_date=1)
+        api.push_update(api.make_update(edited_message=edited))
+        # A button pressed in a group where the message was forwarded.
+        group = {"id": -100123, "type": "supergroup", "title": "Team"}
+        message = {**api.make_message(7, "x"), "chat": group}
+        api.push_callback(7, "v1:sit:invite", message)
+        # A forged update with ids beyond SQLite's integers.
+        huge = api.make_message(7, "/start")
+        huge["from"] = {**huge["from"], "id": 2**63}
+        huge["chat"] = {**huge["chat"], "id": 2**63}
+        api.push_update(api.make_update(message=huge))
+        api.push_message(7, "/help")  # handled after all of those
+        await api.wait_for("sendMessage", lambda c: "What I can do" in c.params["text"])
+        await until_handled(runtime)
+        record = await runtime.coach.store.load_user(7)
+    assert record is not None and not record.opted_out and record.chat_id == 7
+    presses = api.calls_of("answerCallbackQuery")
+    assert [p.params.get("text") for p in presses] == ["I only work in a private chat with you"]
+    assert not [m for m in api.sent_messages() if int(m["chat_id"]) != 7]
+
+
+async def test_a_lone_surrogate_in_a_name_still_gets_a_reply(
+    api: FakeBotApi, running_bot: Any
+) -> None:
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        sent = await chat.say(7, "/start", first_name="Ana\ud800")
+    assert sent and "Hi Ana\ufffd" in texts(sent)
+
+
+async def test_the_bot_api_down_is_one_line_per_step_and_work_resumes(
+    api: FakeBotApi, running_bot: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.telegram.intake")
+    async with running_bot() as runtime:
+        api.fail_next("getUpdates", 502, times=2)
+        chat = Conversation(api, runtime)
+        sent = await chat.say(7, "/start")  # arrives once the API is back
+        assert "What brings you here?" in texts(sent)
+    lines = [r.getMessage() for r in caplog.records if "bot_api_unreachable" in r.getMessage()]
+    assert len(lines) == 2 and all(
+        r.exc_info is None for r in caplog.records if "bot_api_unreachable" in r.getMessage()
+    )
+    assert any("bot_api_back failures=2" in r.getMessage() for r in caplog.records)

@@ -23,7 +23,7 @@ from bot.engine.model import (
     Step,
 )
 from bot.storage.db import LATEST_VERSION, Database
-from bot.storage.store import Store
+from bot.storage.store import AlreadyHandled, Durable, Store
 
 NOW = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
 
@@ -418,3 +418,30 @@ async def test_a_dead_holders_lock_can_be_taken_at_once(store: Store) -> None:
     assert await store.acquire_lock("poller", "new", NOW, lease) == "dead"
     assert await store.acquire_lock("poller", "new", NOW, lease, dead="someone else") == "dead"
     assert await store.acquire_lock("poller", "new", NOW, lease, dead="dead") is None
+
+
+async def test_an_update_is_handled_once_and_its_replies_queued_with_the_state(
+    store: Store, db: Database
+) -> None:
+    assert await store.receive([(5, '{"update_id":5}'), (6, '{"update_id":6}')], NOW) == 2
+    assert await store.receive([(5, '{"update_id":5}')], NOW) == 0  # a redelivery
+    assert await store.next_offset() == 7
+    first = Durable(5, ['{"text":"a"}', '{"text":"b"}'], "me")
+    await store.commit(1, 100, State(step=Step.MENU), [], NOW, durable=first)
+    assert len(first.ids) == 2
+    queued = await rows(db, "SELECT kind, state, claimed_by, payload FROM nudges ORDER BY id")
+    assert queued == [
+        ("reply", "sending", "me", '{"text":"a"}'),
+        ("reply", "sending", "me", '{"text":"b"}'),
+    ]
+    assert await store.unhandled(10) == [(6, '{"update_id":6}')]
+    # Handled again (a race with a redelivery): refused, and nothing of it is saved.
+    with pytest.raises(AlreadyHandled):
+        await store.commit(
+            1, 100, State(step=Step.DECISION), [], NOW, durable=Durable(5, ['{"text":"c"}'], "me")
+        )
+    record = await store.load_user(1)
+    assert record is not None and record.state.step == Step.MENU
+    assert len(await rows(db, "SELECT id FROM nudges")) == 2
+    # The handled update's text is gone; its id stays to recognise a redelivery.
+    assert await rows(db, "SELECT payload FROM inbox WHERE update_id = 5") == [("",)]

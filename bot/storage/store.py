@@ -64,6 +64,14 @@ Extra = Callable[[aiosqlite.Connection], Awaitable[None]]
 REPLY = "reply"
 
 
+class AlreadyHandled(Exception):
+    """The update this state came from was handled before: the state is not saved again."""
+
+    def __init__(self, update_id: int) -> None:
+        super().__init__(f"update {update_id} was handled already")
+        self.update_id = update_id
+
+
 @dataclass
 class Durable:
     """What makes handling one update exactly-once: the inbox row it came from is marked
@@ -141,8 +149,9 @@ class Store:
         new_ids: list[int] = []
         deleting = any(isinstance(e, DeleteUserData) for e in effects)
         async with self.db.transaction() as conn:
-            if durable is not None:
-                await self._handled(conn, durable.update_id, ts)
+            if durable is not None and not await self._handled(conn, durable.update_id, ts):
+                # Handled already (a redelivery raced its first handling): nothing twice.
+                raise AlreadyHandled(durable.update_id)
             if deleting:
                 await conn.execute("DELETE FROM nudges WHERE user_id = ?", (user_id,))
                 await conn.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
@@ -233,14 +242,16 @@ class Store:
     @staticmethod
     async def _handled(
         conn: aiosqlite.Connection, update_id: int, ts: int, error: str | None = None
-    ) -> None:
-        await conn.execute(
+    ) -> bool:
+        """Mark a stored update handled; False if it was already."""
+        cur = await conn.execute(
             # The text goes as soon as it is handled: only the id stays, to recognise a
             # redelivery.
             "UPDATE inbox SET handled_at = ?, error = ?, payload = ''"
             " WHERE update_id = ? AND handled_at IS NULL",
             (ts, error, update_id),
         )
+        return cur.rowcount == 1
 
     async def forget_handled(self, before: datetime) -> int:
         """Handled updates older than `before` are not needed any more (they hold texts)."""

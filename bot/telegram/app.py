@@ -33,6 +33,7 @@ from bot.recruiters.desk import Answer, RecruiterDesk
 from bot.render import PROMPTS_DIR, RenderedMessage
 from bot.sending import Blocked, Outgoing, Rejected, RetryLater, SendError
 from bot.service import Coach, Handled
+from bot.storage.store import AlreadyHandled
 from bot.telegram.sender import TelegramSender
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ MAX_ID = 2**63 - 1  # SQLite's largest integer
 def _valid_text(text: str) -> str:
     """Text as it can be sent back: a lone surrogate (invalid UTF-16 from a forged update)
     becomes U+FFFD instead of failing every message that echoes it."""
-    return text.encode("utf-8", "replace").decode("utf-8", "replace").replace("\x00", "")
+    clean = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return clean.replace("\x00", "")
 
 
 def clean(event: Event) -> Event:
@@ -172,7 +174,14 @@ class TelegramFrontEnd:
         answered = False
         try:
             update_id = update.update_id if self.durable else None
-            handled = await self.coach.handle(event, chat_id, update_id)
+            try:
+                handled = await self.coach.handle(event, chat_id, update_id)
+            except AlreadyHandled:
+                log.info("event=duplicate_update update_id=%s", update.update_id)
+                if query is not None:
+                    answered = True
+                    await self._answer(query, None)
+                return
             if query is not None:
                 answered = True
                 await self._answer(query, handled.notice)

@@ -131,6 +131,7 @@ class InboxWorker:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
         self._running: set[int] = set()
+        self._finished: set[int] = set()  # handled since the last fetch
         self._tasks: set[asyncio.Task[None]] = set()
         self.alive = False
 
@@ -142,8 +143,15 @@ class InboxWorker:
         try:
             while not stop.is_set():
                 self._wake.clear()
-                for update_id, payload in await self.store.unhandled(BATCH):
-                    if update_id in self._running:
+                found = await self.store.unhandled(BATCH)
+                if found:
+                    # Ids below the oldest unhandled one will never be fetched again.
+                    oldest = found[0][0]
+                    self._finished = {i for i in self._finished if i >= oldest}
+                for update_id, payload in found:
+                    # The list may be stale by the time we reach an id (we wait for slots):
+                    # one handled meanwhile is not handed over twice.
+                    if update_id in self._running or update_id in self._finished:
                         continue
                     await self._slots.acquire()
                     self._running.add(update_id)
@@ -183,6 +191,7 @@ class InboxWorker:
         except Exception:
             log.exception("event=update_failed update_id=%d", update_id)
         finally:
+            self._finished.add(update_id)
             self._running.discard(update_id)
             self._slots.release()
             self._wake.set()  # a slot is free: look for more
