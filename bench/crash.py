@@ -3,8 +3,9 @@ nothing and send no reminder twice.
 
 `python -m bench.crash` (defaults: 200 users, 5 messages each, 25 crashes, about two minutes):
 a loopback fake Bot API that holds updates until a later getUpdates offset acknowledges them
-(as Telegram does) serves `python -m bot run` in a subprocess. Every user sends /help or /start
-(two replies each) one after another; every user also has a check-back reminder due at once.
+(as Telegram does) serves `python -m bot run` in a subprocess. Every user sends /start and
+/help in turn (one and two replies), one after another; every user also has a check-back
+reminder due at once.
 Meanwhile the bot is killed with SIGKILL and restarted, and once a second copy is started
 beside it (it must refuse to poll). At the end it counts, per user, the replies that arrived
 against those owed, and the reminders:
@@ -38,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 from tests.fakebot import FakeBotApi  # noqa: E402
 
 REMINDER = "Have you decided?"
-REPLIES_EACH = 2  # /help and /start both answer with two messages
+# What each user sends in turn, and how many messages answer it.
+SCRIPT = (("/start", 1), ("/help", 2))
 
 
 @dataclass
@@ -134,9 +136,11 @@ def reminders_to(api: FakeBotApi, user: int) -> int:
 
 async def user_walk(api: FakeBotApi, user: int, messages: int, patience: float) -> None:
     """Send one message at a time; wait for its replies (or give up after `patience`)."""
+    owed = 0
     for n in range(messages):
-        api.push_message(user, "/help" if n % 2 else "/start", f"User{user}")
-        owed = REPLIES_EACH * (n + 1)
+        text, replies = SCRIPT[n % len(SCRIPT)]
+        api.push_message(user, text, f"User{user}")
+        owed += replies
         deadline = time.monotonic() + patience
         while replies_to(api, user) < owed and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -183,7 +187,7 @@ async def run(
                 bot = await start_bot(api, env)
                 result.restarts.append(restarted)
             await asyncio.gather(*walkers)
-            owed = REPLIES_EACH * messages
+            owed = sum(SCRIPT[n % len(SCRIPT)][1] for n in range(messages))
             deadline = time.monotonic() + settle
             while time.monotonic() < deadline and (
                 any(replies_to(api, u) < owed for u in ids)
@@ -197,7 +201,7 @@ async def run(
                 got, reminders = replies_to(api, u), reminders_to(api, u)
                 missing = max(owed - got, 0)
                 result.replies_lost += missing
-                result.updates_lost += -(-missing // REPLIES_EACH)
+                result.updates_lost += -(-missing // max(r for _, r in SCRIPT))
                 result.duplicate_replies += max(got - owed, 0)
                 result.worst_user_duplicates = max(result.worst_user_duplicates, got - owed)
                 result.reminders_twice += max(reminders - 1, 0)

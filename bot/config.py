@@ -31,8 +31,9 @@ class Settings(BaseSettings):
     default_timezone: str = "UTC"
     quiet_hours_start: time = time(21, 0)
     quiet_hours_end: time = time(8, 0)
-    # Telegram allows ~30 messages/s overall and about 1/s per chat; stay a little under.
-    max_messages_per_second: float = Field(default=25.0, gt=0)
+    # Telegram allows ~30 messages/s overall and about 1/s per chat. This budget paces
+    # reminders, notifications and digests; replies go at once, in the room left over.
+    max_messages_per_second: float = Field(default=20.0, gt=0)
     per_chat_interval_seconds: float = Field(default=1.0, ge=0)
     # Webhook mode is used when WEBHOOK_URL is set; otherwise long polling.
     webhook_url: str | None = None

@@ -8,6 +8,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from secrets import token_urlsafe
 from typing import Any
 
@@ -20,7 +21,7 @@ from bot import logs
 from bot.config import Settings
 from bot.engine.planner import QuietHours
 from bot.knowledge.base import KnowledgeBase, load_default
-from bot.knowledge.classifier import ObjectionClassifier, default_classifier
+from bot.knowledge.classifier import ObjectionClassifier
 from bot.metrics import Metrics
 from bot.nudges.dispatcher import Dispatcher, DispatchStats, owner_is_dead
 from bot.recruiters import repo as recruiters
@@ -63,10 +64,16 @@ async def open_coach(
 ) -> Coach:
     db = await Database.open(settings.database_path)
     kb = kb or load_default()
+    if classifier is None:
+        # Fitted once per content change and kept beside the database: no scikit-learn, no
+        # training on a normal start.
+        classifier = await asyncio.to_thread(
+            ObjectionClassifier.cached, Path(settings.database_path).parent
+        )
     coach = Coach(
         Store(db),
         kb,
-        classifier or default_classifier(),
+        classifier,
         renderer or default_renderer(),
         default_timezone=settings.default_timezone,
         quiet=QuietHours(settings.quiet_hours_start, settings.quiet_hours_end),
@@ -97,7 +104,6 @@ class BotRuntime:
             coach,
             token,
             settings.telegram_api_base_url,
-            overall_rate=settings.max_messages_per_second,
         )
         follower = coach.follower
         assert isinstance(follower, RecruiterFollower)

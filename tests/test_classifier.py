@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -336,3 +339,66 @@ def test_cli_reads_stdin_line_by_line_keeping_alignment() -> None:
         "overqualified",
     ]
     assert objects[1] == {"objection": "other", "confidence": 1.0, "alternatives": []}
+
+
+# --- the exported model and its cache --------------------------------------------------------
+
+
+def test_the_exported_model_computes_what_scikit_learn_does(
+    classifier: ObjectionClassifier, heldout: list[tuple[str, str]]
+) -> None:
+    texts = [normalise(t) for _, t in heldout] + ["x", "a  b", "ok", "é à ü", "!!!"]
+    for text in texts:
+        expected = classifier.pipeline.predict_proba([text])[0]
+        assert classifier.probabilities(text) == pytest.approx(expected, abs=1e-9), text
+
+
+def test_the_exported_binary_model_matches_too() -> None:
+    small = ObjectionClassifier.train(
+        [
+            ("hello", "other"),
+            ("hi there", "other"),
+            ("i'm scared", "nervous"),
+            ("so nervous", "nervous"),
+        ]
+    )
+    for text in ("i'm nervous", "hello you", "zzz"):
+        expected = small.pipeline.predict_proba([text])[0]
+        assert small.probabilities(text) == pytest.approx(expected, abs=1e-12)
+
+
+def test_the_model_is_kept_and_reused_until_the_content_changes(tmp_path: Path) -> None:
+    content = tmp_path / "knowledge"
+    shutil.copytree(DEFAULT_DIR, content)
+    cache = tmp_path / "data"
+    first = ObjectionClassifier.cached(cache, content)
+    [saved] = list(cache.glob("classifier-*.npz"))
+    assert first.pipeline is not None  # trained here
+    again = ObjectionClassifier.cached(cache, content)
+    with pytest.raises(RuntimeError):
+        again.pipeline  # loaded: nothing was trained  # noqa: B018
+    text = "i'm scared i'll freeze"
+    assert again.classify(text) == first.classify(text)
+    # New content: a new key, trained again, the stale file removed.
+    examples = content / "intents.toml"
+    examples.write_text(examples.read_text() + "\n", "utf-8")
+    ObjectionClassifier.cached(cache, content)
+    [renewed] = list(cache.glob("classifier-*.npz"))
+    assert renewed != saved
+    # A damaged file is trained over, not a crash.
+    renewed.write_bytes(b"not a model")
+    assert ObjectionClassifier.cached(cache, content).classify(text).objection == "nervous"
+
+
+def test_loading_the_kept_model_does_not_import_scikit_learn(tmp_path: Path) -> None:
+    ObjectionClassifier.cached(tmp_path)
+    code = (
+        "import sys; from pathlib import Path;"
+        "from bot.knowledge.classifier import ObjectionClassifier as C;"
+        f"c = C.cached(Path({str(tmp_path)!r}));"
+        "print(c.classify('i am so nervous').objection, 'sklearn' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["nervous", "False"]

@@ -232,7 +232,8 @@ def test_start_greets_by_name_says_it_is_a_bot_and_never_asks_for_secrets() -> N
     assert "never" in lower
     for secret in ("password", "money", "bank details"):
         assert secret in lower
-    # The situation buttons come right after, and nothing else is asked yet.
+    # One message: it ends with the first question and its buttons, nothing else yet.
+    assert convo.templates == ["welcome"] and "What brings you here?" in welcome
     assert {a for _, a in convo.actions()} == {
         B.Action("sit", (s,)) for s in ("invite", "prep", "explore")
     }
@@ -343,7 +344,7 @@ def has_way_back(convo: Convo) -> bool:
 def test_each_step_offers_a_way_back() -> None:
     convo = Convo(state=State(timezone="Europe/Paris"))
     convo.cmd("start")
-    assert convo.templates[-1] == "situation"  # the root: nothing to go back to
+    assert convo.templates == ["welcome"]  # the root: nothing to go back to
 
     steps: list[tuple[str, tuple[str, ...]]] = [
         ("sit", ("invite",)),  # lean

@@ -106,13 +106,13 @@ async def test_a_reply_owed_by_a_saved_state_is_sent_after_a_restart(
     update = api.push_message(7, "/start", "Max", enqueue=False)
     await coach.store.receive([(update["update_id"], json.dumps(update))], clock())
     handled = await coach.handle(Event(7, "command", "start", "", "Max"), 7, update["update_id"])
-    assert len(handled.reply_ids) == 2
+    assert len(handled.reply_ids) == 1
     await coach.store.db.close()
     clock.advance(minutes=3)  # its lease on the replies ran out
     async with running_bot():
         await api.wait_for("sendMessage", lambda c: "What brings you here" in c.params["text"])
     texts_sent = api.sent_texts(7)
-    assert sum("Hi Max" in t for t in texts_sent) == 1  # sent once, in order
+    assert sum("Hi Max" in t for t in texts_sent) == 1  # sent once
     assert "Hi Max" in texts_sent[0]
 
 

@@ -670,7 +670,10 @@ def on_command(event: Event, state: State, ctx: Context) -> Outcome:
             "back": fresh if effects else None,
             "zone": ctx.zone_name(fresh),
         }
-        return Outcome((Reply(template, context), *situation_screen()), fresh, tuple(effects))
+        # One message: the greeting ends with the first question and carries its buttons.
+        (question,) = situation_screen()
+        reply = Reply(template, {**context, "ask": True}, question.keyboard)
+        return Outcome((reply,), fresh, tuple(effects))
     if name == "help":
         return Outcome((Reply("help", {}), *current_screen(state, ctx)), state)
     if name == "about":

@@ -9,7 +9,6 @@ from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
 from dateparser.date import DateDataParser
-from dateparser.search import search_dates
 
 _TIME_RE = re.compile(r"\d\s*(?:am|pm)\b|\d:\d\d|\bnoon\b|\bmidnight\b", re.I)
 # A time with nothing that names a day ("3pm", "at 15:30", "no, 10am"): on the confirmation
@@ -73,6 +72,9 @@ def _find_date_text(text: str, now: datetime, zone: ZoneInfo) -> str | None:
     """The part of a sentence that holds a date, if dateparser finds exactly one."""
     if not text:
         return None
+    # Imported when first needed: it loads language data (0.1 s) that a start can do without.
+    from dateparser.search import search_dates
+
     try:
         found = search_dates(
             text,

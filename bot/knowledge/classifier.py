@@ -1,9 +1,10 @@
 """Map a candidate's free-text doubt to one of the fixed objection ids.
 
-A small TF-IDF + logistic regression model trained on the phrasings in ``objections.toml``. Words
-(1-2 grams) carry the meaning; character n-grams within word boundaries make it robust to typos
-and inflections ("nervus", "interviewing"), which matter on a phone keyboard. It trains in well
-under a second, so it is simply rebuilt at start-up from the content instead of being pickled.
+A small TF-IDF + logistic regression model trained on the phrasings in ``objections.toml`` and
+``intents.toml``. Words (1-2 grams) carry the meaning; character n-grams within word boundaries
+make it robust to typos and inflections ("nervus", "interviewing"), which matter on a phone
+keyboard. scikit-learn fits it when the content changes; the bot runs the exported numbers
+(``linear.py``), kept beside the database, so a start needs neither scikit-learn nor training.
 
 The model only interprets what the user types; every reply the bot sends is written by people.
 """
@@ -11,20 +12,24 @@ The model only interprets what the user types; every reply the bot sends is writ
 from __future__ import annotations
 
 import functools
+import hashlib
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import sklearn
 from numpy.typing import NDArray
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import FeatureUnion, Pipeline
-from threadpoolctl import threadpool_limits
 
-from bot.knowledge.base import KnowledgeBase, load_default
+from bot.knowledge.base import DEFAULT_DIR, KnowledgeBase, load_default
+from bot.knowledge.linear import LinearTextModel, export
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
 
 # Only the start of a message is looked at: a real doubt is stated early, and this bounds the
 # cost of hostile or accidental 100k-character messages.
@@ -102,24 +107,37 @@ def interpret(c: Classification) -> Verdict:
 
 
 class ObjectionClassifier:
-    """Build with ``train`` or ``from_knowledge``; ``classify`` is cheap and thread-safe."""
+    """Build with ``train`` (scikit-learn), ``from_knowledge`` or ``cached``; ``classify`` runs
+    the exported linear model, is cheap, thread-safe and needs no scikit-learn."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, model: LinearTextModel, pipeline: Pipeline | None = None) -> None:
+        self._model = model
         self._pipeline = pipeline
-        self._labels = tuple(str(label) for label in pipeline.classes_)
+        self._labels = model.labels
 
     @property
     def labels(self) -> tuple[str, ...]:
         return self._labels
 
     @property
+    def model(self) -> LinearTextModel:
+        return self._model
+
+    @property
     def pipeline(self) -> Pipeline:
-        """The fitted scikit-learn pipeline, for inspection and tests."""
+        """The fitted scikit-learn pipeline (when trained in this process), for tests."""
+        if self._pipeline is None:
+            raise RuntimeError("loaded from a file: no scikit-learn pipeline in this process")
         return self._pipeline
 
     @classmethod
     def train(cls, examples: Iterable[tuple[str, str]]) -> ObjectionClassifier:
-        """Fit on (text, label) pairs."""
+        """Fit on (text, label) pairs with scikit-learn (imported here, not at start-up)."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import FeatureUnion, Pipeline
+        from threadpoolctl import threadpool_limits
+
         pairs = [(normalise(text), label) for text, label in examples]
         pairs = [(text, label) for text, label in pairs if text]
         if len({label for _, label in pairs}) < 2:
@@ -165,18 +183,35 @@ class ObjectionClassifier:
         # threadpoolctl ships with scikit-learn.
         with threadpool_limits(limits=1):
             pipeline.fit([t for t, _ in pairs], [label for _, label in pairs])
-        return cls(pipeline)
+        return cls(export(pipeline), pipeline)
 
     @classmethod
     def from_knowledge(cls, kb: KnowledgeBase) -> ObjectionClassifier:
         return cls.train(kb.training_examples())
 
+    @classmethod
+    def cached(cls, folder: Path, knowledge_dir: Path = DEFAULT_DIR) -> ObjectionClassifier:
+        """The model fitted on the knowledge base, from `folder` if it was fitted on the same
+        content before (no scikit-learn, no training at start-up), else fitted and kept there."""
+        path = folder / f"classifier-{content_key(knowledge_dir)}.npz"
+        if path.exists():
+            try:
+                return cls(LinearTextModel.load(path))
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("event=classifier_cache_unreadable file=%s error=%s", path.name, exc)
+        trained = cls.from_knowledge(KnowledgeBase.load(knowledge_dir))
+        try:
+            trained.model.save(path)
+            for stale in folder.glob("classifier-*.npz"):
+                if stale != path:
+                    stale.unlink(missing_ok=True)
+        except OSError as exc:  # a read-only folder: train again next time, still serve
+            log.warning("event=classifier_cache_not_saved error=%s", exc)
+        return trained
+
     def probabilities(self, normalised: str) -> NDArray[np.float64]:
         """Class probabilities (in ``labels`` order) for an already normalised text."""
-        # Our own normalise() already guarantees finite, clean input: skip sklearn's re-check.
-        with sklearn.config_context(assume_finite=True):
-            probs: NDArray[np.float64] = self._pipeline.predict_proba([normalised])[0]
-        return probs
+        return self._model.probabilities(normalised)
 
     def classify(self, text: str) -> Classification:
         clean = normalise(text)
@@ -186,6 +221,16 @@ class ObjectionClassifier:
         order = np.argsort(probs)[::-1]
         top, *rest = (Alternative(self._labels[i], float(probs[i])) for i in order[:3])
         return Classification(top.objection, top.confidence, tuple(rest))
+
+
+def content_key(knowledge_dir: Path = DEFAULT_DIR) -> str:
+    """A hash of what the model is fitted on and how: the knowledge files and this code."""
+    digest = hashlib.sha256()
+    for path in sorted(knowledge_dir.glob("*.toml")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    digest.update(Path(__file__).read_bytes())  # the model's settings live here
+    return digest.hexdigest()[:16]
 
 
 @functools.cache

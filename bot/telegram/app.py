@@ -17,7 +17,6 @@ from telegram import BotCommand, BotCommandScopeChat, Update
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -295,14 +294,17 @@ def load_commands(*, recruiter: bool = False) -> list[BotCommand]:
 
 
 def build_application(
-    coach: Coach, token: str, base_url: str, *, overall_rate: float = 25.0
+    coach: Coach, token: str, base_url: str
 ) -> tuple[Application[Any, Any, Any, Any, Any, Any], TelegramFrontEnd]:
+    """PTB's Application, without its rate limiter: a reply to something the user just did
+    goes at once (Telegram allows about one a second per chat, with short bursts); the
+    overall budget paces reminders and digests in the dispatcher, leaving room for replies,
+    and a reply refused with 429 is queued for the dispatcher, which waits retry_after."""
     application = (
         ApplicationBuilder()
         .token(token)
         .base_url(base_url)
         .base_file_url(base_url.replace("/bot", "/file/bot", 1))
-        .rate_limiter(AIORateLimiter(overall_max_rate=overall_rate, max_retries=1))
         # Different users are served in parallel; the Coach serialises each user's updates.
         .concurrent_updates(True)
         # Nudges live in SQLite (bot/nudges); PTB's in-memory JobQueue would lose them.
