@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -135,6 +135,14 @@ class Database:
             await self.conn.execute("COMMIT")
             current = version
         return current
+
+    async def write(self, sql: str, params: Sequence[object] = ()) -> int:
+        """One statement, atomic on its own: no BEGIN/COMMIT round trips (a third of the cost
+        of a one-statement transaction). Under the lock, so it never lands inside another
+        task's open transaction. Returns the rows it changed."""
+        async with self.lock:
+            cursor = await self.conn.execute(sql, params)
+            return cursor.rowcount
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:

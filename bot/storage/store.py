@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -59,6 +60,12 @@ class NudgeRow:
 _NUDGE_COLUMNS = "n.id, n.user_id, u.chat_id, n.kind, n.due_at, n.deadline, n.attempts, n.payload"
 # Work another feature does in the same transaction as a user's new state.
 Extra = Callable[[aiosqlite.Connection], Awaitable[None]]
+# The text of an update goes as soon as it is handled: only the id stays, to recognise a
+# redelivery.
+_HANDLED = (
+    "UPDATE inbox SET handled_at = ?, error = ?, payload = ''"
+    " WHERE update_id = ? AND handled_at IS NULL"
+)
 # Replies owed for a saved state are nudges of this kind: sent at once by the process that
 # handled the update (it holds their lease), or by the dispatcher if that process died.
 REPLY = "reply"
@@ -108,6 +115,9 @@ def _pending(row: aiosqlite.Row) -> PendingNudge:
 class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Updates this process marked handled in a commit lately: the inbox worker need not
+        # mark them again (a database round trip each).
+        self._handled_ids: deque[int] = deque(maxlen=4096)
 
     # --- users -----------------------------------------------------------------------------
 
@@ -152,6 +162,8 @@ class Store:
             if durable is not None and not await self._handled(conn, durable.update_id, ts):
                 # Handled already (a redelivery raced its first handling): nothing twice.
                 raise AlreadyHandled(durable.update_id)
+            if durable is not None:
+                self._handled_ids.append(durable.update_id)
             if deleting:
                 await conn.execute("DELETE FROM nudges WHERE user_id = ?", (user_id,))
                 await conn.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
@@ -235,22 +247,18 @@ class Store:
         ) as cur:
             return [(int(r[0]), str(r[1])) for r in await cur.fetchall()]
 
+    def handled_here(self, update_id: int) -> bool:
+        return update_id in self._handled_ids
+
     async def mark_handled(self, update_id: int, now: datetime, error: str | None = None) -> None:
-        async with self.db.transaction() as conn:
-            await self._handled(conn, update_id, to_ts(now), error)
+        await self.db.write(_HANDLED, (to_ts(now), error, update_id))
 
     @staticmethod
     async def _handled(
         conn: aiosqlite.Connection, update_id: int, ts: int, error: str | None = None
     ) -> bool:
         """Mark a stored update handled; False if it was already."""
-        cur = await conn.execute(
-            # The text goes as soon as it is handled: only the id stays, to recognise a
-            # redelivery.
-            "UPDATE inbox SET handled_at = ?, error = ?, payload = ''"
-            " WHERE update_id = ? AND handled_at IS NULL",
-            (ts, error, update_id),
-        )
+        cur = await conn.execute(_HANDLED, (ts, error, update_id))
         return cur.rowcount == 1
 
     async def forget_handled(self, before: datetime) -> int:
@@ -396,13 +404,12 @@ class Store:
 
     async def renew(self, nudge_id: int, owner: str, until: datetime) -> bool:
         """Extend a lease still held; False if it was lost (expired and taken back)."""
-        async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                "UPDATE nudges SET lease_until = ?"
-                " WHERE id = ? AND state = 'sending' AND claimed_by = ?",
-                (to_ts(until), nudge_id, owner),
-            )
-            return cur.rowcount == 1
+        changed = await self.db.write(
+            "UPDATE nudges SET lease_until = ?"
+            " WHERE id = ? AND state = 'sending' AND claimed_by = ?",
+            (to_ts(until), nudge_id, owner),
+        )
+        return changed == 1
 
     @staticmethod
     def _held(owner: str | None) -> tuple[str, tuple[object, ...]]:
@@ -425,14 +432,13 @@ class Store:
         """Record how a claimed nudge ended: sent, expired, cancelled or failed. `attempted`:
         it ended in a failed send, counted. False if `owner` no longer held the lease."""
         held, params = self._held(owner)
-        async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                "UPDATE nudges SET state = ?, last_error = ?, lease_until = NULL,"
-                " attempts = attempts + ?,"
-                f" sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?{held}",
-                (state, error, int(attempted), state, to_ts(now), nudge_id, *params),
-            )
-            return cur.rowcount == 1
+        changed = await self.db.write(
+            "UPDATE nudges SET state = ?, last_error = ?, lease_until = NULL,"
+            " attempts = attempts + ?,"
+            f" sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?{held}",
+            (state, error, int(attempted), state, to_ts(now), nudge_id, *params),
+        )
+        return changed == 1
 
     async def retry(
         self,
@@ -447,13 +453,12 @@ class Store:
         failures (quiet hours, flood control, shutdown) pass count_attempt=False, so they never
         use up the retries meant for real errors."""
         held, params = self._held(owner)
-        async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                "UPDATE nudges SET state = 'pending', due_at = ?, last_error = ?,"
-                f" lease_until = NULL, attempts = attempts + ? WHERE id = ?{held}",
-                (to_ts(due_at), error, int(count_attempt), nudge_id, *params),
-            )
-            return cur.rowcount == 1
+        changed = await self.db.write(
+            "UPDATE nudges SET state = 'pending', due_at = ?, last_error = ?,"
+            f" lease_until = NULL, attempts = attempts + ? WHERE id = ?{held}",
+            (to_ts(due_at), error, int(count_attempt), nudge_id, *params),
+        )
+        return changed == 1
 
     async def claim_owners(self) -> list[str]:
         """Who holds claims now (from the small partial index of in-flight rows)."""

@@ -185,7 +185,10 @@ class InboxWorker:
             try:
                 await self.app.process_update(update)
             finally:
-                await self.store.mark_handled(update_id, self.clock())
+                # The conversation marks its update in its own commit; the rest (recruiters'
+                # commands, ignored updates, failures) are marked here.
+                if not self.store.handled_here(update_id):
+                    await self.store.mark_handled(update_id, self.clock())
                 if self.on_update is not None:
                     self.on_update(update, time.perf_counter() - started)
         except Exception:
