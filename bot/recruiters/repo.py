@@ -9,22 +9,15 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import aiosqlite
 
 from bot.recruiters.codes import new_code
+from bot.storage.store import to_ts as ts
 
 Conn = aiosqlite.Connection
-
-
-def ts(moment: datetime) -> int:
-    return int(moment.timestamp())
-
-
-def from_ts(value: int | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,8 @@ def clean(event: Event) -> Event:
 
 
 REPLY_RETRY_SECONDS = 5.0  # a reply Telegram did not take goes again this soon
+# What handling an update gives back: the toast for a button press, and how to send replies.
+Served = tuple[str | None, Callable[[], Awaitable[None]]]
 
 # Non-text messages, named for the "I read text" reply; checked in this order.
 _OTHER_KINDS = (
@@ -165,40 +167,39 @@ class TelegramFrontEnd:
         return user.first_name if user and user.first_name else ""
 
     async def _process(self, update: Update, event: Event) -> None:
-        if not await self._admissible(update, event):
-            return
-        chat = update.effective_chat
-        chat_id = chat.id if chat else event.user_id
-        query = update.callback_query
-        answered = False
-        try:
+        """The conversation's command, button or text, exactly once when durable."""
+
+        async def handle(chat_id: int) -> Served | None:
             update_id = update.update_id if self.durable else None
             try:
                 handled = await self.coach.handle(event, chat_id, update_id)
             except AlreadyHandled:
                 log.info("event=duplicate_update update_id=%s", update.update_id)
-                if query is not None:
-                    answered = True
-                    await self._answer(query, None)
-                return
-            if query is not None:
-                answered = True
-                await self._answer(query, handled.notice)
-            await self._send_replies(event.user_id, chat_id, handled)
-        except Exception:
-            log.exception(
-                "event=handling_failed kind=%s user=%s", event.kind, user_ref(event.user_id)
-            )
-            if query is not None and not answered:
-                await self._answer(query, None)
-            error = RenderedMessage(self.coach.renderer.text("error", {}))
-            await self._send_all(event.user_id, chat_id, (error,))
+                return None
+            return handled.notice, lambda: self._send_replies(event.user_id, chat_id, handled)
+
+        await self._serve(update, event, "handling_failed", handle)
 
     async def _desk(
         self, update: Update, event: Event, work: Callable[[], Awaitable[Answer]]
     ) -> None:
-        """A recruiter's command, button or input: the same guarantees as the conversation
-        (every press answered, an apology instead of a crash)."""
+        """A recruiter's command, button or input."""
+
+        async def handle(chat_id: int) -> Served:
+            answer = await work()
+            return answer.notice, lambda: self._send_all(event.user_id, chat_id, answer.items)
+
+        await self._serve(update, event, "desk_failed", handle)
+
+    async def _serve(
+        self,
+        update: Update,
+        event: Event,
+        failure: str,
+        handle: Callable[[int], Awaitable[Served | None]],
+    ) -> None:
+        """The guarantees every update gets: ids checked, every press answered (with its
+        toast), the replies sent, and an apology instead of a crash."""
         if not await self._admissible(update, event):
             return
         chat = update.effective_chat
@@ -206,13 +207,14 @@ class TelegramFrontEnd:
         query = update.callback_query
         answered = False
         try:
-            answer = await work()
+            served = await handle(chat_id)
             if query is not None:
                 answered = True
-                await self._answer(query, answer.notice)
-            await self._send_all(event.user_id, chat_id, answer.items)
+                await self._answer(query, served[0] if served else None)
+            if served is not None:
+                await served[1]()
         except Exception:
-            log.exception("event=desk_failed kind=%s user=%s", event.kind, user_ref(event.user_id))
+            log.exception("event=%s kind=%s user=%s", failure, event.kind, user_ref(event.user_id))
             if query is not None and not answered:
                 await self._answer(query, None)
             error = RenderedMessage(self.coach.renderer.text("error", {}))
