@@ -142,6 +142,7 @@ class BotRuntime:
         self._stop = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._holds_lock = False
+        self.failed: str | None = None  # a component stopped for good (token, conflict)
 
     async def start(self, *, webhook: bool | None = None, poll_timeout: int = 10) -> None:
         use_webhook = self.settings.webhook_url is not None if webhook is None else webhook
@@ -226,7 +227,6 @@ class BotRuntime:
 
         self._tasks[name] = asyncio.create_task(supervised(), name=name)
 
-    failed: str | None = None
 
     async def _accept(self, update_id: int, payload: str) -> None:
         await self.coach.store.receive([(update_id, payload)], self._clock())

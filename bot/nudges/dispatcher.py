@@ -34,7 +34,7 @@ from bot.engine.model import Reply, State
 from bot.logs import user_ref
 from bot.render import RenderedMessage, Renderer
 from bot.sending import Blocked, Rejected, RetryLater, Sender
-from bot.storage.store import REPLY, NudgeRow, Store
+from bot.storage.store import DEFAULT_LEASE, REPLY, NudgeRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ class Dispatcher:
         max_attempts: int = 8,
         backoff_base: float = 30.0,
         on_sent: OnSent | None = None,
-        lease: timedelta = timedelta(minutes=2),
+        lease: timedelta = DEFAULT_LEASE,
         jitter: Callable[[float], float] = full_jitter,
         owner: str | None = None,
     ) -> None:
