@@ -227,7 +227,6 @@ class BotRuntime:
 
         self._tasks[name] = asyncio.create_task(supervised(), name=name)
 
-
     async def _accept(self, update_id: int, payload: str) -> None:
         await self.coach.store.receive([(update_id, payload)], self._clock())
         self.worker.wake()

@@ -448,3 +448,18 @@ async def test_the_bot_api_down_is_one_line_per_step_and_work_resumes(
         r.exc_info is None for r in caplog.records if "bot_api_unreachable" in r.getMessage()
     )
     assert any("bot_api_back failures=2" in r.getMessage() for r in caplog.records)
+
+
+async def test_the_inbox_worker_forgets_old_handled_updates(
+    api: FakeBotApi, running_bot: Any, clock: FakeClock
+) -> None:
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        await chat.say(7, "/start")
+        await chat.say(7, "/help")
+        [first, second] = [u for u, _, _ in await stored(runtime)]
+        assert await runtime.worker.prune() == 0  # handled just now: kept
+        clock.advance(days=1, seconds=1)
+        assert await runtime.worker.prune() == 1
+        # The older one is forgotten; the newest stays (the next offset is read from it).
+        assert [u for u, _, _ in await stored(runtime)] == [second] and first < second

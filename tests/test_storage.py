@@ -445,3 +445,16 @@ async def test_an_update_is_handled_once_and_its_replies_queued_with_the_state(
     assert len(await rows(db, "SELECT id FROM nudges")) == 2
     # The handled update's text is gone; its id stays to recognise a redelivery.
     assert await rows(db, "SELECT payload FROM inbox WHERE update_id = 5") == [("",)]
+
+
+async def test_old_handled_updates_are_forgotten_but_the_latest_id_stays(
+    store: Store, db: Database
+) -> None:
+    await store.receive([(1, "{}"), (2, "{}"), (3, "{}"), (4, "{}")], NOW)
+    for update_id in (1, 2, 4):
+        await store.mark_handled(update_id, NOW)
+    assert await store.forget_handled(NOW) == 0  # nothing older than the cut yet
+    assert await store.forget_handled(NOW + timedelta(seconds=1)) == 2  # 1 and 2
+    # 3 is unhandled, 4 is the newest (the next getUpdates offset is read from it).
+    assert await rows(db, "SELECT update_id FROM inbox ORDER BY update_id") == [(3,), (4,)]
+    assert await store.next_offset() == 5

@@ -19,6 +19,7 @@ import logging
 import time
 import warnings
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import tornado.httpserver
@@ -38,6 +39,8 @@ warnings.filterwarnings("ignore", message="Please use 'Bot.getUpdates'", categor
 MAX_BODY = 1024 * 1024  # Telegram's updates are a few KB; anything this big is not from it
 MAX_BACKOFF_SECONDS = 60.0
 BATCH = 100
+KEEP_HANDLED = timedelta(days=1)
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 class Poller:
@@ -132,6 +135,7 @@ class InboxWorker:
         self._slots = asyncio.Semaphore(concurrency)
         self._running: set[int] = set()
         self._finished: set[int] = set()  # handled since the last fetch
+        self._next_prune = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self.alive = False
 
@@ -158,10 +162,18 @@ class InboxWorker:
                     task = asyncio.create_task(self._handle(update_id, payload))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
+                if not found and time.monotonic() >= self._next_prune:
+                    await self.prune()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), 5.0)
         finally:
             self.alive = False
+
+    async def prune(self) -> int:
+        """Forget handled updates older than a day (Telegram redelivers within hours): the
+        inbox keeps only their ids, but months of ids would still grow without bound."""
+        self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+        return await self.store.forget_handled(self.clock() - KEEP_HANDLED)
 
     async def drain(self) -> None:
         """Let the updates in flight finish (a clean stop)."""
