@@ -244,31 +244,33 @@ async def measure(path: Path, runs: int, linkedin: int) -> dict[str, Any]:
 
             async def both(scope: Scope = scope, since: datetime | None = since) -> object:
                 return (
-                    await stats.funnel(conn, scope, since),
-                    await stats.reasons(conn, scope, since),
+                    await db.run(stats.funnel, scope, since),
+                    await db.run(stats.reasons, scope, since),
                 )
 
-            f = await stats.funnel(conn, scope, since)
-            r = await stats.reasons(conn, scope, since)
+            f = await db.run(stats.funnel, scope, since)
+            r = await db.run(stats.reasons, scope, since)
             rows.append(
                 {
                     "scope": label,
                     "period": period.value,
                     "opened": f.counts["opened"],
                     "rows": sum(f.counts.values()) + await worry_rows(conn, scope, since),
-                    "funnel_ms": await median_ms(runs, partial(stats.funnel, conn, scope, since)),
-                    "reasons_ms": await median_ms(runs, partial(stats.reasons, conn, scope, since)),
+                    "funnel_ms": await median_ms(runs, partial(db.run, stats.funnel, scope, since)),
+                    "reasons_ms": await median_ms(
+                        runs, partial(db.run, stats.reasons, scope, since)
+                    ),
                     "both_ms": await median_ms(runs, both),
                     "reasons": len(r),
                 }
             )
             if period in (Period.ALL, Period.WEEK):
-                plans[f"{label}, {period.value}"] = await stats.query_plans(conn, scope, since)
+                plans[f"{label}, {period.value}"] = await db.run(stats.query_plans, scope, since)
         print(f"  {label}: done", file=sys.stderr, flush=True)
 
     big = Scope(opening_id=BIG)
-    f = await stats.funnel(conn, big, None)
-    r = await stats.reasons(conn, big, None)
+    f = await db.run(stats.funnel, big, None)
+    r = await db.run(stats.reasons, big, None)
     started = time.perf_counter()
     png = stats.chart_png(f, r, "Role 1, Company 1")  # includes importing matplotlib
     chart_first = (time.perf_counter() - started) * 1000
@@ -278,8 +280,8 @@ async def measure(path: Path, runs: int, linkedin: int) -> dict[str, Any]:
         stats.chart_png(f, r, "Role 1, Company 1")
         chart_times.append(time.perf_counter() - started)
 
-    consented = await stats.consented_rows(conn, 1)
-    export_ms = await median_ms(max(3, runs // 3), partial(stats.consented_rows, conn, 1))
+    consented = await db.run(stats.consented_rows, 1)
+    export_ms = await median_ms(max(3, runs // 3), partial(db.run, stats.consented_rows, 1))
     started = time.perf_counter()
     csv_bytes = stats.export_csv(consented)
     csv_ms = (time.perf_counter() - started) * 1000

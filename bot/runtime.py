@@ -31,7 +31,7 @@ from bot.render import Renderer, default_renderer
 from bot.service import Clock, Coach, utc_now
 from bot.storage.backup import daily
 from bot.storage.db import Database
-from bot.storage.store import Store
+from bot.storage.store import Conn, Store
 from bot.telegram.app import TelegramFrontEnd, build_application, set_commands
 from bot.telegram.intake import InboxWorker, Poller, web_server
 from bot.telegram.sender import TelegramSender
@@ -193,7 +193,7 @@ class BotRuntime:
         else:
             await self.app.bot.delete_webhook()
             self.poller = Poller(
-                self.app.bot, store, self._clock, self.worker.wake, timeout=poll_timeout
+                self.app.bot, store, self._clock, self.worker.offer, timeout=poll_timeout
             )
             poller = self.poller
             self._supervise("poller", lambda: poller.run(self._stop))
@@ -228,8 +228,9 @@ class BotRuntime:
         self._tasks[name] = asyncio.create_task(supervised(), name=name)
 
     async def _accept(self, update_id: int, payload: str) -> None:
-        await self.coach.store.receive([(update_id, payload)], self._clock())
-        self.worker.wake()
+        update = (update_id, payload)
+        if await self.coach.store.receive([update], self._clock()):
+            self.worker.offer([update])
 
     def _count(self, update: Update, seconds: float) -> None:
         kind = next(
@@ -300,11 +301,15 @@ class BotRuntime:
         """Recruiters approved or removed from the shell while the bot was down: their menus,
         and a weekly digest queued for each one who wants it."""
         db = self.coach.store.db
-        everyone = await recruiters.list_recruiters(db.conn)
+        everyone = await db.run(recruiters.list_recruiters)
         approved = {r.user_id for r in everyone if r.status == "approved"}
-        async with db.transaction() as conn:
+        now = self._clock()
+
+        def plan(conn: Conn) -> None:
             for user_id in approved:
-                await self.follower.schedule_digest(conn, user_id, self._clock())
+                self.follower.schedule_digest(conn, user_id, now)
+
+        await db.atomic(plan)
         for user_id in sorted(approved | set(self.settings.admin_ids)):
             await self.front.set_menu(user_id, True)
         for r in everyone:

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-import aiosqlite
-
 from bot.engine import buttons, flow
 from bot.engine.context import Context
 from bot.engine.decide import NudgeDecision
@@ -30,7 +28,7 @@ from bot.engine.planner import QuietHours
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.classifier import ObjectionClassifier
 from bot.render import RenderedMessage, Renderer
-from bot.storage.store import Durable, NudgeRow, Store
+from bot.storage.store import Conn, Durable, NudgeRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +47,14 @@ class Follower(Protocol):
 
     kinds: frozenset[str]  # the nudge kinds it delivers
 
-    async def invitation(self, event: Event) -> Invitation | None: ...
+    def invitation(self, conn: Conn, event: Event, now: datetime) -> Invitation | None:
+        """Read in the hop that loads the user's state."""
+        ...
 
-    async def record(
-        self,
-        conn: aiosqlite.Connection,
-        event: Event,
-        before: State,
-        outcome: Outcome,
-        now: datetime,
+    def record(
+        self, conn: Conn, event: Event, before: State, outcome: Outcome, now: datetime
     ) -> bool:
-        """Returns True if it queued messages to send."""
+        """Runs in the commit's transaction. Returns True if it queued messages to send."""
         ...
 
     async def decide(self, nudge: NudgeRow, now: datetime) -> NudgeDecision: ...
@@ -115,21 +110,24 @@ class Coach:
         """Handle one event; with the `update_id` of a stored update, exactly once: the update
         is marked handled and its replies queued in the same transaction as the new state."""
         async with self._lock(event.user_id):
-            record = await self.store.load_user(event.user_id)
-            state = record.state if record else State()
-            pending = await self.store.pending_nudges(event.user_id) if record else []
-            tapped = await self._tapped_nudge(event) if record else None
+            now = self.clock()
             follower = self.follower
-            invitation = await follower.invitation(event) if follower else None
+            loaded = await self.store.load(
+                event.user_id,
+                self._tapped_id(event),
+                (lambda conn: follower.invitation(conn, event, now)) if follower else None,
+            )
+            record = loaded.record
+            state = record.state if record else State()
             ctx = Context(
                 kb=self.kb,
                 classifier=self.classifier,
-                now=self.clock(),
+                now=now,
                 default_timezone=self.default_timezone,
                 quiet=self.quiet,
-                pending=pending,
-                tapped=tapped,
-                invitation=invitation,
+                pending=loaded.pending,
+                tapped=loaded.tapped,
+                invitation=loaded.also,
                 returning=record is not None and not record.active,
             )
             outcome = flow.handle(event, state, ctx)
@@ -137,10 +135,10 @@ class Coach:
             messages = tuple(self.renderer.render(reply) for reply in outcome.replies)
             queued = False
 
-            async def follow(conn: aiosqlite.Connection) -> None:
+            def follow(conn: Conn) -> None:
                 nonlocal queued
                 assert follower is not None
-                queued = await follower.record(conn, event, state, outcome, ctx.now)
+                queued = follower.record(conn, event, state, outcome, now)
 
             durable = (
                 None
@@ -152,7 +150,7 @@ class Coach:
                 chat_id,
                 outcome.state,
                 outcome.effects,
-                ctx.now,
+                now,
                 extra=follow if follower else None,
                 durable=durable,
             )
@@ -163,14 +161,15 @@ class Coach:
             self.on_schedule()
         return Handled(messages, outcome.notice, tuple(durable.ids) if durable else ())
 
-    async def _tapped_nudge(self, event: Event) -> PendingNudge | None:
+    @staticmethod
+    def _tapped_id(event: Event) -> int | None:
+        """The nudge a button on a nudge carries, if this is such a press."""
         if event.kind != "button":
             return None
         action = buttons.unpack(event.value)
         if action is None or action.name not in NUDGE_ACTIONS:
             return None
-        nudge_id = flow.small_int(action.args[0])
-        return await self.store.get_nudge(event.user_id, nudge_id) if nudge_id else None
+        return flow.small_int(action.args[0])
 
     async def decide_nudge(
         self, nudge: NudgeRow, state: State | None, now: datetime

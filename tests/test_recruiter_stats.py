@@ -108,58 +108,57 @@ CANDIDATES: list[Candidate] = [
 
 async def seed(db: Database) -> None:
     users = sorted({row[0] for row in FUNNEL} | {row[0] for row in CANDIDATES})
-    async with db.transaction() as conn:
-        await conn.executemany(
-            "INSERT INTO users (user_id, chat_id, state, created_at, updated_at)"
-            " VALUES (?, ?, '{}', ?, ?)",
-            [(u, u, ago(60), ago(60)) for u in users],
-        )
-        await conn.executemany(
-            "INSERT INTO recruiters (user_id, status, name, created_at, updated_at)"
-            " VALUES (?, 'approved', ?, ?, ?)",
-            [(ANN, "Ann", ago(90), ago(90)), (BEA, "Bea", ago(90), ago(90))],
-        )
-        await conn.executemany(
-            "INSERT INTO openings (id, recruiter_id, role, company, created_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            [
-                (O1, ANN, "Backend developer", "Acme", ago(60)),
-                (O2, ANN, "Data analyst", "Acme, Inc.", ago(60)),
-                (O3, BEA, "Designer", "Other Co", ago(60)),
-            ],
-        )
-        await conn.executemany(
-            "INSERT INTO links (id, opening_id, code, channel, created_at) VALUES (?, ?, ?, ?, ?)",
-            [
-                (MAIN1, O1, "c-main1", None, ago(60)),
-                (LINKEDIN1, O1, "c-li1", "LinkedIn", ago(60)),
-                (MAIN2, O2, "c-main2", None, ago(60)),
-                (MAIN3, O3, "c-main3", None, ago(60)),
-            ],
-        )
-        rows = []
-        for user, opening, link, steps, worries in FUNNEL:
-            for step, days in steps.items():
-                rows.append((opening, link, user, step.rstrip("_"), "", ago(days)))
-            for worry, days in worries.items():
-                rows.append((opening, link, user, "worry", worry, ago(days)))
-        await conn.executemany(
-            "INSERT INTO funnel (opening_id, link_id, user_id, step, worry, at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        opened = {(u, o): s["opened"] for u, o, _, s, _ in FUNNEL}
-        await conn.executemany(
-            "INSERT INTO candidates (user_id, opening_id, first_link_id, last_link_id, consent,"
-            " name, decision, interview_at, attended, first_at, last_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (u, o, link, link, consent, name, decision,
-                 None if when is None else ago(-when), attended,
-                 ago(opened[u, o]), ago(opened[u, o]))
-                for u, o, link, consent, name, decision, when, attended in CANDIDATES
-            ],
-        )  # fmt: skip
+    conn = db.conn
+    await conn.executemany(
+        "INSERT INTO users (user_id, chat_id, state, created_at, updated_at)"
+        " VALUES (?, ?, '{}', ?, ?)",
+        [(u, u, ago(60), ago(60)) for u in users],
+    )
+    await conn.executemany(
+        "INSERT INTO recruiters (user_id, status, name, created_at, updated_at)"
+        " VALUES (?, 'approved', ?, ?, ?)",
+        [(ANN, "Ann", ago(90), ago(90)), (BEA, "Bea", ago(90), ago(90))],
+    )
+    await conn.executemany(
+        "INSERT INTO openings (id, recruiter_id, role, company, created_at) VALUES (?, ?, ?, ?, ?)",
+        [
+            (O1, ANN, "Backend developer", "Acme", ago(60)),
+            (O2, ANN, "Data analyst", "Acme, Inc.", ago(60)),
+            (O3, BEA, "Designer", "Other Co", ago(60)),
+        ],
+    )
+    await conn.executemany(
+        "INSERT INTO links (id, opening_id, code, channel, created_at) VALUES (?, ?, ?, ?, ?)",
+        [
+            (MAIN1, O1, "c-main1", None, ago(60)),
+            (LINKEDIN1, O1, "c-li1", "LinkedIn", ago(60)),
+            (MAIN2, O2, "c-main2", None, ago(60)),
+            (MAIN3, O3, "c-main3", None, ago(60)),
+        ],
+    )
+    rows = []
+    for user, opening, link, steps, worries in FUNNEL:
+        for step, days in steps.items():
+            rows.append((opening, link, user, step.rstrip("_"), "", ago(days)))
+        for worry, days in worries.items():
+            rows.append((opening, link, user, "worry", worry, ago(days)))
+    await conn.executemany(
+        "INSERT INTO funnel (opening_id, link_id, user_id, step, worry, at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    opened = {(u, o): s["opened"] for u, o, _, s, _ in FUNNEL}
+    await conn.executemany(
+        "INSERT INTO candidates (user_id, opening_id, first_link_id, last_link_id, consent,"
+        " name, decision, interview_at, attended, first_at, last_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (u, o, link, link, consent, name, decision,
+             None if when is None else ago(-when), attended,
+             ago(opened[u, o]), ago(opened[u, o]))
+            for u, o, link, consent, name, decision, when, attended in CANDIDATES
+        ],
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -212,13 +211,13 @@ def pair(f: Funnel) -> tuple[dict[str, int], int]:
 async def test_counts_per_step(
     seeded: Database, scope: Scope, since: datetime | None, expected: tuple[dict[str, int], int]
 ) -> None:
-    assert pair(await funnel(seeded.conn, scope, since)) == expected
+    assert pair(await seeded.run(funnel, scope, since)) == expected
 
 
 async def test_the_links_of_an_opening_add_up_to_it(seeded: Database) -> None:
-    main = await funnel(seeded.conn, Scope(link_id=MAIN1), None)
-    linkedin = await funnel(seeded.conn, Scope(link_id=LINKEDIN1), None)
-    whole = await funnel(seeded.conn, Scope(opening_id=O1), None)
+    main = await seeded.run(funnel, Scope(link_id=MAIN1), None)
+    linkedin = await seeded.run(funnel, Scope(link_id=LINKEDIN1), None)
+    whole = await seeded.run(funnel, Scope(opening_id=O1), None)
     for step in (*STEPS, "decided"):
         assert main.count(step) + linkedin.count(step) == whole.count(step), step
 
@@ -237,22 +236,22 @@ async def test_the_links_of_an_opening_add_up_to_it(seeded: Database) -> None:
     ids=repr,
 )
 async def test_a_scope_never_reaches_outside_itself(seeded: Database, scope: Scope) -> None:
-    assert pair(await funnel(seeded.conn, scope, None)) == ZERO
-    assert await reasons(seeded.conn, scope, None) == []
+    assert pair(await seeded.run(funnel, scope, None)) == ZERO
+    assert await seeded.run(reasons, scope, None) == []
 
 
 async def test_one_recruiter_never_sees_anothers_openings(seeded: Database) -> None:
-    bea = await funnel(seeded.conn, Scope(recruiter_id=BEA), None)
+    bea = await seeded.run(funnel, Scope(recruiter_id=BEA), None)
     assert pair(bea) == (counts(4, 4, 4, 0, 0, 4, 0, 0), 4)
-    ann = await reasons(seeded.conn, Scope(recruiter_id=ANN), None)
+    ann = await seeded.run(reasons, Scope(recruiter_id=ANN), None)
     assert "scam" not in {r.worry for r in ann}  # only Bea's candidates worried about a scam
 
 
 async def test_the_period_cut_is_at_or_after_since(seeded: Database) -> None:
     # User 9 is exactly on the 7-day cut, user 11 one second before it.
     just_after = WEEK + timedelta(seconds=1)
-    week = await funnel(seeded.conn, Scope(link_id=LINKEDIN1), WEEK)
-    later = await funnel(seeded.conn, Scope(link_id=LINKEDIN1), just_after)
+    week = await seeded.run(funnel, Scope(link_id=LINKEDIN1), WEEK)
+    later = await seeded.run(funnel, Scope(link_id=LINKEDIN1), just_after)
     assert week.counts["opened"] == 2  # users 9 and 10
     assert later.counts["opened"] == 1  # user 10
     assert week.counts["pass"] == 1 and later.counts["pass"] == 0
@@ -266,11 +265,11 @@ def test_periods() -> None:
 
 async def test_since_must_be_timezone_aware(seeded: Database) -> None:
     with pytest.raises(ValueError, match="timezone"):
-        await funnel(seeded.conn, Scope(opening_id=O1), datetime(2026, 11, 1))
+        await seeded.run(funnel, Scope(opening_id=O1), datetime(2026, 11, 1))
 
 
 async def test_drop_offs(seeded: Database) -> None:
-    f = await funnel(seeded.conn, Scope(opening_id=O1), None)
+    f = await seeded.run(funnel, Scope(opening_id=O1), None)
     # opened 12 -> engaged 10 -> decided 9 -> time set 5 -> reminded 4 -> attended 2
     assert [(s.name, s.count) for s in f.stages()] == list(
         zip(STAGES, (12, 10, 9, 5, 4, 2), strict=True)
@@ -298,7 +297,7 @@ def test_drop_off_with_zeros_and_period_artefacts() -> None:
 
 
 async def test_reasons_order_and_suppression(seeded: Database) -> None:
-    got = await reasons(seeded.conn, Scope(opening_id=O1), None)
+    got = await seeded.run(reasons, Scope(opening_id=O1), None)
     # nervous 5, not_a_fit 3 (shown: 3 is the threshold); salary 2 and commute 1 hidden, and
     # hidden ones sort by id alone, so their order does not tell the 2 from the 1.
     assert got == [
@@ -312,9 +311,9 @@ async def test_reasons_order_and_suppression(seeded: Database) -> None:
 
 
 async def test_reasons_by_period_and_ties(seeded: Database) -> None:
-    week = await reasons(seeded.conn, Scope(opening_id=O1), WEEK)
+    week = await seeded.run(reasons, Scope(opening_id=O1), WEEK)
     assert week == [Reason("nervous", 3), Reason("commute", None), Reason("not_a_fit", None)]
-    month = await reasons(seeded.conn, Scope(opening_id=O1), MONTH)
+    month = await seeded.run(reasons, Scope(opening_id=O1), MONTH)
     assert month == [
         Reason("nervous", 4),
         Reason("not_a_fit", 3),
@@ -322,19 +321,19 @@ async def test_reasons_by_period_and_ties(seeded: Database) -> None:
         Reason("salary", None),
     ]
     # Everyone: nervous 7, then a tie at 3 broken by id.
-    everyone = await reasons(seeded.conn, Scope(), None)
+    everyone = await seeded.run(reasons, Scope(), None)
     assert everyone[:3] == [Reason("nervous", 7), Reason("not_a_fit", 3), Reason("scam", 3)]
-    ann = await reasons(seeded.conn, Scope(recruiter_id=ANN), None)
+    ann = await seeded.run(reasons, Scope(recruiter_id=ANN), None)
     assert ann[0] == Reason("nervous", 6)  # 5 in opening 1, 1 in opening 2
 
 
 async def test_no_reasons_when_fewer_than_three_candidates_worried(seeded: Database) -> None:
     # Opening 2: only user 13 voiced a worry; LinkedIn this week: users 9 and 10. Listing
     # "nervous: fewer than 3" there would tell the recruiter what that one person said.
-    assert await reasons(seeded.conn, Scope(opening_id=O2), None) == []
-    assert await reasons(seeded.conn, Scope(link_id=LINKEDIN1), WEEK) == []
+    assert await seeded.run(reasons, Scope(opening_id=O2), None) == []
+    assert await seeded.run(reasons, Scope(link_id=LINKEDIN1), WEEK) == []
     # With a third worried candidate (all time on LinkedIn: 8, 9, 10, 12) they appear.
-    assert await reasons(seeded.conn, Scope(link_id=LINKEDIN1), None) == [
+    assert await seeded.run(reasons, Scope(link_id=LINKEDIN1), None) == [
         Reason("nervous", None),
         Reason("not_a_fit", None),
         Reason("salary", None),
@@ -343,13 +342,13 @@ async def test_no_reasons_when_fewer_than_three_candidates_worried(seeded: Datab
 
 async def test_it_is_candidates_not_rows_that_must_number_three(seeded: Database) -> None:
     # Opening 2: user 14 now voices three worries. Four worry rows, still two people.
-    async with seeded.transaction() as conn:
-        await conn.executemany(
-            "INSERT INTO funnel (opening_id, link_id, user_id, step, worry, at)"
-            " VALUES (?, ?, 14, 'worry', ?, ?)",
-            [(O2, MAIN2, w, ago(1)) for w in ("commute", "salary", "scam")],
-        )
-    assert await reasons(seeded.conn, Scope(opening_id=O2), None) == []
+    conn = seeded.conn
+    await conn.executemany(
+        "INSERT INTO funnel (opening_id, link_id, user_id, step, worry, at)"
+        " VALUES (?, ?, 14, 'worry', ?, ?)",
+        [(O2, MAIN2, w, ago(1)) for w in ("commute", "salary", "scam")],
+    )
+    assert await seeded.run(reasons, Scope(opening_id=O2), None) == []
 
 
 def test_reason_labels() -> None:
@@ -382,7 +381,7 @@ def reads_index_only(plan: Iterable[str], index: str) -> bool:
 async def test_queries_read_the_covering_index(
     seeded: Database, scope: Scope, index: str, since: datetime | None
 ) -> None:
-    plans = await query_plans(seeded.conn, scope, since)
+    plans = await seeded.run(query_plans, scope, since)
     assert set(plans) == {"steps", "decided", "worries", "worried"}
     for name, plan in plans.items():
         assert reads_index_only(plan, index), (name, plan)
@@ -437,16 +436,16 @@ ANN_ROWS = [
 
 
 async def test_export_only_consented_candidates_of_the_recruiter(seeded: Database) -> None:
-    rows = await consented_rows(seeded.conn, ANN)
+    rows = await seeded.run(consented_rows, ANN)
     assert parse(export_csv(rows)) == [HEADER, *ANN_ROWS]
     assert rows[1].interview_at == datetime(2026, 10, 16, 10, 0, tzinfo=UTC)
 
 
 async def test_export_for_admins_has_everyone_consented(seeded: Database) -> None:
-    table = parse(export_csv(await consented_rows(seeded.conn, None)))
+    table = parse(export_csv(await seeded.run(consented_rows, None)))
     assert table[0] == HEADER
     assert [r[0] for r in table[1:]] == [r[0] for r in ANN_ROWS] + ["Bea's candidate"]
-    bea = parse(export_csv(await consented_rows(seeded.conn, BEA)))
+    bea = parse(export_csv(await seeded.run(consented_rows, BEA)))
     assert bea == [HEADER, ["Bea's candidate", "Designer", "Other Co", "", "go",
                             "2026-11-24T10:00:00+00:00", ""]]  # fmt: skip
 
@@ -464,19 +463,19 @@ def test_export_guards_every_text_cell_against_formulas() -> None:
 
 
 async def test_deleting_a_user_removes_them_from_counts_and_export(seeded: Database) -> None:
-    async with seeded.transaction() as conn:
-        await conn.execute("DELETE FROM users WHERE user_id = 1")  # candidate in O1 and O2
+    conn = seeded.conn
+    await conn.execute("DELETE FROM users WHERE user_id = 1")  # candidate in O1 and O2
     # User 1 had opened, engaged, go, time_set, reminded, attended in O1 and decided in O2.
-    assert pair(await funnel(seeded.conn, Scope(opening_id=O1), None)) == (
+    assert pair(await seeded.run(funnel, Scope(opening_id=O1), None)) == (
         counts(11, 9, 4, 3, 2, 4, 3, 1),
         8,
     )
-    assert pair(await funnel(seeded.conn, Scope(opening_id=O2), None)) == (
+    assert pair(await seeded.run(funnel, Scope(opening_id=O2), None)) == (
         counts(2, 1, 1, 0, 0, 0, 0, 0),
         1,
     )
-    assert (await reasons(seeded.conn, Scope(opening_id=O1), None))[0] == Reason("nervous", 4)
-    names = [r.name for r in await consented_rows(seeded.conn, ANN)]
+    assert (await seeded.run(reasons, Scope(opening_id=O1), None))[0] == Reason("nervous", 4)
+    names = [r.name for r in await seeded.run(consented_rows, ANN)]
     assert "Ana" not in names and len(names) == len(ANN_ROWS) - 1
 
 
@@ -492,8 +491,8 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 async def test_chart_is_a_phone_sized_png(seeded: Database) -> None:
-    f = await funnel(seeded.conn, Scope(opening_id=O1), None)
-    r = await reasons(seeded.conn, Scope(opening_id=O1), None)
+    f = await seeded.run(funnel, Scope(opening_id=O1), None)
+    r = await seeded.run(reasons, Scope(opening_id=O1), None)
     assert png_size(chart_png(f, r, "Backend developer, Acme", {"nervous": "Nervous"})) == (
         900,
         900,

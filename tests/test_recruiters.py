@@ -20,6 +20,7 @@ from bot.engine.model import (
     Decided,
     Event,
     InterviewSet,
+    Invitation,
     Outcome,
     QuestionAsked,
     Reply,
@@ -40,7 +41,7 @@ from bot.recruiters.follower import (
 )
 from bot.render import Renderer
 from bot.storage.db import Database
-from bot.storage.store import NudgeRow
+from bot.storage.store import Conn, NudgeRow
 from tests.conftest import FakeClock
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday
@@ -76,12 +77,14 @@ def desk(db: Database, follower: RecruiterFollower, clock: FakeClock) -> Recruit
 async def setup_opening(
     db: Database, recruiter: int = RECRUITER, status: str = "approved"
 ) -> tuple[repo.Opening, repo.Link]:
-    async with db.transaction() as conn:
-        await repo.set_status(conn, recruiter, status, NOW, "Rita")
-        opening = await repo.create_opening(conn, recruiter, "Dev", "Acme", None, None, NOW)
-        link = await repo.add_link(conn, opening.id, None, NOW)
-        await repo.ensure_user(conn, CANDIDATE, NOW)
-    return opening, link
+    def make(conn: Conn) -> tuple[repo.Opening, repo.Link]:
+        repo.set_status(conn, recruiter, status, NOW, "Rita")
+        opening = repo.create_opening(conn, recruiter, "Dev", "Acme", None, None, NOW)
+        link = repo.add_link(conn, opening.id, None, NOW)
+        repo.ensure_user(conn, CANDIDATE, NOW)
+        return opening, link
+
+    return await db.atomic(make)
 
 
 def start(code: str, name: str = "Dana") -> Event:
@@ -98,8 +101,11 @@ async def record(
     now: datetime = NOW,
 ) -> bool:
     outcome = Outcome((), state or State(), milestones=milestones)
-    async with db.transaction() as conn:
-        return await follower.record(conn, event, before or State(), outcome, now)
+    return await db.atomic(follower.record, event, before or State(), outcome, now)
+
+
+async def invite(follower: RecruiterFollower, event: Event) -> Invitation | None:
+    return await follower.db.run(follower.invitation, event, follower.clock())
 
 
 async def rows(db: Database, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -152,8 +158,7 @@ async def test_the_first_link_is_kept_and_a_later_one_recorded(
     db: Database, follower: RecruiterFollower
 ) -> None:
     opening, first = await setup_opening(db)
-    async with db.transaction() as conn:
-        second = await repo.add_link(conn, opening.id, "LinkedIn", NOW)
+    second = await db.atomic(repo.add_link, opening.id, "LinkedIn", NOW)
     await record(db, follower, start(first.code))
     await record(db, follower, start(second.code), now=NOW + timedelta(hours=1))
     await record(db, follower, start(first.code), now=NOW + timedelta(hours=2))
@@ -168,24 +173,21 @@ async def test_the_invitation_follows_the_latest_usable_link(
     db: Database, follower: RecruiterFollower
 ) -> None:
     opening, link = await setup_opening(db)
-    assert await follower.invitation(start(link.code)) is not None
-    assert await follower.invitation(Event(CANDIDATE, "text", "hi")) is None  # not yet attributed
+    assert await invite(follower, start(link.code)) is not None
+    assert await invite(follower, Event(CANDIDATE, "text", "hi")) is None  # not yet attributed
     await record(db, follower, start(link.code))
-    invitation = await follower.invitation(Event(CANDIDATE, "text", "hi"))
+    invitation = await invite(follower, Event(CANDIDATE, "text", "hi"))
     assert invitation is not None and (invitation.role, invitation.company) == ("Dev", "Acme")
     assert invitation.consent is None and invitation.can_ask
-    async with db.transaction() as conn:
-        await repo.set_opening_status(conn, opening.id, "paused")
+    await db.run(repo.set_opening_status, opening.id, "paused")
     # Paused: no new attribution, but a candidate already in keeps the context.
-    assert await follower.invitation(Event(CANDIDATE + 1, "command", "start", link.code)) is None
-    assert await follower.invitation(Event(CANDIDATE, "text", "hi")) is not None
-    async with db.transaction() as conn:
-        await repo.set_opening_status(conn, opening.id, "closed")
-    assert await follower.invitation(Event(CANDIDATE, "text", "hi")) is None
-    async with db.transaction() as conn:
-        await repo.set_opening_status(conn, opening.id, "open")
-        await repo.set_status(conn, RECRUITER, "removed", NOW)
-    assert await follower.invitation(Event(CANDIDATE, "text", "hi")) is None
+    assert await invite(follower, Event(CANDIDATE + 1, "command", "start", link.code)) is None
+    assert await invite(follower, Event(CANDIDATE, "text", "hi")) is not None
+    await db.run(repo.set_opening_status, opening.id, "closed")
+    assert await invite(follower, Event(CANDIDATE, "text", "hi")) is None
+    await db.run(repo.set_opening_status, opening.id, "open")
+    await db.run(repo.set_status, RECRUITER, "removed", NOW)
+    assert await invite(follower, Event(CANDIDATE, "text", "hi")) is None
 
 
 async def test_questions_one_at_a_time_and_a_few_a_day(
@@ -197,18 +199,17 @@ async def test_questions_one_at_a_time_and_a_few_a_day(
     [payload] = await queued(db, RECRUITER)
     assert payload["context"]["text"] == "Is it remote?"
     assert DESK.unpack(payload["buttons"][0][1]) is not None
-    invitation = await follower.invitation(Event(CANDIDATE, "text", "x"))
+    invitation = await invite(follower, Event(CANDIDATE, "text", "x"))
     assert invitation is not None and not invitation.can_ask and invitation.questions == 1
     # An unanswered question stops blocking after a week.
     clock.advance(days=7, minutes=1)
-    invitation = await follower.invitation(Event(CANDIDATE, "text", "x"))
+    invitation = await invite(follower, Event(CANDIDATE, "text", "x"))
     assert invitation is not None and invitation.can_ask
-    async with db.transaction() as conn:
-        for n in range(QUESTIONS_A_DAY):
-            question = await repo.add_question(conn, CANDIDATE, _opening.id, f"q{n}", clock.now)
-            assert await repo.answer_question(conn, question.id, "a", clock.now)
-            assert not await repo.answer_question(conn, question.id, "again", clock.now)
-    invitation = await follower.invitation(Event(CANDIDATE, "text", "x"))
+    for n in range(QUESTIONS_A_DAY):
+        question = await db.run(repo.add_question, CANDIDATE, _opening.id, f"q{n}", clock.now)
+        assert await db.run(repo.answer_question, question.id, "a", clock.now)
+        assert not await db.run(repo.answer_question, question.id, "again", clock.now)
+    invitation = await invite(follower, Event(CANDIDATE, "text", "x"))
     assert invitation is not None and not invitation.can_ask  # the day's limit
 
 
@@ -272,8 +273,7 @@ async def test_a_removed_recruiter_is_told_nothing(
 ) -> None:
     _opening, link = await setup_opening(db)
     await record(db, follower, start(link.code))
-    async with db.transaction() as conn:
-        await repo.set_status(conn, RECRUITER, "removed", NOW)
+    await db.run(repo.set_status, RECRUITER, "removed", NOW)
     text = Event(CANDIDATE, "text", "x", "", "Dana")
     assert not await record(db, follower, text, ConsentGiven(True), state=State(decision="go"))
     assert not await record(db, follower, text, QuestionAsked("hello?"))
@@ -322,9 +322,8 @@ async def test_the_digest_is_composed_when_due_and_the_next_one_queued(
         db, "SELECT due_at FROM nudges WHERE kind = 'digest' AND state = 'pending'"
     )
     assert datetime.fromtimestamp(due, UTC) == datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-    async with db.transaction() as conn:
-        await repo.set_digest(conn, RECRUITER, False)
-        assert not await follower.schedule_digest(conn, RECRUITER, NOW)
+    await db.run(repo.set_digest, RECRUITER, False)
+    assert not await db.atomic(follower.schedule_digest, RECRUITER, NOW)
     assert isinstance(await follower.decide(row(DIGEST, "{}", user=RECRUITER), NOW), Expire)
 
 
@@ -332,13 +331,12 @@ async def test_a_zone_change_moves_a_recruiters_digest(
     db: Database, follower: RecruiterFollower
 ) -> None:
     await setup_opening(db)
-    async with db.transaction() as conn:
-        assert await follower.schedule_digest(conn, RECRUITER, NOW)
-        assert not await follower.schedule_digest(conn, RECRUITER, NOW)  # one at a time
-        await conn.execute(
-            "UPDATE users SET state = ? WHERE user_id = ?",
-            (State(timezone="Asia/Tokyo").to_json(), RECRUITER),
-        )
+    assert await db.atomic(follower.schedule_digest, RECRUITER, NOW)
+    assert not await db.atomic(follower.schedule_digest, RECRUITER, NOW)  # one at a time
+    await db.conn.execute(
+        "UPDATE users SET state = ? WHERE user_id = ?",
+        (State(timezone="Asia/Tokyo").to_json(), RECRUITER),
+    )
     event = Event(RECRUITER, "command", "timezone", "Tokyo")
     await record(db, follower, event, state=State(timezone="Asia/Tokyo"), before=State())
     [(due,)] = await rows(
@@ -385,7 +383,7 @@ async def test_newlink_in_one_line_or_in_steps(db: Database, desk: RecruiterDesk
     answer = await desk.text(RECRUITER, "Bring your portfolio")
     assert "Designer at Initech" in text_of(answer)
     assert not await desk.wants_text(RECRUITER)
-    openings = await repo.openings_of(db.conn, RECRUITER)
+    openings = await db.run(repo.openings_of, RECRUITER)
     newest = openings[0]
     assert (newest.role, newest.format, newest.note) == ("Designer", None, "Bring your portfolio")
     assert len(newest.company) == 80  # capped
@@ -397,7 +395,7 @@ async def test_a_cancelled_draft_creates_nothing(db: Database, desk: RecruiterDe
     await desk.text(RECRUITER, "Tester")
     answer = await desk.button(RECRUITER, "Rita", DESK.pack("cancel"))
     assert answer.notice == "Cancelled" and not await desk.wants_text(RECRUITER)
-    assert len(await repo.openings_of(db.conn, RECRUITER)) == 1
+    assert len(await db.run(repo.openings_of, RECRUITER)) == 1
 
 
 async def test_each_sees_their_own_openings_and_an_admin_all(
@@ -414,7 +412,7 @@ async def test_each_sees_their_own_openings_and_an_admin_all(
     }
     answer = await desk.button(RECRUITER, "Rita", DESK.pack("op", theirs.id, "close"))
     assert answer.notice == "Not one of your openings"
-    assert (await repo.get_opening(db.conn, theirs.id)).status == "open"  # type: ignore[union-attr]
+    assert (await db.run(repo.get_opening, theirs.id)).status == "open"  # type: ignore[union-attr]
     answer = await desk.button(ADMIN, "Ada", DESK.pack("op", theirs.id, "pause"))
     assert answer.notice == "Now paused"
 
@@ -425,8 +423,7 @@ async def test_a_draft_left_by_a_removed_recruiter_takes_no_text(
     await setup_opening(db)
     await desk.command(RECRUITER, "Rita", "newlink", "")
     assert await desk.wants_text(RECRUITER)
-    async with db.transaction() as conn:
-        await repo.set_status(conn, RECRUITER, "removed", NOW)
+    await db.run(repo.set_status, RECRUITER, "removed", NOW)
     assert not await desk.wants_text(RECRUITER)
     answer = await desk.command(RECRUITER, "Rita", "links", "")
     assert "This is for recruiters" in text_of(answer)
@@ -495,10 +492,9 @@ async def test_stats_and_lists_read_well(db: Database, desk: RecruiterDesk) -> N
     follower = desk.follower
     for n in range(4):
         event = Event(CANDIDATE + n, "command", "start", link.code)
-        async with db.transaction() as conn:
-            await repo.ensure_user(conn, CANDIDATE + n, NOW)
-            outcome = Outcome((), State(), milestones=(WorryNamed("nervous"),))
-            await follower.record(conn, event, State(), outcome, NOW)
+        await db.run(repo.ensure_user, CANDIDATE + n, NOW)
+        outcome = Outcome((), State(), milestones=(WorryNamed("nervous"),))
+        await db.atomic(follower.record, event, State(), outcome, NOW)
     answer = await desk.stats(RECRUITER, "o", opening.id, "all")
     text, chart = answer.items
     plain = text.plain_text  # type: ignore[union-attr]

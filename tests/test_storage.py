@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import pytest
 
+import bot.storage.store as store_module
 from bot.engine.model import (
     CancelNudge,
     CancelNudges,
@@ -111,19 +112,19 @@ async def test_commit_is_atomic(
     store: Store, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await store.commit(1, 100, State(step=Step.MENU), [], NOW)
-    real_apply = Store._apply
+    real_apply = store_module._apply
     calls = 0
 
-    async def failing_apply(
-        self: Store, conn: aiosqlite.Connection, user_id: int, effect: Effect, ts: int
+    def failing_apply(
+        conn: sqlite3.Connection, user_id: int, effect: Effect, ts: int
     ) -> int | None:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise RuntimeError("disk on fire")
-        return await real_apply(self, conn, user_id, effect, ts)
+        return real_apply(conn, user_id, effect, ts)
 
-    monkeypatch.setattr(Store, "_apply", failing_apply)
+    monkeypatch.setattr(store_module, "_apply", failing_apply)
     with pytest.raises(RuntimeError, match="disk on fire"):
         await store.commit(
             1, 100, State(step=Step.GO, decision="go"), [nudge("prep", 1), nudge("pep", 2)], NOW
@@ -133,7 +134,7 @@ async def test_commit_is_atomic(
     assert record is not None and record.state == State(step=Step.MENU)
     assert await rows(db, "SELECT * FROM nudges") == []
     # The connection is usable afterwards: no transaction left open.
-    monkeypatch.setattr(Store, "_apply", real_apply)
+    monkeypatch.setattr(store_module, "_apply", real_apply)
     await store.commit(1, 100, State(step=Step.LEAN), [nudge("pep", 2)], NOW)
     assert len(await store.pending_nudges(1)) == 1
 
@@ -141,10 +142,10 @@ async def test_commit_is_atomic(
 async def test_a_new_user_failing_commit_leaves_no_user(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def boom(*_: object) -> int | None:
+    def boom(*_: object) -> int | None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(Store, "_apply", boom)
+    monkeypatch.setattr(store_module, "_apply", boom)
     with pytest.raises(RuntimeError):
         await store.commit(2, 200, State(), [CancelNudges()], NOW)
     assert await store.load_user(2) is None
@@ -401,15 +402,19 @@ async def test_concurrent_commits_and_claims_on_one_connection(store: Store, db:
     assert count[0][0] == 50
 
 
-async def test_iter_pending_and_user_data(store: Store) -> None:
+async def test_all_pending_lists_everyones_pending_nudges_earliest_first(store: Store) -> None:
     await store.commit(
         1, 100, State(timezone="Asia/Tokyo"), [nudge("pep", 2), nudge("prep", 1)], NOW
     )
-    pending = [n async for n in store.iter_pending()]
-    assert [n.kind for n in pending] == ["prep", "pep"]
-    data = await store.user_data(1)
-    assert data is not None
-    assert await store.user_data(99) is None
+    [cancelled] = await store.commit(2, 200, State(), [nudge("checkback", 3)], NOW)
+    await store.commit(2, 200, State(), [nudge("followup", 4), CancelNudge(cancelled)], NOW)
+    pending = await store.all_pending()
+    assert [(n.user_id, n.chat_id, n.kind) for n in pending] == [
+        (1, 100, "prep"),
+        (1, 100, "pep"),
+        (2, 200, "followup"),
+    ]
+    assert [n.due_at for n in pending] == [NOW + timedelta(hours=h) for h in (1, 2, 4)]
 
 
 async def test_a_dead_holders_lock_can_be_taken_at_once(store: Store) -> None:

@@ -25,7 +25,7 @@ async def print_pending(db_path: Path, out: TextIO) -> int:
     db = await Database.open(db_path)
     try:
         count = 0
-        async for row in Store(db).iter_pending():
+        for row in await Store(db).all_pending():
             record = {
                 "user_id": row.user_id,
                 "kind": row.kind,

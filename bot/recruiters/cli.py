@@ -11,6 +11,7 @@ from typing import TextIO
 from bot.recruiters import repo
 from bot.recruiters.follower import DIGEST, relay, send_later
 from bot.storage.db import Database
+from bot.storage.store import Conn
 
 
 async def recruiters_main(db_path: Path, action: str, user_id: int | None, out: TextIO) -> int:
@@ -18,28 +19,31 @@ async def recruiters_main(db_path: Path, action: str, user_id: int | None, out: 
     now = datetime.now(UTC)
     try:
         if action == "list":
-            for r in await repo.list_recruiters(db.conn):
+            for r in await db.run(repo.list_recruiters):
                 out.write(f"{r.user_id}\t{r.status}\t{r.name or ''}\n")
             return 0
         assert user_id is not None
-        async with db.transaction() as conn:
-            current = await repo.get_recruiter(conn, user_id)
-            if action == "add":
-                if current is not None and current.status == "approved":
-                    out.write(f"{user_id} is a recruiter already\n")
-                    return 0
-                await repo.set_status(conn, user_id, "approved", now)
-                message = relay("recruiters/approved", {})
-                # The bot queues their weekly digest when it next starts or they next use it.
-                await send_later(conn, user_id, message, now, expires=False)
-                out.write(f"{user_id} is now a recruiter\n")
-                return 0
-            if current is None or current.status != "approved":
-                out.write(f"{user_id} is not a recruiter\n")
-                return 1
-            await repo.set_status(conn, user_id, "removed", now)
-            await repo.cancel_queued(conn, user_id, DIGEST)
-            out.write(f"{user_id} is no longer a recruiter\n")
-            return 0
+        return await db.atomic(_change, action, user_id, now, out)
     finally:
         await db.close()
+
+
+def _change(conn: Conn, action: str, user_id: int, now: datetime, out: TextIO) -> int:
+    current = repo.get_recruiter(conn, user_id)
+    if action == "add":
+        if current is not None and current.status == "approved":
+            out.write(f"{user_id} is a recruiter already\n")
+            return 0
+        repo.set_status(conn, user_id, "approved", now)
+        message = relay("recruiters/approved", {})
+        # The bot queues their weekly digest when it next starts or they next use it.
+        send_later(conn, user_id, message, now, expires=False)
+        out.write(f"{user_id} is now a recruiter\n")
+        return 0
+    if current is None or current.status != "approved":
+        out.write(f"{user_id} is not a recruiter\n")
+        return 1
+    repo.set_status(conn, user_id, "removed", now)
+    repo.cancel_queued(conn, user_id, DIGEST)
+    out.write(f"{user_id} is no longer a recruiter\n")
+    return 0

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
 from bot.engine.buttons import pack as conversation_button
 from bot.engine.model import Button, Keyboard, Reply
 from bot.recruiters import repo, stats
@@ -27,6 +25,7 @@ from bot.recruiters.follower import RecruiterFollower, relay, send_later
 from bot.render import RenderedMessage, Renderer
 from bot.sending import Document, Outgoing, Photo
 from bot.storage.db import Database
+from bot.storage.store import Conn
 
 COMMANDS = frozenset({"recruiter", "newlink", "links", "stats", "export"})
 MAX_FIELD = {"role": 80, "company": 80, "format": 120, "note": 300, "channel": 40}
@@ -72,6 +71,9 @@ class RecruiterDesk:
         # Set by the front end: wake the dispatcher, and show or hide recruiter commands.
         self.on_queue: Callable[[], None] | None = None
         self.menus: Callable[[int, bool], Awaitable[None]] | None = None
+        # Who has a screen waiting for typed input (only the desk writes drafts), loaded
+        # on first use: a candidate's message costs no database hop to route.
+        self._drafting: set[int] | None = None
 
     # --- who is asking -----------------------------------------------------------------------
 
@@ -81,12 +83,30 @@ class RecruiterDesk:
     async def is_recruiter(self, user_id: int) -> bool:
         if self.is_admin(user_id):
             return True
-        return await repo.approved_recruiter(self.db.conn, user_id) is not None
+        return await self.db.run(repo.approved_recruiter, user_id) is not None
 
     async def wants_text(self, user_id: int) -> bool:
-        """A screen of this user's waits for typed input (and they may still use it)."""
-        recruiter = await repo.get_recruiter(self.db.conn, user_id)
+        """A screen of this user's waits for typed input (and they may still use it). Asked
+        of every typed message: answered from memory for everyone without a draft."""
+        if self._drafting is None:
+            self._drafting = set(await self.db.run(repo.drafting))
+        if user_id not in self._drafting:
+            return False
+        recruiter = await self.db.run(repo.get_recruiter, user_id)
         return bool(recruiter and recruiter.draft.get("step")) and await self.is_recruiter(user_id)
+
+    async def _set_draft(self, user_id: int, draft: dict[str, Any]) -> None:
+        await self.db.run(repo.set_draft, user_id, draft)
+        self._drafted(user_id, draft)
+
+    def _drafted(self, user_id: int, draft: Mapping[str, Any]) -> None:
+        """Keep the set of users with a screen open in step with what was just committed."""
+        if self._drafting is None:
+            return
+        if draft.get("step"):
+            self._drafting.add(user_id)
+        else:
+            self._drafting.discard(user_id)
 
     def _say(
         self, template: str, context: Mapping[str, Any] | None = None, *rows: Button
@@ -104,17 +124,20 @@ class RecruiterDesk:
 
     async def _owner_check(self, user_id: int, opening_id: int) -> repo.Opening | None:
         """The opening, if this user may see and change it."""
-        opening = await repo.get_opening(self.db.conn, opening_id)
+        return await self.db.run(self._owned, user_id, opening_id)
+
+    def _owned(self, conn: Conn, user_id: int, opening_id: int) -> repo.Opening | None:
+        opening = repo.get_opening(conn, opening_id)
         if opening is None:
             return None
         if opening.recruiter_id != user_id and not self.is_admin(user_id):
             return None
         return opening
 
-    async def _ensure_admin_row(self, conn: aiosqlite.Connection, user_id: int, name: str) -> None:
+    def _ensure_admin_row(self, conn: Conn, user_id: int, name: str) -> None:
         # Administrators are recruiters too: their openings need a row to belong to.
-        if self.is_admin(user_id) and await repo.approved_recruiter(conn, user_id) is None:
-            await repo.set_status(conn, user_id, "approved", self.clock(), name or None)
+        if self.is_admin(user_id) and repo.approved_recruiter(conn, user_id) is None:
+            repo.set_status(conn, user_id, "approved", self.clock(), name or None)
 
     def _wake(self) -> None:
         if self.on_queue is not None:
@@ -127,12 +150,17 @@ class RecruiterDesk:
             return await self.request(user_id, first_name)
         if not await self.is_recruiter(user_id):
             return self._answer("not_recruiter")
-        async with self.db.transaction() as conn:
-            await self._ensure_admin_row(conn, user_id, first_name)
-            await repo.set_draft(conn, user_id, {})  # a new command leaves any screen
+        now = self.clock()
+
+        def begin(conn: Conn) -> None:
+            self._ensure_admin_row(conn, user_id, first_name)
+            repo.set_draft(conn, user_id, {})  # a new command leaves any screen
             # Approved from the shell while the bot ran: their digest starts with their first
             # command (idempotent otherwise).
-            await self.follower.schedule_digest(conn, user_id, self.clock())
+            self.follower.schedule_digest(conn, user_id, now)
+
+        await self.db.atomic(begin)
+        self._drafted(user_id, {})
         if name == "newlink":
             return await self.new_link(user_id, argument)
         if name == "links":
@@ -146,11 +174,12 @@ class RecruiterDesk:
         if await self.is_recruiter(user_id):
             return self._answer("already")
         name = first_name.strip()[:64] or None
-        async with self.db.transaction() as conn:
-            current = await repo.get_recruiter(conn, user_id)
+
+        def ask(conn: Conn) -> Answer | None:
+            current = repo.get_recruiter(conn, user_id)
             if current is not None and current.status == "pending":
                 return self._answer("request_pending")
-            await repo.set_status(conn, user_id, "pending", now, name)
+            repo.set_status(conn, user_id, "pending", now, name)
             if not self.admin_ids:
                 return self._answer("no_admins", {"user_id": user_id})
             for admin in sorted(self.admin_ids):
@@ -160,7 +189,12 @@ class RecruiterDesk:
                 )
                 context = {"name": name or "", "user_id": user_id}
                 payload = relay("recruiters/approve_request", context, buttons)
-                await send_later(conn, admin, payload, now, expires=False)
+                send_later(conn, admin, payload, now, expires=False)
+            return None
+
+        refused = await self.db.atomic(ask)
+        if refused is not None:
+            return refused
         self._wake()
         return self._answer("request_sent")
 
@@ -168,27 +202,30 @@ class RecruiterDesk:
         if not self.is_admin(admin):
             return self._answer("not_admin", notice="Administrators only")
         now = self.clock()
-        async with self.db.transaction() as conn:
-            current = await repo.get_recruiter(conn, user_id)
-            if current is None or current.status != "pending":
-                status = current.status if current else "unknown"
-                return self._answer("request_done", {"status": status}, notice="Already decided")
-            await self.set_recruiter(conn, user_id, approve, now)
+
+        def decide(conn: Conn) -> repo.Recruiter | None:
+            current = repo.get_recruiter(conn, user_id)
+            if current is not None and current.status == "pending":
+                self.set_recruiter(conn, user_id, approve, now)
+            return current
+
+        current = await self.db.atomic(decide)
+        if current is None or current.status != "pending":
+            status = current.status if current else "unknown"
+            return self._answer("request_done", {"status": status}, notice="Already decided")
         self._wake()
         if self.menus is not None:
             await self.menus(user_id, approve)
         context = {"name": current.name or "", "user_id": user_id, "approved": approve}
         return self._answer("request_decided", context, notice="Done")
 
-    async def set_recruiter(
-        self, conn: aiosqlite.Connection, user_id: int, approve: bool, now: datetime
-    ) -> None:
-        """Approve or deny (also from the shell), tell the person, and plan their digest."""
-        await repo.set_status(conn, user_id, "approved" if approve else "denied", now)
+    def set_recruiter(self, conn: Conn, user_id: int, approve: bool, now: datetime) -> None:
+        """Approve or deny, tell the person, and plan their digest."""
+        repo.set_status(conn, user_id, "approved" if approve else "denied", now)
         template = "recruiters/approved" if approve else "recruiters/denied"
-        await send_later(conn, user_id, relay(template, {}), now, expires=False)
+        send_later(conn, user_id, relay(template, {}), now, expires=False)
         if approve:
-            await self.follower.schedule_digest(conn, user_id, now)
+            self.follower.schedule_digest(conn, user_id, now)
 
     # --- openings and links ------------------------------------------------------------------
 
@@ -202,8 +239,7 @@ class RecruiterDesk:
         draft: dict[str, Any] = {"step": "role"}
         if argument:
             draft = {"step": "company", "role": argument[: MAX_FIELD["role"]]}
-        async with self.db.transaction() as conn:
-            await repo.set_draft(conn, user_id, draft)
+        await self._set_draft(user_id, draft)
         return self._prompt(draft)
 
     def _prompt(self, draft: Mapping[str, Any]) -> Answer:
@@ -215,8 +251,9 @@ class RecruiterDesk:
 
     async def _create(self, user_id: int, draft: Mapping[str, Any]) -> Answer:
         now = self.clock()
-        async with self.db.transaction() as conn:
-            opening = await repo.create_opening(
+
+        def create(conn: Conn) -> tuple[repo.Opening, repo.Link]:
+            opening = repo.create_opening(
                 conn,
                 user_id,
                 str(draft["role"]),
@@ -225,8 +262,12 @@ class RecruiterDesk:
                 draft.get("note"),
                 now,
             )
-            link = await repo.add_link(conn, opening.id, None, now)
-            await repo.set_draft(conn, user_id, {})
+            link = repo.add_link(conn, opening.id, None, now)
+            repo.set_draft(conn, user_id, {})
+            return opening, link
+
+        opening, link = await self.db.atomic(create)
+        self._drafted(user_id, {})
         return self._link_answer(opening, link, "created")
 
     def _link_answer(self, opening: repo.Opening, link: repo.Link, why: str) -> Answer:
@@ -239,7 +280,7 @@ class RecruiterDesk:
         return Answer((text, Photo(qr_png(url), caption)))
 
     async def text(self, user_id: int, text: str) -> Answer:
-        recruiter = await repo.get_recruiter(self.db.conn, user_id)
+        recruiter = await self.db.run(repo.get_recruiter, user_id)
         draft = dict(recruiter.draft) if recruiter else {}
         step = draft.get("step")
         value = " ".join(text.split())
@@ -259,20 +300,23 @@ class RecruiterDesk:
         if following is None:
             return await self._create(user_id, draft)
         draft["step"] = following
-        async with self.db.transaction() as conn:
-            await repo.set_draft(conn, user_id, draft)
+        await self._set_draft(user_id, draft)
         return self._prompt(draft)
 
     async def links(self, user_id: int) -> Answer:
-        conn = self.db.conn
         scope = None if self.is_admin(user_id) else user_id
-        openings = await repo.openings_of(conn, scope)
-        listed = []
-        for opening in openings:
-            counts = await repo.link_counts(conn, opening.id)
-            opened = sum(c[0] for c in counts.values())
-            going = sum(c[1] for c in counts.values())
-            listed.append({"opening": opening, "opened": opened, "going": going})
+
+        def read(conn: Conn) -> tuple[list[repo.Opening], list[dict[str, Any]]]:
+            openings = repo.openings_of(conn, scope)
+            listed = []
+            for opening in openings:
+                counts = repo.link_counts(conn, opening.id)
+                opened = sum(c[0] for c in counts.values())
+                going = sum(c[1] for c in counts.values())
+                listed.append({"opening": opening, "opened": opened, "going": going})
+            return openings, listed
+
+        openings, listed = await self.db.run(read)
         buttons = [_btn("r_opening", "open", o.id, role=o.role[:18]) for o in openings[:MAX_LISTED]]
         return self._answer(
             "links", {"listed": listed, "more": len(openings) > MAX_LISTED}, *buttons
@@ -282,8 +326,7 @@ class RecruiterDesk:
         opening = await self._owner_check(user_id, opening_id)
         if opening is None:
             return self._answer("not_yours", notice="Not one of your openings")
-        conn = self.db.conn
-        counts = await repo.link_counts(conn, opening.id)
+        counts = await self.db.run(repo.link_counts, opening.id)
         links = [
             {
                 "channel": link.channel,
@@ -291,7 +334,7 @@ class RecruiterDesk:
                 "opened": counts.get(link.id, (0, 0))[0],
                 "going": counts.get(link.id, (0, 0))[1],
             }
-            for link in await repo.links_of(conn, opening.id)
+            for link in await self.db.run(repo.links_of, opening.id)
         ]
         pause = ("r_resume", "resume") if opening.status == "paused" else ("r_pause", "pause")
         close = ("r_reopen", "reopen") if opening.status == "closed" else ("r_close", "close")
@@ -313,32 +356,37 @@ class RecruiterDesk:
             return self._answer("not_yours", notice="Not one of your openings")
         status = {"pause": "paused", "resume": "open", "close": "closed", "reopen": "open"}
         if what in status:
-            async with self.db.transaction() as conn:
-                await repo.set_opening_status(conn, opening.id, status[what])
+            await self.db.run(repo.set_opening_status, opening.id, status[what])
             return await self.opening(user_id, opening.id, notice=f"Now {status[what]}")
         if what == "newcode":
-            async with self.db.transaction() as conn:
-                links = await repo.links_of(conn, opening.id)
+            now = self.clock()
+
+            def renew(conn: Conn) -> repo.Link:
+                links = repo.links_of(conn, opening.id)
                 main = next((link for link in links if link.channel is None), None)
                 if main is None:
-                    fresh = await repo.add_link(conn, opening.id, None, self.clock())
-                else:
-                    fresh = await repo.replace_code(conn, main, self.clock())
-            return self._link_answer(opening, fresh, "newcode")
+                    return repo.add_link(conn, opening.id, None, now)
+                return repo.replace_code(conn, main, now)
+
+            return self._link_answer(opening, await self.db.atomic(renew), "newcode")
         if what == "channel":
-            async with self.db.transaction() as conn:
-                draft = {"step": "channel", "opening": opening.id}
-                await repo.set_draft(conn, user_id, draft)
+            draft = {"step": "channel", "opening": opening.id}
+            await self._set_draft(user_id, draft)
             return self._prompt(draft)
         return self._answer("stale", notice="That button no longer works")
 
     async def _add_channel(self, user_id: int, opening_id: int, channel: str) -> Answer:
         opening = await self._owner_check(user_id, opening_id)
-        async with self.db.transaction() as conn:
-            await repo.set_draft(conn, user_id, {})
-            if opening is None:
-                return self._answer("not_yours")
-            link = await repo.add_link(conn, opening.id, channel, self.clock())
+        now = self.clock()
+
+        def add(conn: Conn) -> repo.Link | None:
+            repo.set_draft(conn, user_id, {})
+            return None if opening is None else repo.add_link(conn, opening.id, channel, now)
+
+        link = await self.db.atomic(add)
+        self._drafted(user_id, {})
+        if opening is None or link is None:
+            return self._answer("not_yours")
         return self._link_answer(opening, link, "channel")
 
     # --- numbers -----------------------------------------------------------------------------
@@ -351,7 +399,7 @@ class RecruiterDesk:
         if kind in ("o", "l"):
             opening_id = item
             if kind == "l":
-                link = await repo.get_link(self.db.conn, item)
+                link = await self.db.run(repo.get_link, item)
                 opening_id = link.opening_id if link else 0
             opening = await self._owner_check(user_id, opening_id)
             if opening is None:
@@ -364,15 +412,19 @@ class RecruiterDesk:
             title_context.update(opening=opening, channel=link.channel if link else None)
         chosen = PERIODS.get(period, stats.Period.MONTH)
         since = chosen.since(self.clock())
-        conn = self.db.conn
-        numbers = await stats.funnel(conn, scope, since)
-        reasons = await stats.reasons(conn, scope, since)
-        channels: list[dict[str, Any]] = []
-        if kind == "o" and scope.opening_id is not None:
-            counts = await repo.link_counts(conn, scope.opening_id)
-            for each in await repo.links_of(conn, scope.opening_id, active_only=False):
-                opened, going = counts.get(each.id, (0, 0))
-                channels.append({"link": each, "opened": opened, "going": going})
+
+        def read(conn: Conn) -> tuple[stats.Funnel, list[stats.Reason], list[dict[str, Any]]]:
+            numbers = stats.funnel(conn, scope, since)
+            reasons = stats.reasons(conn, scope, since)
+            channels: list[dict[str, Any]] = []
+            if kind == "o" and scope.opening_id is not None:
+                counts = repo.link_counts(conn, scope.opening_id)
+                for each in repo.links_of(conn, scope.opening_id, active_only=False):
+                    opened, going = counts.get(each.id, (0, 0))
+                    channels.append({"link": each, "opened": opened, "going": going})
+            return numbers, reasons, channels
+
+        numbers, reasons, channels = await self.db.run(read)
         context = {
             **title_context,
             "period": chosen.value,
@@ -407,7 +459,7 @@ class RecruiterDesk:
 
     async def export(self, user_id: int) -> Answer:
         recruiter = None if self.is_admin(user_id) else user_id
-        rows = await stats.consented_rows(self.db.conn, recruiter)
+        rows = await self.db.run(stats.consented_rows, recruiter)
         if not rows:
             return self._answer("export_empty")
         name = f"candidates-{self.clock():%Y-%m-%d}.csv"
@@ -418,15 +470,13 @@ class RecruiterDesk:
     # --- relayed questions -------------------------------------------------------------------
 
     async def reply(self, user_id: int, question_id: int) -> Answer:
-        conn = self.db.conn
-        question = await repo.get_question(conn, question_id)
+        question = await self.db.run(repo.get_question, question_id)
         opening = await self._owner_check(user_id, question.opening_id) if question else None
         if question is None or opening is None:
             return self._answer("not_yours", notice="Not one of your questions")
         if question.answered:
             return self._answer("question_done", notice="Answered already")
-        async with self.db.transaction() as write:
-            await repo.set_draft(write, user_id, {"step": "answer", "question": question.id})
+        await self._set_draft(user_id, {"step": "answer", "question": question.id})
         context = {"text": question.text, "opening": opening}
         return self._answer("answer_prompt", context, _btn("r_cancel", "cancel"))
 
@@ -435,20 +485,26 @@ class RecruiterDesk:
         if not answer:
             return Answer()
         now = self.clock()
-        async with self.db.transaction() as conn:
-            await repo.set_draft(conn, user_id, {})
-            question = await repo.get_question(conn, question_id)
-            opening = await self._owner_check(user_id, question.opening_id) if question else None
+
+        def send(conn: Conn) -> str:
+            repo.set_draft(conn, user_id, {})
+            question = repo.get_question(conn, question_id)
+            opening = self._owned(conn, user_id, question.opening_id) if question else None
             if question is None or opening is None:
-                return self._answer("not_yours")
-            if not await repo.answer_question(conn, question.id, answer, now):
-                return self._answer("question_done")
+                return "not_yours"
+            if not repo.answer_question(conn, question.id, answer, now):
+                return "question_done"
             context = {"role": opening.role, "company": opening.company, "text": answer}
             buttons = (("ask_another", conversation_button("ask")),)
             payload = relay("recruiters/answer", context, buttons)
-            await send_later(conn, question.user_id, payload, now, about=question.user_id)
-        self._wake()
-        return self._answer("answer_sent")
+            send_later(conn, question.user_id, payload, now, about=question.user_id)
+            return "answer_sent"
+
+        outcome = await self.db.atomic(send)
+        self._drafted(user_id, {})
+        if outcome == "answer_sent":
+            self._wake()
+        return self._answer(outcome)
 
     # --- buttons -----------------------------------------------------------------------------
 
@@ -461,8 +517,7 @@ class RecruiterDesk:
             return await self.decide_request(user_id, int(args[0]), args[1] == "yes")
         if not await self.is_recruiter(user_id):
             return self._answer("not_recruiter", notice="Recruiters only")
-        async with self.db.transaction() as conn:
-            await self._ensure_admin_row(conn, user_id, first_name)
+        await self.db.atomic(self._ensure_admin_row, user_id, first_name)
         if name == "open" and args[0].isdigit():
             return await self.opening(user_id, int(args[0]))
         if name == "op" and args[0].isdigit():
@@ -480,23 +535,25 @@ class RecruiterDesk:
         return self._answer("stale", notice="That button no longer works")
 
     async def _skip_or_cancel(self, user_id: int, name: str) -> Answer:
-        recruiter = await repo.get_recruiter(self.db.conn, user_id)
+        recruiter = await self.db.run(repo.get_recruiter, user_id)
         draft = dict(recruiter.draft) if recruiter else {}
         if name == "skip" and draft.get("step") in ("format", "note"):
             draft[str(draft["step"])] = None
             return await self._advance(user_id, draft)
-        async with self.db.transaction() as conn:
-            await repo.set_draft(conn, user_id, {})
+        await self._set_draft(user_id, {})
         return self._answer("cancelled", notice="Cancelled")
 
     async def digest(self, user_id: int, on: bool) -> Answer:
         now = self.clock()
-        async with self.db.transaction() as conn:
-            await repo.set_digest(conn, user_id, on)
+
+        def switch(conn: Conn) -> None:
+            repo.set_digest(conn, user_id, on)
             if on:
-                await self.follower.schedule_digest(conn, user_id, now)
+                self.follower.schedule_digest(conn, user_id, now)
             else:
-                await repo.cancel_queued(conn, user_id, "digest")
+                repo.cancel_queued(conn, user_id, "digest")
+
+        await self.db.atomic(switch)
         self._wake()
         button = (
             _btn("r_digest_on", "digest", "on") if not on else _btn("r_digest_off", "digest", "off")

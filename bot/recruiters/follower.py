@@ -11,8 +11,6 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiosqlite
-
 from bot.engine import planner
 from bot.engine.decide import Expire, NudgeDecision, Send
 from bot.engine.model import (
@@ -35,7 +33,7 @@ from bot.recruiters import repo, stats
 from bot.recruiters.buttons import DESK
 from bot.recruiters.codes import looks_like_code
 from bot.storage.db import Database
-from bot.storage.store import NudgeRow
+from bot.storage.store import Conn, NudgeRow
 
 RELAY = "relay"  # a prepared message: a notification, a relayed question or answer
 DIGEST = "digest"  # the weekly numbers, composed when due
@@ -68,8 +66,8 @@ def relay(
     return {"template": template, "context": dict(context), "buttons": [list(b) for b in buttons]}
 
 
-async def send_later(
-    conn: aiosqlite.Connection,
+def send_later(
+    conn: Conn,
     recipient: int,
     payload: dict[str, Any],
     now: datetime,
@@ -81,7 +79,7 @@ async def send_later(
     concerns (deleting their data drops it); news expires after RELAY_LIFETIME, a decision
     on someone's access does not."""
     deadline = now + RELAY_LIFETIME if expires else None
-    await repo.queue(conn, recipient, RELAY, payload, now, deadline, now, about=about)
+    repo.queue(conn, recipient, RELAY, payload, now, deadline, now, about=about)
 
 
 def reply_from(payload: Mapping[str, Any]) -> Reply:
@@ -124,14 +122,12 @@ class RecruiterFollower:
 
     # --- before the engine -------------------------------------------------------------------
 
-    async def invitation(self, event: Event) -> Invitation | None:
-        conn = self.db.conn
-        found = await self._opening_for(conn, event)
+    def invitation(self, conn: Conn, event: Event, now: datetime) -> Invitation | None:
+        found = self._opening_for(conn, event)
         if found is None:
             return None
         opening, consent = found
-        now = self.clock()
-        total, recent, waiting = await repo.question_counts(
+        total, recent, waiting = repo.question_counts(
             conn, event.user_id, now - timedelta(days=1), now - OPEN_QUESTION_WAIT
         )
         return Invitation(
@@ -144,30 +140,28 @@ class RecruiterFollower:
             questions=total,
         )
 
-    async def _opening_for(
-        self, conn: aiosqlite.Connection, event: Event
-    ) -> tuple[repo.Opening, bool | None] | None:
+    def _opening_for(self, conn: Conn, event: Event) -> tuple[repo.Opening, bool | None] | None:
         code = start_code(event)
         if code is not None:
-            hit = await repo.find_code(conn, code)
+            hit = repo.find_code(conn, code)
             if hit is not None and usable(*hit):
                 _link, opening = hit
-                candidate = await repo.get_candidate(conn, event.user_id, opening.id)
+                candidate = repo.get_candidate(conn, event.user_id, opening.id)
                 return opening, candidate.consent if candidate else None
-        latest = await repo.latest_candidate(conn, event.user_id)
+        latest = repo.latest_candidate(conn, event.user_id)
         if latest is None:
             return None
         candidate, opening = latest
-        recruiter = await repo.approved_recruiter(conn, opening.recruiter_id)
+        recruiter = repo.approved_recruiter(conn, opening.recruiter_id)
         if opening.status == "closed" or recruiter is None:
             return None
         return opening, candidate.consent
 
     # --- in the commit transaction -----------------------------------------------------------
 
-    async def record(
+    def record(
         self,
-        conn: aiosqlite.Connection,
+        conn: Conn,
         event: Event,
         before: State,
         outcome: Outcome,
@@ -175,18 +169,18 @@ class RecruiterFollower:
     ) -> bool:
         user = event.user_id
         moved = before.timezone != outcome.state.timezone
-        if moved and await repo.has_pending(conn, user, DIGEST):
+        if moved and repo.has_pending(conn, user, DIGEST):
             # A recruiter's digest comes on Monday 09:00 in their zone: follow it.
-            await repo.cancel_queued(conn, user, DIGEST)
-            await self.schedule_digest(conn, user, now)
+            repo.cancel_queued(conn, user, DIGEST)
+            self.schedule_digest(conn, user, now)
         code = start_code(event)
         if code is not None:
-            hit = await repo.find_code(conn, code)
+            hit = repo.find_code(conn, code)
             if hit is not None and usable(*hit):
-                await repo.touch(conn, user, hit[0], now)
+                repo.touch(conn, user, hit[0], now)
         if not outcome.milestones:
             return False
-        latest = await repo.latest_candidate(conn, user)
+        latest = repo.latest_candidate(conn, user)
         if latest is None:
             return False
         candidate, opening = latest
@@ -194,15 +188,15 @@ class RecruiterFollower:
         notices: list[str] = []
         for milestone in outcome.milestones:
             if isinstance(milestone, WorryNamed):
-                await repo.reach(conn, candidate, "engaged", now)
-                await repo.reach(conn, candidate, "worry", now, milestone.objection)
+                repo.reach(conn, candidate, "engaged", now)
+                repo.reach(conn, candidate, "worry", now, milestone.objection)
             elif isinstance(milestone, Decided):
-                await repo.reach(conn, candidate, "engaged", now)
-                await repo.reach(conn, candidate, milestone.decision, now)
+                repo.reach(conn, candidate, "engaged", now)
+                repo.reach(conn, candidate, milestone.decision, now)
                 withdrew = milestone.decision == "pass" and milestone.previous == "go"
                 notices.append("withdrew" if withdrew else milestone.decision)
             elif isinstance(milestone, InterviewSet):
-                await repo.reach(conn, candidate, "time_set", now)
+                repo.reach(conn, candidate, "time_set", now)
                 if milestone.previous is not None:
                     notices.append("rescheduled")
                 elif outcome.state.decision == "go" and "go" not in notices:
@@ -211,45 +205,45 @@ class RecruiterFollower:
                 notices.append("cant")
             elif isinstance(milestone, Attended):
                 if milestone.how in ("went_well", "mixed"):
-                    await repo.reach(conn, candidate, "attended", now)
+                    repo.reach(conn, candidate, "attended", now)
                 notices.append("attended" if milestone.how != "missed" else "missed")
             elif isinstance(milestone, ConsentGiven):
                 scope = None if milestone.everywhere else opening.id
                 name = event.first_name.strip()[:64] or None
-                await repo.set_consent(conn, user, scope, milestone.allowed, name)
+                repo.set_consent(conn, user, scope, milestone.allowed, name)
                 if milestone.allowed and outcome.state.decision:
                     # Just agreed: tell the recruiter where things stand now.
                     notices.append(outcome.state.decision)
             elif isinstance(milestone, QuestionAsked):
-                queued |= await self._relay_question(conn, event, opening, milestone.text, now)
-        candidate = await repo.get_candidate(conn, user, opening.id) or candidate
+                queued |= self._relay_question(conn, event, opening, milestone.text, now)
+        candidate = repo.get_candidate(conn, user, opening.id) or candidate
         if candidate.consent:
             state = outcome.state
-            await repo.share_plans(
+            repo.share_plans(
                 conn, user, opening.id, state.decision, state.interview_at, state.attended
             )
             for what in dict.fromkeys(notices):  # once each, in order
-                queued |= await self._notify(conn, candidate, opening, what, outcome, now)
+                queued |= self._notify(conn, candidate, opening, what, outcome, now)
         return queued
 
-    async def _recruiter_zone(self, conn: aiosqlite.Connection, recruiter_id: int) -> ZoneInfo:
-        name = await repo.zone_of(conn, recruiter_id) or self.default_timezone
+    def _recruiter_zone(self, conn: Conn, recruiter_id: int) -> ZoneInfo:
+        name = repo.zone_of(conn, recruiter_id) or self.default_timezone
         return known_zone(name) or ZoneInfo("UTC")
 
-    async def _notify(
+    def _notify(
         self,
-        conn: aiosqlite.Connection,
+        conn: Conn,
         candidate: repo.Candidate,
         opening: repo.Opening,
         what: str,
         outcome: Outcome,
         now: datetime,
     ) -> bool:
-        recruiter = await repo.approved_recruiter(conn, opening.recruiter_id)
+        recruiter = repo.approved_recruiter(conn, opening.recruiter_id)
         if recruiter is None:
             return False
         interview = outcome.state.interview_at
-        zone = await self._recruiter_zone(conn, recruiter.user_id)
+        zone = self._recruiter_zone(conn, recruiter.user_id)
         context = {
             "what": what,
             "name": candidate.name or "",
@@ -258,21 +252,21 @@ class RecruiterFollower:
             "when": short_time(interview, zone) if interview and interview > now else "",
         }
         payload = relay("recruiters/notice", context)
-        await send_later(conn, recruiter.user_id, payload, now, about=candidate.user_id)
+        send_later(conn, recruiter.user_id, payload, now, about=candidate.user_id)
         return True
 
-    async def _relay_question(
+    def _relay_question(
         self,
-        conn: aiosqlite.Connection,
+        conn: Conn,
         event: Event,
         opening: repo.Opening,
         text: str,
         now: datetime,
     ) -> bool:
-        recruiter = await repo.approved_recruiter(conn, opening.recruiter_id)
+        recruiter = repo.approved_recruiter(conn, opening.recruiter_id)
         if recruiter is None:
             return False
-        question = await repo.add_question(conn, event.user_id, opening.id, text, now)
+        question = repo.add_question(conn, event.user_id, opening.id, text, now)
         context = {
             "name": event.first_name.strip()[:64],
             "role": opening.role,
@@ -282,7 +276,7 @@ class RecruiterFollower:
         # The recruiter answers through the bot: neither sees the other's account.
         buttons = (("r_reply", DESK.pack("reply", question.id)),)
         payload = relay("recruiters/question", context, buttons)
-        await send_later(conn, recruiter.user_id, payload, now, about=event.user_id)
+        send_later(conn, recruiter.user_id, payload, now, about=event.user_id)
         return True
 
     # --- when a queued message is due --------------------------------------------------------
@@ -300,17 +294,16 @@ class RecruiterFollower:
             if not isinstance(payload.get("template"), str):
                 return Expire("unreadable payload")
             return Send((reply_from(payload),))
-        return await self._digest(nudge.user_id, now)
+        return await self.db.run(self._digest, nudge.user_id, now)
 
-    async def _digest(self, recruiter_id: int, now: datetime) -> NudgeDecision:
-        conn = self.db.conn
-        recruiter = await repo.approved_recruiter(conn, recruiter_id)
+    def _digest(self, conn: Conn, recruiter_id: int, now: datetime) -> NudgeDecision:
+        recruiter = repo.approved_recruiter(conn, recruiter_id)
         if recruiter is None or not recruiter.digest:
             return Expire("no digest for this recruiter")
         since = now - timedelta(days=PERIOD_DAYS)
         scope = stats.Scope(recruiter_id=recruiter_id)
-        numbers = await stats.funnel(conn, scope, since)
-        reasons = await stats.reasons(conn, scope, since)
+        numbers = stats.funnel(conn, scope, since)
+        reasons = stats.reasons(conn, scope, since)
         context = {
             "stages": numbers.stages(),
             "empty": numbers.empty,
@@ -322,23 +315,23 @@ class RecruiterFollower:
     async def after_sent(self, nudge: NudgeRow) -> None:
         now = self.clock()
         if nudge.kind == DIGEST:
-            async with self.db.transaction() as conn:
-                await self.schedule_digest(conn, nudge.user_id, now)
+            await self.db.atomic(self.schedule_digest, nudge.user_id, now)
         elif nudge.kind in (planner.PREP, planner.PEP):
-            async with self.db.transaction() as conn:
-                latest = await repo.latest_candidate(conn, nudge.user_id)
-                if latest is not None:
-                    await repo.reach(conn, latest[0], "reminded", now)
 
-    async def schedule_digest(
-        self, conn: aiosqlite.Connection, recruiter_id: int, now: datetime
-    ) -> bool:
+            def reminded(conn: Conn) -> None:
+                latest = repo.latest_candidate(conn, nudge.user_id)
+                if latest is not None:
+                    repo.reach(conn, latest[0], "reminded", now)
+
+            await self.db.atomic(reminded)
+
+    def schedule_digest(self, conn: Conn, recruiter_id: int, now: datetime) -> bool:
         """The next weekly digest, unless one is queued or the recruiter turned it off."""
-        recruiter = await repo.approved_recruiter(conn, recruiter_id)
+        recruiter = repo.approved_recruiter(conn, recruiter_id)
         if recruiter is None or not recruiter.digest:
             return False
-        if await repo.has_pending(conn, recruiter_id, DIGEST):
+        if repo.has_pending(conn, recruiter_id, DIGEST):
             return False
-        due = next_digest(now, await self._recruiter_zone(conn, recruiter_id))
-        await repo.queue(conn, recruiter_id, DIGEST, {}, due, due + timedelta(days=1), now)
+        due = next_digest(now, self._recruiter_zone(conn, recruiter_id))
+        repo.queue(conn, recruiter_id, DIGEST, {}, due, due + timedelta(days=1), now)
         return True

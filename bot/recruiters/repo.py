@@ -12,12 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
 from bot.recruiters.codes import new_code
 from bot.storage.store import to_ts as ts
 
-Conn = aiosqlite.Connection
+Conn = sqlite3.Connection
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,7 @@ class Candidate:
     name: str | None
 
 
-def _recruiter(row: aiosqlite.Row) -> Recruiter:
+def _recruiter(row: sqlite3.Row) -> Recruiter:
     try:
         draft = json.loads(row["draft"] or "{}")
     except ValueError:
@@ -72,7 +70,7 @@ def _recruiter(row: aiosqlite.Row) -> Recruiter:
     )
 
 
-def _opening(row: aiosqlite.Row) -> Opening:
+def _opening(row: sqlite3.Row) -> Opening:
     return Opening(
         id=row["id"],
         recruiter_id=row["recruiter_id"],
@@ -84,11 +82,11 @@ def _opening(row: aiosqlite.Row) -> Opening:
     )
 
 
-def _link(row: aiosqlite.Row) -> Link:
+def _link(row: sqlite3.Row) -> Link:
     return Link(row["id"], row["opening_id"], row["code"], row["channel"], bool(row["active"]))
 
 
-def _candidate(row: aiosqlite.Row) -> Candidate:
+def _candidate(row: sqlite3.Row) -> Candidate:
     consent = row["consent"]
     return Candidate(
         user_id=row["user_id"],
@@ -99,44 +97,42 @@ def _candidate(row: aiosqlite.Row) -> Candidate:
     )
 
 
-async def _one(conn: Conn, sql: str, *params: Any) -> aiosqlite.Row | None:
-    async with conn.execute(sql, params) as cur:
-        row: aiosqlite.Row | None = await cur.fetchone()
-        return row
+def _one(conn: Conn, sql: str, *params: Any) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute(sql, params).fetchone()
+    return row
 
 
-async def _all(conn: Conn, sql: str, *params: Any) -> list[aiosqlite.Row]:
-    async with conn.execute(sql, params) as cur:
-        return list(await cur.fetchall())
+def _all(conn: Conn, sql: str, *params: Any) -> list[sqlite3.Row]:
+    return list(conn.execute(sql, params).fetchall())
 
 
 # --- accounts --------------------------------------------------------------------------------
 
 
-async def ensure_user(conn: Conn, user_id: int, now: datetime) -> None:
+def ensure_user(conn: Conn, user_id: int, now: datetime) -> None:
     """A users row to address queued messages to (a private chat's id is the user's id)."""
-    await conn.execute(
+    conn.execute(
         "INSERT OR IGNORE INTO users (user_id, chat_id, state, created_at, updated_at)"
         " VALUES (?, ?, '{}', ?, ?)",
         (user_id, user_id, ts(now), ts(now)),
     )
 
 
-async def get_recruiter(conn: Conn, user_id: int) -> Recruiter | None:
-    row = await _one(conn, "SELECT * FROM recruiters WHERE user_id = ?", user_id)
+def get_recruiter(conn: Conn, user_id: int) -> Recruiter | None:
+    row = _one(conn, "SELECT * FROM recruiters WHERE user_id = ?", user_id)
     return None if row is None else _recruiter(row)
 
 
-async def approved_recruiter(conn: Conn, user_id: int) -> Recruiter | None:
+def approved_recruiter(conn: Conn, user_id: int) -> Recruiter | None:
     """The recruiter, if approved now (not pending, denied or removed)."""
-    recruiter = await get_recruiter(conn, user_id)
+    recruiter = get_recruiter(conn, user_id)
     return recruiter if recruiter is not None and recruiter.status == "approved" else None
 
 
-async def set_status(
+def set_status(
     conn: Conn, user_id: int, status: str, now: datetime, name: str | None = None
 ) -> None:
-    await conn.execute(
+    conn.execute(
         "INSERT INTO recruiters (user_id, status, name, created_at, updated_at)"
         " VALUES (?, ?, ?, ?, ?) ON CONFLICT(user_id) DO UPDATE SET status = excluded.status,"
         " name = coalesce(excluded.name, recruiters.name), updated_at = excluded.updated_at",
@@ -144,26 +140,36 @@ async def set_status(
     )
 
 
-async def list_recruiters(conn: Conn) -> list[Recruiter]:
-    rows = await _all(conn, "SELECT * FROM recruiters ORDER BY status, user_id")
+def list_recruiters(conn: Conn) -> list[Recruiter]:
+    rows = _all(conn, "SELECT * FROM recruiters ORDER BY status, user_id")
     return [_recruiter(row) for row in rows]
 
 
-async def set_draft(conn: Conn, user_id: int, draft: dict[str, Any]) -> None:
-    await conn.execute(
+def set_draft(conn: Conn, user_id: int, draft: dict[str, Any]) -> None:
+    conn.execute(
         "UPDATE recruiters SET draft = ? WHERE user_id = ?",
         (json.dumps(draft, separators=(",", ":")), user_id),
     )
 
 
-async def set_digest(conn: Conn, user_id: int, on: bool) -> None:
-    await conn.execute("UPDATE recruiters SET digest = ? WHERE user_id = ?", (int(on), user_id))
+def drafting(conn: Conn) -> list[int]:
+    """Who has a screen open that waits for typed input."""
+    rows = _all(
+        conn,
+        "SELECT user_id FROM recruiters WHERE draft IS NOT NULL AND json_valid(draft)"
+        " AND json_extract(draft, '$.step') IS NOT NULL",
+    )
+    return [int(row[0]) for row in rows]
+
+
+def set_digest(conn: Conn, user_id: int, on: bool) -> None:
+    conn.execute("UPDATE recruiters SET digest = ? WHERE user_id = ?", (int(on), user_id))
 
 
 # --- openings and links ----------------------------------------------------------------------
 
 
-async def create_opening(
+def create_opening(
     conn: Conn,
     recruiter_id: int,
     role: str,
@@ -172,42 +178,42 @@ async def create_opening(
     note: str | None,
     now: datetime,
 ) -> Opening:
-    cur = await conn.execute(
+    cur = conn.execute(
         "INSERT INTO openings (recruiter_id, role, company, format, note, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?)",
         (recruiter_id, role, company, fmt, note, ts(now)),
     )
     opening_id = cur.lastrowid
     assert opening_id is not None
-    opening = await get_opening(conn, opening_id)
+    opening = get_opening(conn, opening_id)
     assert opening is not None
     return opening
 
 
-async def get_opening(conn: Conn, opening_id: int) -> Opening | None:
-    row = await _one(conn, "SELECT * FROM openings WHERE id = ?", opening_id)
+def get_opening(conn: Conn, opening_id: int) -> Opening | None:
+    row = _one(conn, "SELECT * FROM openings WHERE id = ?", opening_id)
     return None if row is None else _opening(row)
 
 
-async def openings_of(conn: Conn, recruiter_id: int | None) -> list[Opening]:
+def openings_of(conn: Conn, recruiter_id: int | None) -> list[Opening]:
     """A recruiter's openings, newest first; None: everyone's (administrators)."""
     if recruiter_id is None:
-        rows = await _all(conn, "SELECT * FROM openings ORDER BY id DESC")
+        rows = _all(conn, "SELECT * FROM openings ORDER BY id DESC")
     else:
-        rows = await _all(
+        rows = _all(
             conn, "SELECT * FROM openings WHERE recruiter_id = ? ORDER BY id DESC", recruiter_id
         )
     return [_opening(row) for row in rows]
 
 
-async def set_opening_status(conn: Conn, opening_id: int, status: str) -> None:
-    await conn.execute("UPDATE openings SET status = ? WHERE id = ?", (status, opening_id))
+def set_opening_status(conn: Conn, opening_id: int, status: str) -> None:
+    conn.execute("UPDATE openings SET status = ? WHERE id = ?", (status, opening_id))
 
 
-async def add_link(conn: Conn, opening_id: int, channel: str | None, now: datetime) -> Link:
+def add_link(conn: Conn, opening_id: int, channel: str | None, now: datetime) -> Link:
     for _ in range(5):  # 96 random bits: a collision is all but impossible, but cheap to handle
         try:
-            cur = await conn.execute(
+            cur = conn.execute(
                 "INSERT INTO links (opening_id, code, channel, created_at) VALUES (?, ?, ?, ?)",
                 (opening_id, new_code(), channel, ts(now)),
             )
@@ -215,43 +221,41 @@ async def add_link(conn: Conn, opening_id: int, channel: str | None, now: dateti
             continue
         link_id = cur.lastrowid
         assert link_id is not None
-        link = await get_link(conn, link_id)
+        link = get_link(conn, link_id)
         assert link is not None
         return link
     raise RuntimeError("could not find a free link code")
 
 
-async def get_link(conn: Conn, link_id: int) -> Link | None:
-    row = await _one(conn, "SELECT * FROM links WHERE id = ?", link_id)
+def get_link(conn: Conn, link_id: int) -> Link | None:
+    row = _one(conn, "SELECT * FROM links WHERE id = ?", link_id)
     return None if row is None else _link(row)
 
 
-async def links_of(conn: Conn, opening_id: int, *, active_only: bool = True) -> list[Link]:
+def links_of(conn: Conn, opening_id: int, *, active_only: bool = True) -> list[Link]:
     where = " AND active = 1" if active_only else ""
-    rows = await _all(
-        conn, f"SELECT * FROM links WHERE opening_id = ?{where} ORDER BY id", opening_id
-    )
+    rows = _all(conn, f"SELECT * FROM links WHERE opening_id = ?{where} ORDER BY id", opening_id)
     return [_link(row) for row in rows]
 
 
-async def replace_code(conn: Conn, link: Link, now: datetime) -> Link:
+def replace_code(conn: Conn, link: Link, now: datetime) -> Link:
     """A new code for a link that leaked: the old one stops bringing new candidates."""
-    await conn.execute("UPDATE links SET active = 0 WHERE id = ?", (link.id,))
-    return await add_link(conn, link.opening_id, link.channel, now)
+    conn.execute("UPDATE links SET active = 0 WHERE id = ?", (link.id,))
+    return add_link(conn, link.opening_id, link.channel, now)
 
 
-async def find_code(conn: Conn, code: str) -> tuple[Link, Opening] | None:
-    row = await _one(conn, "SELECT * FROM links WHERE code = ?", code)
+def find_code(conn: Conn, code: str) -> tuple[Link, Opening] | None:
+    row = _one(conn, "SELECT * FROM links WHERE code = ?", code)
     if row is None:
         return None
     link = _link(row)
-    opening = await get_opening(conn, link.opening_id)
+    opening = get_opening(conn, link.opening_id)
     return None if opening is None else (link, opening)
 
 
-async def link_counts(conn: Conn, opening_id: int) -> dict[int, tuple[int, int]]:
+def link_counts(conn: Conn, opening_id: int) -> dict[int, tuple[int, int]]:
     """(opened, decided to go) per link of an opening, from the funnel's covering index."""
-    rows = await _all(
+    rows = _all(
         conn,
         "SELECT link_id, step, count(*) AS n FROM funnel"
         " WHERE opening_id = ? AND step IN ('opened', 'go') GROUP BY link_id, step",
@@ -267,16 +271,16 @@ async def link_counts(conn: Conn, opening_id: int) -> dict[int, tuple[int, int]]
 # --- candidates and the funnel ---------------------------------------------------------------
 
 
-async def get_candidate(conn: Conn, user_id: int, opening_id: int) -> Candidate | None:
-    row = await _one(
+def get_candidate(conn: Conn, user_id: int, opening_id: int) -> Candidate | None:
+    row = _one(
         conn, "SELECT * FROM candidates WHERE user_id = ? AND opening_id = ?", user_id, opening_id
     )
     return None if row is None else _candidate(row)
 
 
-async def latest_candidate(conn: Conn, user_id: int) -> tuple[Candidate, Opening] | None:
+def latest_candidate(conn: Conn, user_id: int) -> tuple[Candidate, Opening] | None:
     """The opening the candidate is talking about now: the one whose link they opened last."""
-    row = await _one(
+    row = _one(
         conn,
         "SELECT * FROM candidates WHERE user_id = ? ORDER BY last_at DESC LIMIT 1",
         user_id,
@@ -284,61 +288,59 @@ async def latest_candidate(conn: Conn, user_id: int) -> tuple[Candidate, Opening
     if row is None:
         return None
     candidate = _candidate(row)
-    opening = await get_opening(conn, candidate.opening_id)
+    opening = get_opening(conn, candidate.opening_id)
     return None if opening is None else (candidate, opening)
 
 
-async def touch(conn: Conn, user_id: int, link: Link, now: datetime) -> Candidate:
+def touch(conn: Conn, user_id: int, link: Link, now: datetime) -> Candidate:
     """The candidate opened a link: the first link is kept, a later one recorded as latest."""
-    await conn.execute(
+    conn.execute(
         "INSERT INTO candidates (user_id, opening_id, first_link_id, last_link_id, first_at,"
         " last_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(user_id, opening_id) DO UPDATE SET"
         " last_link_id = excluded.last_link_id, last_at = excluded.last_at",
         (user_id, link.opening_id, link.id, link.id, ts(now), ts(now)),
     )
-    candidate = await get_candidate(conn, user_id, link.opening_id)
+    candidate = get_candidate(conn, user_id, link.opening_id)
     assert candidate is not None
-    await reach(conn, candidate, "opened", now)
+    reach(conn, candidate, "opened", now)
     return candidate
 
 
-async def reach(
-    conn: Conn, candidate: Candidate, step: str, now: datetime, worry: str = ""
-) -> None:
+def reach(conn: Conn, candidate: Candidate, step: str, now: datetime, worry: str = "") -> None:
     """A funnel step reached (the first time only), counted for the link that brought them."""
-    await conn.execute(
+    conn.execute(
         "INSERT OR IGNORE INTO funnel (opening_id, link_id, user_id, step, worry, at)"
         " VALUES (?, ?, ?, ?, ?, ?)",
         (candidate.opening_id, candidate.first_link_id, candidate.user_id, step, worry, ts(now)),
     )
 
 
-async def set_consent(
+def set_consent(
     conn: Conn, user_id: int, opening_id: int | None, allowed: bool, name: str | None
 ) -> None:
     """Consent for one opening, or withdrawn for all (opening_id None). Without consent the
     name and the plans are not kept for the recruiter at all."""
     if opening_id is None:
-        await conn.execute(
+        conn.execute(
             "UPDATE candidates SET consent = 0, name = NULL, decision = NULL,"
             " interview_at = NULL, attended = NULL WHERE user_id = ?",
             (user_id,),
         )
         return
     if allowed:
-        await conn.execute(
+        conn.execute(
             "UPDATE candidates SET consent = 1, name = ? WHERE user_id = ? AND opening_id = ?",
             (name, user_id, opening_id),
         )
     else:
-        await conn.execute(
+        conn.execute(
             "UPDATE candidates SET consent = 0, name = NULL, decision = NULL,"
             " interview_at = NULL, attended = NULL WHERE user_id = ? AND opening_id = ?",
             (user_id, opening_id),
         )
 
 
-async def share_plans(
+def share_plans(
     conn: Conn,
     user_id: int,
     opening_id: int,
@@ -347,7 +349,7 @@ async def share_plans(
     attended: str | None,
 ) -> None:
     """What a consenting candidate lets the recruiter see (and export)."""
-    await conn.execute(
+    conn.execute(
         "UPDATE candidates SET decision = ?, interview_at = ?, attended = ?"
         " WHERE user_id = ? AND opening_id = ? AND consent = 1",
         (
@@ -372,10 +374,8 @@ class Question:
     answered: bool
 
 
-async def add_question(
-    conn: Conn, user_id: int, opening_id: int, text: str, now: datetime
-) -> Question:
-    cur = await conn.execute(
+def add_question(conn: Conn, user_id: int, opening_id: int, text: str, now: datetime) -> Question:
+    cur = conn.execute(
         "INSERT INTO questions (user_id, opening_id, text, asked_at) VALUES (?, ?, ?, ?)",
         (user_id, opening_id, text, ts(now)),
     )
@@ -383,8 +383,8 @@ async def add_question(
     return Question(cur.lastrowid, user_id, opening_id, text, False)
 
 
-async def get_question(conn: Conn, question_id: int) -> Question | None:
-    row = await _one(conn, "SELECT * FROM questions WHERE id = ?", question_id)
+def get_question(conn: Conn, question_id: int) -> Question | None:
+    row = _one(conn, "SELECT * FROM questions WHERE id = ?", question_id)
     if row is None:
         return None
     return Question(
@@ -392,20 +392,20 @@ async def get_question(conn: Conn, question_id: int) -> Question | None:
     )
 
 
-async def answer_question(conn: Conn, question_id: int, answer: str, now: datetime) -> bool:
+def answer_question(conn: Conn, question_id: int, answer: str, now: datetime) -> bool:
     """Record the answer; False if it was answered already (a second tap, a stale button)."""
-    cur = await conn.execute(
+    cur = conn.execute(
         "UPDATE questions SET answer = ?, answered_at = ? WHERE id = ? AND answer IS NULL",
         (answer, ts(now), question_id),
     )
     return cur.rowcount == 1
 
 
-async def question_counts(
+def question_counts(
     conn: Conn, user_id: int, since: datetime, open_since: datetime
 ) -> tuple[int, int, int]:
     """(all questions, asked since `since`, unanswered asked since `open_since`)."""
-    row = await _one(
+    row = _one(
         conn,
         "SELECT count(*) AS total,"
         " coalesce(sum(asked_at >= ?), 0) AS recent,"
@@ -422,7 +422,7 @@ async def question_counts(
 # --- messages through the nudge queue --------------------------------------------------------
 
 
-async def queue(
+def queue(
     conn: Conn,
     recipient: int,
     kind: str,
@@ -433,8 +433,8 @@ async def queue(
     about: int | None = None,
 ) -> int:
     """A durable message for the dispatcher: sent when due, within Telegram's limits."""
-    await ensure_user(conn, recipient, now)
-    cur = await conn.execute(
+    ensure_user(conn, recipient, now)
+    cur = conn.execute(
         "INSERT INTO nudges (user_id, kind, due_at, deadline, created_at, payload, about_user_id)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
@@ -451,16 +451,16 @@ async def queue(
     return cur.lastrowid
 
 
-async def cancel_queued(conn: Conn, recipient: int, kind: str) -> None:
-    await conn.execute(
+def cancel_queued(conn: Conn, recipient: int, kind: str) -> None:
+    conn.execute(
         "UPDATE nudges SET state = 'cancelled'"
         " WHERE user_id = ? AND kind = ? AND state = 'pending'",
         (recipient, kind),
     )
 
 
-async def has_pending(conn: Conn, recipient: int, kind: str) -> bool:
-    row = await _one(
+def has_pending(conn: Conn, recipient: int, kind: str) -> bool:
+    row = _one(
         conn,
         "SELECT 1 FROM nudges WHERE user_id = ? AND kind = ? AND state IN ('pending', 'sending')",
         recipient,
@@ -469,9 +469,9 @@ async def has_pending(conn: Conn, recipient: int, kind: str) -> bool:
     return row is not None
 
 
-async def zone_of(conn: Conn, user_id: int) -> str | None:
+def zone_of(conn: Conn, user_id: int) -> str | None:
     """The time zone a user chose with /timezone, if any (kept in their conversation state)."""
-    row = await _one(
+    row = _one(
         conn, "SELECT json_extract(state, '$.timezone') AS tz FROM users WHERE user_id = ?", user_id
     )
     return None if row is None else row["tz"]

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
-
-import aiosqlite
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -218,21 +217,20 @@ def funnel_queries(scope: Scope, since: datetime | None) -> dict[str, Query]:
     }
 
 
-async def _all(conn: aiosqlite.Connection, query: Query) -> list[tuple[Any, ...]]:
-    async with conn.execute(*query) as cur:
-        return [tuple(row) for row in await cur.fetchall()]
+def _all(conn: sqlite3.Connection, query: Query) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in conn.execute(*query).fetchall()]
 
 
-async def funnel(conn: aiosqlite.Connection, scope: Scope, since: datetime | None) -> Funnel:
+def funnel(conn: sqlite3.Connection, scope: Scope, since: datetime | None) -> Funnel:
     queries = funnel_queries(scope, since)
     counts = dict.fromkeys(STEPS, 0)
-    for step, n in await _all(conn, queries["steps"]):
+    for step, n in _all(conn, queries["steps"]):
         counts[step] += int(n)
-    [(decided,)] = await _all(conn, queries["decided"])
+    [(decided,)] = _all(conn, queries["decided"])
     return Funnel(counts, int(decided))
 
 
-async def reasons(conn: aiosqlite.Connection, scope: Scope, since: datetime | None) -> list[Reason]:
+def reasons(conn: sqlite3.Connection, scope: Scope, since: datetime | None) -> list[Reason]:
     """The scope's worries, most common first (ties and hidden counts by id).
 
     Counts under MIN_SHOWN come back as None. When fewer than MIN_SHOWN candidates voiced any
@@ -240,11 +238,11 @@ async def reasons(conn: aiosqlite.Connection, scope: Scope, since: datetime | No
     would name that person's worry.
     """
     queries = funnel_queries(scope, since)
-    counted = {worry: int(n) for worry, n in await _all(conn, queries["worries"])}
+    counted = {worry: int(n) for worry, n in _all(conn, queries["worries"])}
     # A worry counted MIN_SHOWN times was voiced by that many candidates. Otherwise all the
     # counts are small, so counting the distinct candidates reads only a few index entries.
     if not any(n >= MIN_SHOWN for n in counted.values()):
-        [(worried,)] = await _all(conn, queries["worried"])
+        [(worried,)] = _all(conn, queries["worried"])
         if worried < MIN_SHOWN:
             return []
     found = [Reason(w, n if n >= MIN_SHOWN else None) for w, n in counted.items()]
@@ -252,13 +250,13 @@ async def reasons(conn: aiosqlite.Connection, scope: Scope, since: datetime | No
     return sorted(found, key=lambda r: (-(r.count or 0), r.worry))
 
 
-async def query_plans(
-    conn: aiosqlite.Connection, scope: Scope, since: datetime | None
+def query_plans(
+    conn: sqlite3.Connection, scope: Scope, since: datetime | None
 ) -> dict[str, list[str]]:
     """EXPLAIN QUERY PLAN of each statement in `funnel_queries`, one line per plan step."""
     plans = {}
     for name, (sql, params) in funnel_queries(scope, since).items():
-        rows = await _all(conn, ("EXPLAIN QUERY PLAN " + sql, params))
+        rows = _all(conn, ("EXPLAIN QUERY PLAN " + sql, params))
         plans[name] = [str(row[3]) for row in rows]
     return plans
 
@@ -270,9 +268,7 @@ CSV_HEADER = ("name", "role", "company", "channel", "decision", "interview_at", 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-async def consented_rows(
-    conn: aiosqlite.Connection, recruiter_id: int | None
-) -> list[ConsentedRow]:
+def consented_rows(conn: sqlite3.Connection, recruiter_id: int | None) -> list[ConsentedRow]:
     """Candidates who agreed to be shown (consent = 1), of one recruiter or of everyone."""
     sql = (
         "SELECT c.name, o.role, o.company, l.channel, c.decision, c.interview_at, c.attended"
@@ -295,7 +291,7 @@ async def consented_rows(
             interview_at=None if at is None else datetime.fromtimestamp(at, UTC),
             attended=attended or "",
         )
-        for name, role, company, channel, decision, at, attended in await _all(conn, (sql, params))
+        for name, role, company, channel, decision, at, attended in _all(conn, (sql, params))
     ]
 
 

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import aiosqlite
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -39,14 +39,13 @@ class DatabaseUnavailable(Exception):
 
 
 class Database:
-    """One aiosqlite connection in WAL mode; writes go through `transaction()`."""
+    """One aiosqlite connection in WAL mode. Work goes to its thread in hops: `run` for reads
+    and one-statement writes, `atomic` for a transaction, each a single hop (a hop costs more
+    than the SQL it carries, so a whole update's reads are one hop and its writes another)."""
 
     def __init__(self, conn: aiosqlite.Connection, path: Path | str) -> None:
         self.conn = conn
         self.path = path
-        # One connection is shared by every task: the lock keeps one task's BEGIN from
-        # landing inside another's open transaction (and its rollback from undoing ours).
-        self.lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path | str, *, migrate: bool = True) -> Database:
@@ -61,12 +60,12 @@ class Database:
         conn.row_factory = aiosqlite.Row
         db = cls(conn, path)
         try:
-            await conn.execute("PRAGMA busy_timeout=5000")
-            await db._retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
-            await conn.execute("PRAGMA synchronous=NORMAL")
-            await conn.execute("PRAGMA foreign_keys=ON")
+            await db.pragma("busy_timeout=5000")
+            await db._retry_locked(lambda: db.pragma("journal_mode=WAL"))
+            await db.pragma("synchronous=NORMAL")
+            await db.pragma("foreign_keys=ON")
             # Deleted rows are overwritten, not left readable in free pages (/mydata delete).
-            await conn.execute("PRAGMA secure_delete=ON")
+            await db.pragma("secure_delete=ON")
             if migrate:
                 await db._retry_locked(db.migrate)
             else:
@@ -101,21 +100,31 @@ class Database:
 
     async def checkpoint(self) -> None:
         """Move the WAL into the file and empty it (after a deletion: nothing stays behind)."""
-        async with self.lock:
-            await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        await self.pragma("wal_checkpoint(TRUNCATE)")
+
+    async def pragma(self, setting: str) -> None:
+        # Read to the end: a statement left with rows unread keeps COMMIT from working.
+        await self.all(f"PRAGMA {setting}")
 
     async def close(self) -> None:
         await self.conn.close()
 
     async def ping(self) -> None:
         """Raises if the database does not answer (the health check)."""
-        async with self.conn.execute("SELECT count(*) FROM sqlite_master") as cur:
-            await cur.fetchone()
+        await self.one("SELECT count(*) FROM sqlite_master")
 
     async def version(self) -> int:
-        async with self.conn.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
+        row = await self.one("PRAGMA user_version")
         return int(row[0]) if row else 0
+
+    async def one(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Row | None:
+        """The first row of a query, in one hop."""
+        row: sqlite3.Row | None = await self.run(lambda c: c.execute(sql, params).fetchone())
+        return row
+
+    async def all(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        """Every row of a query, in one hop."""
+        return await self.run(lambda c: list(c.execute(sql, params).fetchall()))
 
     async def migrate(self, target: int | None = None) -> int:
         """Apply pending migrations, each in its own transaction with its version bump."""
@@ -124,37 +133,41 @@ class Database:
             if version <= current or (target is not None and version > target):
                 continue
             log.info("applying migration %04d", version)
-            await self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _statements(sql):
-                    await self.conn.execute(statement)
-                await self.conn.execute(f"PRAGMA user_version = {int(version)}")
-            except BaseException:
-                await self.conn.execute("ROLLBACK")
-                raise
-            await self.conn.execute("COMMIT")
+            await self.atomic(_apply_migration, version, sql)
             current = version
         return current
 
-    async def write(self, sql: str, params: Sequence[object] = ()) -> int:
-        """One statement, atomic on its own: no BEGIN/COMMIT round trips (a third of the cost
-        of a one-statement transaction). Under the lock, so it never lands inside another
-        task's open transaction. Returns the rows it changed."""
-        async with self.lock:
-            cursor = await self.conn.execute(sql, params)
-            return cursor.rowcount
+    async def run(
+        self, work: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kw: P.kwargs
+    ) -> T:
+        """`work(conn, ...)` in the database thread, in one hop. Its statements are not a
+        transaction together: for reads, or a single statement (atomic on its own)."""
+        # aiosqlite's own hop (every execute and fetch is one): the only way to run several
+        # statements for the price of one. Covered by every test that touches the database.
+        result: T = await self.conn._execute(work, self.conn._conn, *args, **kw)  # type: ignore[no-untyped-call]
+        return result
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, rolled back on any error; one at a time."""
-        async with self.lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
+    async def atomic(
+        self, work: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kw: P.kwargs
+    ) -> T:
+        """`work(conn, ...)` inside BEGIN IMMEDIATE ... COMMIT, rolled back if it raises: one
+        transaction, one hop. Nothing else runs in the database thread meanwhile."""
+
+        def transaction(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self.conn
+                result = work(conn, *args, **kw)
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
                 raise
-            await self.conn.execute("COMMIT")
+            conn.execute("COMMIT")
+            return result
+
+        return await self.run(transaction)
+
+    async def write(self, sql: str, params: Sequence[object] = ()) -> int:
+        """One statement, atomic on its own (no BEGIN/COMMIT). Returns the rows it changed."""
+        return await self.run(lambda conn: conn.execute(sql, params).rowcount)
 
 
 def _reason(exc: BaseException) -> str:
@@ -162,6 +175,12 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, NotADirectoryError | FileExistsError):
         return f"its folder is not a folder ({text})"
     return text
+
+
+def _apply_migration(conn: sqlite3.Connection, version: int, sql: str) -> None:
+    for statement in _statements(sql):
+        conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {int(version)}")
 
 
 def _statements(sql: str) -> list[str]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-
-import aiosqlite
+from typing import Generic, TypeVar
 
 from bot.engine.model import (
     CancelNudge,
@@ -58,8 +58,10 @@ class NudgeRow:
 
 
 _NUDGE_COLUMNS = "n.id, n.user_id, u.chat_id, n.kind, n.due_at, n.deadline, n.attempts, n.payload"
-# Work another feature does in the same transaction as a user's new state.
-Extra = Callable[[aiosqlite.Connection], Awaitable[None]]
+Conn = sqlite3.Connection
+T = TypeVar("T")
+# Work another feature does in the same transaction as a user's new state, in the same hop.
+Extra = Callable[[Conn], None]
 # The text of an update goes as soon as it is handled: only the id stays, to recognise a
 # redelivery.
 _HANDLED = (
@@ -91,7 +93,7 @@ class Durable:
     ids: list[int] = field(default_factory=list)  # the queued replies' nudge ids, filled in
 
 
-def _nudge(row: aiosqlite.Row) -> NudgeRow:
+def _nudge(row: sqlite3.Row) -> NudgeRow:
     due = from_ts(row["due_at"])
     assert due is not None
     return NudgeRow(
@@ -106,13 +108,139 @@ def _nudge(row: aiosqlite.Row) -> NudgeRow:
     )
 
 
-def _pending(row: aiosqlite.Row) -> PendingNudge:
+def _pending(row: sqlite3.Row) -> PendingNudge:
     due = from_ts(row["due_at"])
     assert due is not None
     return PendingNudge(row["id"], row["kind"], due, from_ts(row["deadline"]))
 
 
+@dataclass(frozen=True)
+class Loaded(Generic[T]):
+    """What handling one update reads, in one hop."""
+
+    record: UserRecord | None
+    pending: list[PendingNudge]
+    tapped: PendingNudge | None
+    also: T | None
+
+
+def _user(row: sqlite3.Row) -> UserRecord:
+    return UserRecord(
+        user_id=row["user_id"],
+        chat_id=row["chat_id"],
+        state=State.from_json(row["state"]),
+        active=bool(row["active"]),
+        opted_out=bool(row["opted_out"]),
+    )
+
+
+def _load_user(conn: Conn, user_id: int) -> UserRecord | None:
+    row = conn.execute(
+        "SELECT user_id, chat_id, state, active, opted_out FROM users WHERE user_id = ?",
+        (user_id,),
+    ).fetchone()
+    return None if row is None else _user(row)
+
+
+def _pending_nudges(conn: Conn, user_id: int) -> list[PendingNudge]:
+    rows = conn.execute(
+        "SELECT id, kind, due_at, deadline FROM nudges"
+        " WHERE user_id = ? AND state = 'pending' ORDER BY due_at, id",
+        (user_id,),
+    ).fetchall()
+    return [_pending(row) for row in rows]
+
+
+def _get_nudge(conn: Conn, user_id: int, nudge_id: int) -> PendingNudge | None:
+    row = conn.execute(
+        "SELECT id, kind, due_at, deadline FROM nudges WHERE id = ? AND user_id = ?",
+        (nudge_id, user_id),
+    ).fetchone()
+    return None if row is None else _pending(row)
+
+
+def _handled(conn: Conn, update_id: int, ts: int, error: str | None = None) -> bool:
+    """Mark a stored update handled; False if it was already."""
+    return conn.execute(_HANDLED, (ts, error, update_id)).rowcount == 1
+
+
+def _apply(conn: Conn, user_id: int, effect: Effect, ts: int) -> int | None:
+    if isinstance(effect, ScheduleNudge):
+        cur = conn.execute(
+            "INSERT INTO nudges (user_id, kind, due_at, deadline, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                user_id,
+                effect.kind,
+                to_ts(effect.due_at),
+                None if effect.deadline is None else to_ts(effect.deadline),
+                ts,
+            ),
+        )
+        return cur.lastrowid
+    if isinstance(effect, CancelNudges):
+        kinds = effect.kinds
+        marks = ",".join("?" * len(kinds))
+        where = f" AND kind IN ({marks})" if kinds else ""
+        conn.execute(
+            f"UPDATE nudges SET state = 'cancelled' WHERE user_id = ? AND state = 'pending'{where}",
+            (user_id, *kinds),
+        )
+    elif isinstance(effect, CancelNudge):
+        conn.execute(
+            "UPDATE nudges SET state = 'cancelled'"
+            " WHERE id = ? AND user_id = ? AND state = 'pending'",
+            (effect.nudge_id, user_id),
+        )
+    elif isinstance(effect, MoveNudge):
+        conn.execute(
+            "UPDATE nudges SET due_at = ?, deadline = ?"
+            " WHERE id = ? AND user_id = ? AND state = 'pending'",
+            (
+                to_ts(effect.due_at),
+                None if effect.deadline is None else to_ts(effect.deadline),
+                effect.nudge_id,
+                user_id,
+            ),
+        )
+    elif isinstance(effect, SnoozeNudge):
+        # Works for a nudge already sent too: "Remind me later" brings it back.
+        conn.execute(
+            "UPDATE nudges SET state = 'pending', due_at = ?, attempts = 0"
+            " WHERE id = ? AND user_id = ? AND state IN ('pending', 'sent')"
+            " AND (deadline IS NULL OR deadline > ?)",
+            (to_ts(effect.until), effect.nudge_id, user_id, to_ts(effect.until)),
+        )
+    elif isinstance(effect, SetOptOut):
+        conn.execute(
+            "UPDATE users SET opted_out = ? WHERE user_id = ?", (int(effect.opted_out), user_id)
+        )
+    return None
+
+
+def _queue_replies(conn: Conn, user_id: int, durable: Durable, now: datetime) -> None:
+    ts, lease_until = to_ts(now), to_ts(now + durable.lease)
+    for payload in durable.replies:
+        cur = conn.execute(
+            "INSERT INTO nudges (user_id, kind, due_at, created_at, payload, state,"
+            " claimed_by, lease_until) VALUES (?, ?, ?, ?, ?, 'sending', ?, ?)",
+            (user_id, REPLY, ts, ts, payload, durable.owner, lease_until),
+        )
+        assert cur.lastrowid is not None
+        durable.ids.append(cur.lastrowid)
+
+
+def _held(owner: str | None) -> tuple[str, tuple[object, ...]]:
+    # Only the lease holder records an outcome: a row taken back after its lease expired
+    # belongs to whoever claimed it since.
+    if owner is None:
+        return "", ()
+    return " AND state = 'sending' AND claimed_by = ?", (owner,)
+
+
 class Store:
+    """Every method is one hop to the database thread (reads together, a transaction whole)."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
         # Updates this process marked handled in a commit lately: the inbox worker need not
@@ -122,20 +250,24 @@ class Store:
     # --- users -----------------------------------------------------------------------------
 
     async def load_user(self, user_id: int) -> UserRecord | None:
-        async with self.db.conn.execute(
-            "SELECT user_id, chat_id, state, active, opted_out FROM users WHERE user_id = ?",
-            (user_id,),
-        ) as cur:
-            row = await cur.fetchone()
-        if row is None:
-            return None
-        return UserRecord(
-            user_id=row["user_id"],
-            chat_id=row["chat_id"],
-            state=State.from_json(row["state"]),
-            active=bool(row["active"]),
-            opted_out=bool(row["opted_out"]),
-        )
+        return await self.db.run(_load_user, user_id)
+
+    async def load(
+        self,
+        user_id: int,
+        tapped_id: int | None = None,
+        also: Callable[[Conn], T] | None = None,
+    ) -> Loaded[T]:
+        """Everything one update reads, in one hop: the user, their pending nudges, the nudge
+        they tapped (sent ones too), and what `also` reads for another feature."""
+
+        def read(conn: Conn) -> Loaded[T]:
+            record = _load_user(conn, user_id)
+            pending = _pending_nudges(conn, user_id) if record else []
+            tapped = _get_nudge(conn, user_id, tapped_id) if record and tapped_id else None
+            return Loaded(record, pending, tapped, also(conn) if also else None)
+
+        return await self.db.run(read)
 
     async def commit(
         self,
@@ -152,70 +284,47 @@ class Store:
         """Store the new state and apply the effects in ONE transaction; returns new nudge ids.
 
         A user who writes is active again and no longer opted out (/stop lasts until then).
-        `extra` runs last in the same transaction (a subscriber's records); `durable` marks
+        `extra` runs last in the same transaction (a follower's records); `durable` marks
         the update handled and queues the replies the state owes.
         """
         ts = to_ts(now)
-        new_ids: list[int] = []
         deleting = any(isinstance(e, DeleteUserData) for e in effects)
-        async with self.db.transaction() as conn:
-            if durable is not None and not await self._handled(conn, durable.update_id, ts):
+
+        def write(conn: Conn) -> list[int]:
+            new_ids: list[int] = []
+            if durable is not None and not _handled(conn, durable.update_id, ts):
                 # Handled already (a redelivery raced its first handling): nothing twice.
                 raise AlreadyHandled(durable.update_id)
-            if durable is not None:
-                self._handled_ids.append(durable.update_id)
             if deleting:
-                await conn.execute("DELETE FROM nudges WHERE user_id = ?", (user_id,))
-                await conn.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
-            else:
-                await self._save(conn, user_id, chat_id, state, effects, ts, user_wrote, new_ids)
-                if extra is not None:
-                    await extra(conn)
-                if durable is not None:
-                    await self._queue_replies(conn, user_id, durable, now)
+                conn.execute("DELETE FROM nudges WHERE user_id = ?", (user_id,))
+                conn.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
+                return new_ids
+            reset = ", active = 1, opted_out = 0" if user_wrote else ""
+            conn.execute(
+                "INSERT INTO users (user_id, chat_id, state, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT(user_id) DO UPDATE SET chat_id = excluded.chat_id,"
+                f" state = excluded.state, updated_at = excluded.updated_at{reset}",
+                (user_id, chat_id, state.to_json(), ts, ts),
+            )
+            for effect in effects:
+                new_id = _apply(conn, user_id, effect, ts)
+                if new_id is not None:
+                    new_ids.append(new_id)
+            if extra is not None:
+                extra(conn)
+            if durable is not None:
+                _queue_replies(conn, user_id, durable, now)
+            return new_ids
+
+        new_ids = await self.db.atomic(write)
+        if durable is not None:
+            self._handled_ids.append(durable.update_id)
         if deleting:
             # secure_delete overwrote the rows in the file; the checkpoint empties the WAL,
             # which still held them. The goodbye goes out directly: nothing may stay behind.
             await self.db.checkpoint()
         return new_ids
-
-    async def _save(
-        self,
-        conn: aiosqlite.Connection,
-        user_id: int,
-        chat_id: int,
-        state: State,
-        effects: Sequence[Effect],
-        ts: int,
-        user_wrote: bool,
-        new_ids: list[int],
-    ) -> None:
-        reset = ", active = 1, opted_out = 0" if user_wrote else ""
-        await conn.execute(
-            "INSERT INTO users (user_id, chat_id, state, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT(user_id) DO UPDATE SET chat_id = excluded.chat_id,"
-            f" state = excluded.state, updated_at = excluded.updated_at{reset}",
-            (user_id, chat_id, state.to_json(), ts, ts),
-        )
-        for effect in effects:
-            new_id = await self._apply(conn, user_id, effect, ts)
-            if new_id is not None:
-                new_ids.append(new_id)
-
-    @staticmethod
-    async def _queue_replies(
-        conn: aiosqlite.Connection, user_id: int, durable: Durable, now: datetime
-    ) -> None:
-        ts, lease_until = to_ts(now), to_ts(now + durable.lease)
-        for payload in durable.replies:
-            cur = await conn.execute(
-                "INSERT INTO nudges (user_id, kind, due_at, created_at, payload, state,"
-                " claimed_by, lease_until) VALUES (?, ?, ?, ?, ?, 'sending', ?, ?)",
-                (user_id, REPLY, ts, ts, payload, durable.owner, lease_until),
-            )
-            assert cur.lastrowid is not None
-            durable.ids.append(cur.lastrowid)
 
     # --- the inbox -------------------------------------------------------------------------
 
@@ -224,28 +333,31 @@ class Store:
         redelivered one is ignored. Returns how many were new."""
         if not updates:
             return 0
-        async with self.db.transaction() as conn:
+        rows = [(update_id, payload, to_ts(now)) for update_id, payload in updates]
+
+        def insert(conn: Conn) -> int:
             before = conn.total_changes
-            await conn.executemany(
+            conn.executemany(
                 "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
-                [(update_id, payload, to_ts(now)) for update_id, payload in updates],
+                rows,
             )
             return conn.total_changes - before
 
+        return await self.db.atomic(insert)
+
     async def next_offset(self) -> int | None:
         """The getUpdates offset after what is stored: acknowledges only stored updates."""
-        async with self.db.conn.execute("SELECT max(update_id) FROM inbox") as cur:
-            row = await cur.fetchone()
+        row = await self.db.one("SELECT max(update_id) FROM inbox")
         return None if row is None or row[0] is None else int(row[0]) + 1
 
     async def unhandled(self, limit: int, after: int = -1) -> list[tuple[int, str]]:
         """Stored updates not handled yet, oldest first."""
-        async with self.db.conn.execute(
+        rows = await self.db.all(
             "SELECT update_id, payload FROM inbox WHERE handled_at IS NULL AND update_id > ?"
             " ORDER BY update_id LIMIT ?",
             (after, limit),
-        ) as cur:
-            return [(int(r[0]), str(r[1])) for r in await cur.fetchall()]
+        )
+        return [(int(r[0]), str(r[1])) for r in rows]
 
     def handled_here(self, update_id: int) -> bool:
         return update_id in self._handled_ids
@@ -253,124 +365,39 @@ class Store:
     async def mark_handled(self, update_id: int, now: datetime, error: str | None = None) -> None:
         await self.db.write(_HANDLED, (to_ts(now), error, update_id))
 
-    @staticmethod
-    async def _handled(
-        conn: aiosqlite.Connection, update_id: int, ts: int, error: str | None = None
-    ) -> bool:
-        """Mark a stored update handled; False if it was already."""
-        cur = await conn.execute(_HANDLED, (ts, error, update_id))
-        return cur.rowcount == 1
-
     async def forget_handled(self, before: datetime) -> int:
         """Handled updates older than `before` are not needed any more (they hold texts)."""
-        async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                "DELETE FROM inbox WHERE handled_at IS NOT NULL AND handled_at < ?"
-                " AND update_id < (SELECT max(update_id) FROM inbox)",
-                (to_ts(before),),
-            )
-            return cur.rowcount
-
-    async def _apply(
-        self, conn: aiosqlite.Connection, user_id: int, effect: Effect, ts: int
-    ) -> int | None:
-        if isinstance(effect, ScheduleNudge):
-            cur = await conn.execute(
-                "INSERT INTO nudges (user_id, kind, due_at, deadline, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (
-                    user_id,
-                    effect.kind,
-                    to_ts(effect.due_at),
-                    None if effect.deadline is None else to_ts(effect.deadline),
-                    ts,
-                ),
-            )
-            return cur.lastrowid
-        if isinstance(effect, CancelNudges):
-            kinds = effect.kinds
-            marks = ",".join("?" * len(kinds))
-            where = f" AND kind IN ({marks})" if kinds else ""
-            await conn.execute(
-                "UPDATE nudges SET state = 'cancelled'"
-                f" WHERE user_id = ? AND state = 'pending'{where}",
-                (user_id, *kinds),
-            )
-        elif isinstance(effect, CancelNudge):
-            await conn.execute(
-                "UPDATE nudges SET state = 'cancelled'"
-                " WHERE id = ? AND user_id = ? AND state = 'pending'",
-                (effect.nudge_id, user_id),
-            )
-        elif isinstance(effect, MoveNudge):
-            await conn.execute(
-                "UPDATE nudges SET due_at = ?, deadline = ?"
-                " WHERE id = ? AND user_id = ? AND state = 'pending'",
-                (
-                    to_ts(effect.due_at),
-                    None if effect.deadline is None else to_ts(effect.deadline),
-                    effect.nudge_id,
-                    user_id,
-                ),
-            )
-        elif isinstance(effect, SnoozeNudge):
-            # Works for a nudge already sent too: "Remind me later" brings it back.
-            await conn.execute(
-                "UPDATE nudges SET state = 'pending', due_at = ?, attempts = 0"
-                " WHERE id = ? AND user_id = ? AND state IN ('pending', 'sent')"
-                " AND (deadline IS NULL OR deadline > ?)",
-                (to_ts(effect.until), effect.nudge_id, user_id, to_ts(effect.until)),
-            )
-        elif isinstance(effect, SetOptOut):
-            await conn.execute(
-                "UPDATE users SET opted_out = ? WHERE user_id = ?",
-                (int(effect.opted_out), user_id),
-            )
-        return None
+        return await self.db.write(
+            "DELETE FROM inbox WHERE handled_at IS NOT NULL AND handled_at < ?"
+            " AND update_id < (SELECT max(update_id) FROM inbox)",
+            (to_ts(before),),
+        )
 
     async def deactivate(self, user_id: int) -> None:
         """The user blocked the bot: stop everything for them until they write again."""
-        async with self.db.transaction() as conn:
-            await conn.execute("UPDATE users SET active = 0 WHERE user_id = ?", (user_id,))
-            await conn.execute(
+
+        def write(conn: Conn) -> None:
+            conn.execute("UPDATE users SET active = 0 WHERE user_id = ?", (user_id,))
+            conn.execute(
                 "UPDATE nudges SET state = 'cancelled', last_error = 'blocked'"
                 " WHERE user_id = ? AND state IN ('pending', 'sending')",
                 (user_id,),
             )
 
-    async def user_data(self, user_id: int) -> dict[str, object] | None:
-        """Everything stored about a user, for /mydata."""
-        record = await self.load_user(user_id)
-        if record is None:
-            return None
-        return {"record": record, "nudges": await self.pending_nudges(user_id)}
+        await self.db.atomic(write)
 
     # --- nudges ----------------------------------------------------------------------------
 
     async def pending_nudges(self, user_id: int) -> list[PendingNudge]:
-        async with self.db.conn.execute(
-            "SELECT id, kind, due_at, deadline FROM nudges"
-            " WHERE user_id = ? AND state = 'pending' ORDER BY due_at, id",
-            (user_id,),
-        ) as cur:
-            rows = await cur.fetchall()
-        return [_pending(row) for row in rows]
+        return await self.db.run(_pending_nudges, user_id)
 
     async def get_nudge(self, user_id: int, nudge_id: int) -> PendingNudge | None:
         """One of the user's nudges in any state (a tapped nudge was usually sent already)."""
-        async with self.db.conn.execute(
-            "SELECT id, kind, due_at, deadline FROM nudges WHERE id = ? AND user_id = ?",
-            (nudge_id, user_id),
-        ) as cur:
-            row = await cur.fetchone()
-        return None if row is None else _pending(row)
+        return await self.db.run(_get_nudge, user_id, nudge_id)
 
     async def next_due_at(self) -> datetime | None:
         """The earliest pending due time, answered from the partial index alone."""
-        async with self.db.conn.execute(
-            "SELECT min(due_at) FROM nudges WHERE state = 'pending'"
-        ) as cur:
-            row = await cur.fetchone()
+        row = await self.db.one("SELECT min(due_at) FROM nudges WHERE state = 'pending'")
         return from_ts(row[0]) if row and row[0] is not None else None
 
     async def claim_due(
@@ -383,24 +410,29 @@ class Store:
         """Atomically move up to `limit` due nudges from pending to sending, earliest first,
         leased to `owner` until now + lease. A claim is not an attempt: only real failures
         count (a crash or a restart must not use up a nudge's retries)."""
-        async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                "UPDATE nudges SET state = 'sending', claimed_by = ?, lease_until = ?"
-                " WHERE id IN (SELECT id FROM nudges WHERE state = 'pending' AND due_at <= ?"
-                " ORDER BY due_at, id LIMIT ?)"
-                " RETURNING id",
-                (owner, to_ts(now + lease), to_ts(now), limit),
-            )
-            ids = [row[0] for row in await cur.fetchall()]
+
+        def claim(conn: Conn) -> list[NudgeRow]:
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    "UPDATE nudges SET state = 'sending', claimed_by = ?, lease_until = ?"
+                    " WHERE id IN (SELECT id FROM nudges WHERE state = 'pending' AND due_at <= ?"
+                    " ORDER BY due_at, id LIMIT ?)"
+                    " RETURNING id",
+                    (owner, to_ts(now + lease), to_ts(now), limit),
+                ).fetchall()
+            ]
             if not ids:
                 return []
             marks = ",".join("?" * len(ids))
-            cur = await conn.execute(
+            rows = conn.execute(
                 f"SELECT {_NUDGE_COLUMNS} FROM nudges n JOIN users u ON u.user_id = n.user_id"
                 f" WHERE n.id IN ({marks}) ORDER BY n.due_at, n.id",
                 ids,
-            )
-            return [_nudge(row) for row in await cur.fetchall()]
+            ).fetchall()
+            return [_nudge(row) for row in rows]
+
+        return await self.db.atomic(claim)
 
     async def renew(self, nudge_id: int, owner: str, until: datetime) -> bool:
         """Extend a lease still held; False if it was lost (expired and taken back)."""
@@ -410,14 +442,6 @@ class Store:
             (to_ts(until), nudge_id, owner),
         )
         return changed == 1
-
-    @staticmethod
-    def _held(owner: str | None) -> tuple[str, tuple[object, ...]]:
-        # Only the lease holder records an outcome: a row taken back after its lease expired
-        # belongs to whoever claimed it since.
-        if owner is None:
-            return "", ()
-        return " AND state = 'sending' AND claimed_by = ?", (owner,)
 
     async def finish(
         self,
@@ -431,7 +455,7 @@ class Store:
     ) -> bool:
         """Record how a claimed nudge ended: sent, expired, cancelled or failed. `attempted`:
         it ended in a failed send, counted. False if `owner` no longer held the lease."""
-        held, params = self._held(owner)
+        held, params = _held(owner)
         changed = await self.db.write(
             "UPDATE nudges SET state = ?, last_error = ?, lease_until = NULL,"
             " attempts = attempts + ?,"
@@ -439,6 +463,18 @@ class Store:
             (state, error, int(attempted), state, to_ts(now), nudge_id, *params),
         )
         return changed == 1
+
+    async def sent(self, nudge_ids: Sequence[int], now: datetime, owner: str) -> int:
+        """Record several claimed nudges as sent, in one statement (an update's replies).
+        Returns how many `owner` still held."""
+        if not nudge_ids:
+            return 0
+        marks = ",".join("?" * len(nudge_ids))
+        return await self.db.write(
+            "UPDATE nudges SET state = 'sent', last_error = NULL, lease_until = NULL,"
+            f" sent_at = ? WHERE id IN ({marks}) AND state = 'sending' AND claimed_by = ?",
+            (to_ts(now), *nudge_ids, owner),
+        )
 
     async def retry(
         self,
@@ -452,7 +488,7 @@ class Store:
         """Put a claimed nudge back in the queue for another attempt. Waits that are not
         failures (quiet hours, flood control, shutdown) pass count_attempt=False, so they never
         use up the retries meant for real errors."""
-        held, params = self._held(owner)
+        held, params = _held(owner)
         changed = await self.db.write(
             "UPDATE nudges SET state = 'pending', due_at = ?, last_error = ?,"
             f" lease_until = NULL, attempts = attempts + ? WHERE id = ?{held}",
@@ -462,21 +498,19 @@ class Store:
 
     async def claim_owners(self) -> list[str]:
         """Who holds claims now (from the small partial index of in-flight rows)."""
-        async with self.db.conn.execute(
+        rows = await self.db.all(
             "SELECT DISTINCT claimed_by FROM nudges WHERE state = 'sending'"
             " AND claimed_by IS NOT NULL"
-        ) as cur:
-            return [str(row[0]) for row in await cur.fetchall()]
+        )
+        return [str(row[0]) for row in rows]
 
     async def release_claims(self, owner: str) -> int:
         """Take back every claim of an owner known to be dead."""
-        async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                "UPDATE nudges SET state = 'pending', claimed_by = NULL, lease_until = NULL"
-                " WHERE state = 'sending' AND claimed_by = ?",
-                (owner,),
-            )
-            return cur.rowcount
+        return await self.db.write(
+            "UPDATE nudges SET state = 'pending', claimed_by = NULL, lease_until = NULL"
+            " WHERE state = 'sending' AND claimed_by = ?",
+            (owner,),
+        )
 
     async def recover_in_flight(self, now: datetime | None = None) -> int:
         """Claimed nudges whose lease expired (their process died) go back to pending: sent
@@ -484,22 +518,19 @@ class Store:
         with no bot running)."""
         expired = "" if now is None else " AND (lease_until IS NULL OR lease_until <= ?)"
         params: tuple[object, ...] = () if now is None else (to_ts(now),)
-        async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                "UPDATE nudges SET state = 'pending', claimed_by = NULL, lease_until = NULL"
-                f" WHERE state = 'sending'{expired}",
-                params,
-            )
-            return cur.rowcount
+        return await self.db.write(
+            "UPDATE nudges SET state = 'pending', claimed_by = NULL, lease_until = NULL"
+            f" WHERE state = 'sending'{expired}",
+            params,
+        )
 
     async def queue_depths(self) -> dict[str, int]:
         """What waits in the database, for /metrics (each from a partial index)."""
-        async with self.db.conn.execute(
+        row = await self.db.one(
             "SELECT (SELECT count(*) FROM nudges WHERE state = 'pending'),"
             " (SELECT count(*) FROM nudges WHERE state = 'sending'),"
             " (SELECT count(*) FROM inbox WHERE handled_at IS NULL)"
-        ) as cur:
-            row = await cur.fetchone()
+        )
         assert row is not None
         return {"nudges_pending": row[0], "in_flight": row[1], "inbox_unhandled": row[2]}
 
@@ -516,28 +547,32 @@ class Store:
     ) -> str | None:
         """Take (or renew) the lock `name` for `owner` until now + lease; None on success,
         else the owner who holds it (while their lease lasts, unless it is `dead`)."""
-        async with self.db.transaction() as conn:
-            await conn.execute(
+
+        def take(conn: Conn) -> sqlite3.Row | None:
+            conn.execute(
                 "INSERT INTO locks (name, owner, until, acquired_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, until = excluded.until,"
-                " acquired_at = CASE WHEN locks.owner = excluded.owner THEN locks.acquired_at"
-                " ELSE excluded.acquired_at END"
+                " ON CONFLICT(name) DO UPDATE SET owner = excluded.owner,"
+                " until = excluded.until, acquired_at = CASE WHEN locks.owner = excluded.owner"
+                " THEN locks.acquired_at ELSE excluded.acquired_at END"
                 " WHERE locks.owner = excluded.owner OR locks.until <= ? OR locks.owner = ?",
                 (name, owner, to_ts(now + lease), to_ts(now), to_ts(now), dead),
             )
-            async with conn.execute("SELECT owner FROM locks WHERE name = ?", (name,)) as cur:
-                row = await cur.fetchone()
+            row: sqlite3.Row | None = conn.execute(
+                "SELECT owner FROM locks WHERE name = ?", (name,)
+            ).fetchone()
+            return row
+
+        row = await self.db.atomic(take)
         holder = None if row is None else str(row[0])
         return None if holder == owner else holder
 
     async def release_lock(self, name: str, owner: str) -> None:
-        async with self.db.transaction() as conn:
-            await conn.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+        await self.db.write("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
 
-    async def iter_pending(self) -> AsyncIterator[NudgeRow]:
-        async with self.db.conn.execute(
+    async def all_pending(self) -> list[NudgeRow]:
+        """Every pending nudge, earliest first (the operator's listing)."""
+        rows = await self.db.all(
             f"SELECT {_NUDGE_COLUMNS} FROM nudges n JOIN users u ON u.user_id = n.user_id"
             " WHERE n.state = 'pending' ORDER BY n.due_at, n.id"
-        ) as cur:
-            async for row in cur:
-                yield _nudge(row)
+        )
+        return [_nudge(row) for row in rows]

@@ -248,29 +248,36 @@ class TelegramFrontEnd:
             return
         store, owner = self.coach.store, self.coach.owner
         pairs = list(zip(handled.messages, handled.reply_ids, strict=True))
-        for index, (message, reply_id) in enumerate(pairs):
-            try:
-                await self.sender.send(chat_id, message)
-            except Blocked:
-                log.info("event=blocked user=%s", user_ref(user_id))
-                await store.deactivate(user_id)  # cancels these replies too
-                return
-            except Rejected as exc:
-                log.warning("event=reply_refused user=%s error=%s", user_ref(user_id), exc)
-                await store.finish(
-                    reply_id, "failed", self.coach.clock(), str(exc)[:500], owner=owner
-                )
-                continue
-            except SendError as exc:
-                wait = exc.seconds if isinstance(exc, RetryLater) else REPLY_RETRY_SECONDS
-                later = self.coach.clock() + timedelta(seconds=wait)
-                log.warning("event=reply_queued user=%s error=%s", user_ref(user_id), exc)
-                for _message, rest in pairs[index:]:
-                    await store.retry(rest, later, str(exc)[:500], owner=owner)
-                if self.coach.on_schedule is not None:
-                    self.coach.on_schedule()
-                return
-            await store.finish(reply_id, "sent", self.coach.clock(), owner=owner)
+        sent: list[int] = []
+        try:
+            for index, (message, reply_id) in enumerate(pairs):
+                try:
+                    await self.sender.send(chat_id, message)
+                except Blocked:
+                    log.info("event=blocked user=%s", user_ref(user_id))
+                    await store.deactivate(user_id)  # cancels these replies too
+                    sent.clear()
+                    return
+                except Rejected as exc:
+                    log.warning("event=reply_refused user=%s error=%s", user_ref(user_id), exc)
+                    await store.finish(
+                        reply_id, "failed", self.coach.clock(), str(exc)[:500], owner=owner
+                    )
+                    continue
+                except SendError as exc:
+                    wait = exc.seconds if isinstance(exc, RetryLater) else REPLY_RETRY_SECONDS
+                    later = self.coach.clock() + timedelta(seconds=wait)
+                    log.warning("event=reply_queued user=%s error=%s", user_ref(user_id), exc)
+                    for _message, rest in pairs[index:]:
+                        await store.retry(rest, later, str(exc)[:500], owner=owner)
+                    if self.coach.on_schedule is not None:
+                        self.coach.on_schedule()
+                    return
+                sent.append(reply_id)
+        finally:
+            # One write for all that went out (usually every reply of the update).
+            if sent:
+                await store.sent(sent, self.coach.clock(), owner)
 
     async def _send_all(self, user_id: int, chat_id: int, messages: tuple[Outgoing, ...]) -> None:
         for message in messages:

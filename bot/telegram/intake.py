@@ -7,6 +7,8 @@ from there, one at a time per user and exactly once.
   update is stored before the 200 goes back.
 - The worker hands stored updates to PTB's Application one by one (different users in
   parallel); an update the library cannot parse is skipped and logged once, without its text.
+  Stored updates are handed to it in memory; it reads the inbox itself at start, when it fell
+  behind, and now and then as a safety net (a database hop per update saved).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import json
 import logging
 import time
 import warnings
-from collections.abc import Awaitable, Callable
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -39,6 +42,8 @@ warnings.filterwarnings("ignore", message="Please use 'Bot.getUpdates'", categor
 MAX_BODY = 1024 * 1024  # Telegram's updates are a few KB; anything this big is not from it
 MAX_BACKOFF_SECONDS = 60.0
 BATCH = 100
+RESCAN_EVERY_SECONDS = 60.0  # the inbox is read again now and then, in case one was missed
+REMEMBER_FINISHED = 4096  # ids handled lately, so a stale read never hands one over twice
 KEEP_HANDLED = timedelta(days=1)
 PRUNE_EVERY_SECONDS = 3600.0
 
@@ -51,14 +56,14 @@ class Poller:
         bot: Any,
         store: Store,
         clock: Clock,
-        wake: Callable[[], None],
+        deliver: Callable[[Sequence[tuple[int, str]]], None],
         *,
         timeout: int = 10,
     ) -> None:
         self.bot = bot
         self.store = store
         self.clock = clock
-        self.wake = wake
+        self.deliver = deliver  # the stored batch goes on to the worker in memory
         self.timeout = timeout
         self.failures = 0  # in a row: for the backoff and the health check
 
@@ -94,7 +99,7 @@ class Poller:
             if updates:
                 await self.store.receive(updates, self.clock())
                 offset = max(update_id for update_id, _ in updates) + 1
-                self.wake()
+                self.deliver(updates)
 
     async def _back_off(self, stop: asyncio.Event, exc: Exception, seconds: float | None) -> None:
         self.failures += 1
@@ -133,13 +138,22 @@ class InboxWorker:
         self.on_update = on_update
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
+        self._offered: deque[tuple[int, str]] = deque()
+        self._rescan = True  # read the inbox: at start, and when offers were dropped
+        self._next_rescan = 0.0
         self._running: set[int] = set()
-        self._finished: set[int] = set()  # handled since the last fetch
+        self._finished: OrderedDict[int, None] = OrderedDict()
         self._next_prune = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self.alive = False
 
-    def wake(self) -> None:
+    def offer(self, updates: Sequence[tuple[int, str]]) -> None:
+        """Updates just stored, handed over without reading them back. Past a batch's worth
+        waiting, they are left in the inbox to be read when the worker catches up."""
+        if len(self._offered) + len(updates) > BATCH:
+            self._rescan = True
+        else:
+            self._offered.extend(updates)
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -147,14 +161,10 @@ class InboxWorker:
         try:
             while not stop.is_set():
                 self._wake.clear()
-                found = await self.store.unhandled(BATCH)
-                if found:
-                    # Ids below the oldest unhandled one will never be fetched again.
-                    oldest = found[0][0]
-                    self._finished = {i for i in self._finished if i >= oldest}
+                found = await self._next_batch()
                 for update_id, payload in found:
-                    # The list may be stale by the time we reach an id (we wait for slots):
-                    # one handled meanwhile is not handed over twice.
+                    # An id may come twice (offered, and read back from the inbox), or be
+                    # handled by the time we reach it (we wait for slots): handed over once.
                     if update_id in self._running or update_id in self._finished:
                         continue
                     await self._slots.acquire()
@@ -162,12 +172,26 @@ class InboxWorker:
                     task = asyncio.create_task(self._handle(update_id, payload))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
-                if not found and time.monotonic() >= self._next_prune:
+                if found:
+                    continue  # more may have come meanwhile
+                if time.monotonic() >= self._next_prune:
                     await self.prune()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), 5.0)
         finally:
             self.alive = False
+
+    async def _next_batch(self) -> list[tuple[int, str]]:
+        found = list(self._offered)
+        self._offered.clear()
+        if self._rescan or time.monotonic() >= self._next_rescan:
+            self._rescan = False
+            self._next_rescan = time.monotonic() + RESCAN_EVERY_SECONDS
+            stored = await self.store.unhandled(BATCH)
+            # A full batch: more wait behind it, read them next round.
+            self._rescan = len(stored) == BATCH
+            found = sorted(dict(stored + found).items())
+        return found
 
     async def prune(self) -> int:
         """Forget handled updates older than a day (Telegram redelivers within hours): the
@@ -206,10 +230,11 @@ class InboxWorker:
         except Exception:
             log.exception("event=update_failed update_id=%d", update_id)
         finally:
-            self._finished.add(update_id)
+            self._finished[update_id] = None
+            if len(self._finished) > REMEMBER_FINISHED:
+                self._finished.popitem(last=False)
             self._running.discard(update_id)
             self._slots.release()
-            self._wake.set()  # a slot is free: look for more
 
 
 @tornado.web.stream_request_body
