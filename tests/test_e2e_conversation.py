@@ -186,9 +186,13 @@ async def test_sticker_forged_button_and_hostile_input(api: FakeBotApi, running_
         ]
         for forged in ["v1:obj:../../etc", "v9:dec:go", "x" * 64, "", "v1:whenok:9999999999999"]:
             sent = await chat.press(USER, forged)
-            assert sent, f"an answer for {forged!r}"
+            # Said so, and where we are shown again: the menu, unchanged.
+            assert "no longer works" in texts(sent), forged
+            assert chat.labels(USER)[0] == "Unsure about an invite", forged
         sent = await chat.say(USER, "<b>" * 800 + "&amp;" * 100)
-        assert sent
+        # Nothing in it to understand: the bot says so and offers the worries to choose from.
+        assert "not sure" in texts(sent).lower()
+        assert "What holds you back?" in texts(sent)
         sent = await chat.say(USER, "/nonsense_command")
         assert "don't know that command" in texts(sent)
     failed = [c for c in api.calls if not c.ok]
@@ -196,7 +200,7 @@ async def test_sticker_forged_button_and_hostile_input(api: FakeBotApi, running_
     greeting = api.sent_messages(USER)[0]["text"]
     assert "&lt;b&gt;Eve&lt;/b&gt; &amp; &lt;script&gt;" in greeting
     presses = api.calls_of("answerCallbackQuery")
-    assert len(presses) == 5 and all(c.ok for c in presses)
+    assert [c.params.get("text") for c in presses] == ["That button no longer works"] * 5
 
 
 async def test_restart_keeps_state_and_old_buttons_work(api: FakeBotApi, running_bot: Any) -> None:

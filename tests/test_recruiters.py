@@ -303,10 +303,14 @@ async def test_a_queued_message_is_sent_as_prepared_or_dropped(
     assert reply.template == "recruiters/answer" and reply.context["text"] == "Yes"
     assert reply.keyboard[0][0].data == "v1:ask"
     assert "Yes" in RENDERER.render(reply).plain_text
-    for broken in ("{", "[1]", None):
-        assert isinstance(await follower.decide(row(RELAY, broken), NOW), Expire)
+    for broken in ("{", "[1]", '{"context": {}}', '{"template": 7}'):
+        assert await follower.decide(row(RELAY, broken), NOW) == Expire("unreadable payload")
+    # No payload at all reads as an empty one: nothing to send.
+    assert await follower.decide(row(RELAY, None), NOW) == Expire("unreadable payload")
     late = row(RELAY, json.dumps(payload), deadline=NOW)
-    assert isinstance(await follower.decide(late, NOW), Expire)
+    assert await follower.decide(late, NOW) == Expire("deadline passed")
+    almost = row(RELAY, json.dumps(payload), deadline=NOW + timedelta(seconds=1))
+    assert isinstance(await follower.decide(almost, NOW), Send)
 
 
 async def test_the_digest_is_composed_when_due_and_the_next_one_queued(
@@ -324,7 +328,9 @@ async def test_the_digest_is_composed_when_due_and_the_next_one_queued(
     assert datetime.fromtimestamp(due, UTC) == datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
     await db.run(repo.set_digest, RECRUITER, False)
     assert not await db.atomic(follower.schedule_digest, RECRUITER, NOW)
-    assert isinstance(await follower.decide(row(DIGEST, "{}", user=RECRUITER), NOW), Expire)
+    assert await follower.decide(row(DIGEST, "{}", user=RECRUITER), NOW) == Expire(
+        "no digest for this recruiter"
+    )
 
 
 async def test_a_zone_change_moves_a_recruiters_digest(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import TextIO
@@ -58,15 +59,27 @@ async def backup_main(db_path: Path, target: Path | None, out: TextIO) -> int:
     return 0
 
 
-async def daily(db: Database, folder: Path, keep: int, at: time, stop: asyncio.Event) -> None:
+def next_backup(now: datetime, at: time) -> datetime:
+    """The next `at` (UTC) strictly after now."""
+    now = now.astimezone(UTC)
+    next_run = datetime.combine(now.date(), at, tzinfo=UTC)
+    return next_run if next_run > now else next_run + timedelta(days=1)
+
+
+async def daily(
+    db: Database,
+    folder: Path,
+    keep: int,
+    at: time,
+    stop: asyncio.Event,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> None:
     """A backup every day at `at` (UTC), keeping the newest `keep`."""
     while not stop.is_set():
-        now = datetime.now(UTC)
-        next_run = datetime.combine(now.date(), at, tzinfo=UTC)
-        if next_run <= now:
-            next_run += timedelta(days=1)
+        now = clock()
+        wait = (next_backup(now, at) - now).total_seconds()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), (next_run - now).total_seconds())
+            await asyncio.wait_for(stop.wait(), wait)
         if stop.is_set():
             return
         try:

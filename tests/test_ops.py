@@ -1,0 +1,362 @@
+"""The operator's side, in-process: backups, log redaction, the database's error paths and the
+runtime's supervision of its components."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from telegram.error import InvalidToken
+
+from bot import logs
+from bot.config import Settings
+from bot.engine.model import State
+from bot.storage import backup as backups
+from bot.storage.db import Database, DatabaseUnavailable
+from bot.storage.store import Store
+from tests.e2e import Conversation, texts
+from tests.fakebot import FakeBotApi
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+async def deadline(check: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait until `check()` holds, polling, or fail after `seconds`."""
+    async with asyncio.timeout(seconds):
+        while not check():
+            await asyncio.sleep(0.01)
+
+
+# --- backups ---------------------------------------------------------------------------------
+
+
+async def seeded(path: Path) -> Database:
+    db = await Database.open(path)
+    store = Store(db)
+    for user in range(1, 4):
+        await store.commit(user, user, State(), [], NOW)
+    return db
+
+
+def users_in(path: Path) -> list[int]:
+    with sqlite3.connect(path) as conn:
+        return [row[0] for row in conn.execute("SELECT user_id FROM users ORDER BY user_id")]
+
+
+async def test_a_backup_into_a_folder_is_a_whole_dated_copy(tmp_path: Path) -> None:
+    db = await seeded(tmp_path / "live.sqlite3")
+    try:
+        made = await backups.backup(db, tmp_path / "copies")
+    finally:
+        await db.close()
+    assert made.parent == tmp_path / "copies"
+    assert made.name.startswith("interview_coach-") and made.suffix == ".sqlite3"
+    # Only the finished copy is left: no half-written file beside it.
+    assert [p.name for p in made.parent.iterdir()] == [made.name]
+    assert users_in(made) == [1, 2, 3]
+
+
+async def test_a_backup_to_a_file_name_writes_that_file(tmp_path: Path) -> None:
+    db = await seeded(tmp_path / "live.sqlite3")
+    try:
+        made = await backups.backup(db, tmp_path / "deep" / "copy.sqlite3")
+    finally:
+        await db.close()
+    assert made == tmp_path / "deep" / "copy.sqlite3"
+    assert users_in(made) == [1, 2, 3]
+
+
+async def test_backup_main_prints_where_the_copy_went(tmp_path: Path) -> None:
+    db = await seeded(tmp_path / "live.sqlite3")
+    await db.close()
+    out = io.StringIO()
+    assert await backups.backup_main(tmp_path / "live.sqlite3", None, out) == 0
+    made = Path(out.getvalue().strip())
+    assert made.parent == tmp_path / "backups"  # beside the database by default
+    assert users_in(made) == [1, 2, 3]
+
+
+def test_the_name_says_when_in_utc() -> None:
+    berlin_noon = datetime(2026, 11, 23, 12, 0, 5).astimezone(UTC)
+    assert backups.backup_name(berlin_noon) == (
+        f"interview_coach-{berlin_noon:%Y%m%d-%H%M%S}.sqlite3"
+    )
+    assert backups.backup_name(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == (
+        "interview_coach-20260102-030405.sqlite3"
+    )
+
+
+def test_prune_keeps_the_newest_and_nothing_else_of_ours(tmp_path: Path) -> None:
+    names = [f"interview_coach-2026010{d}-000000.sqlite3" for d in range(1, 6)]
+    for name in [*names, "notes.txt", "other.sqlite3"]:
+        (tmp_path / name).write_text("x")
+    removed = backups.prune(tmp_path, 2)
+    assert sorted(p.name for p in removed) == names[:3]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [*names[3:], "notes.txt", "other.sqlite3"]
+    )
+    assert sorted(p.name for p in backups.prune(tmp_path, 0)) == names[3:]
+
+
+def test_the_next_backup_is_strictly_later() -> None:
+    at = time(3, 0)
+    assert backups.next_backup(datetime(2026, 11, 23, 2, 59, tzinfo=UTC), at) == datetime(
+        2026, 11, 23, 3, 0, tzinfo=UTC
+    )
+    # At 03:00 exactly, today's is done: tomorrow's.
+    assert backups.next_backup(datetime(2026, 11, 23, 3, 0, tzinfo=UTC), at) == datetime(
+        2026, 11, 24, 3, 0, tzinfo=UTC
+    )
+    assert backups.next_backup(datetime(2026, 11, 23, 23, 0, tzinfo=UTC), at) == datetime(
+        2026, 11, 24, 3, 0, tzinfo=UTC
+    )
+
+
+async def test_daily_backs_up_when_the_time_comes_and_stops_when_asked(tmp_path: Path) -> None:
+    db = await seeded(tmp_path / "live.sqlite3")
+    folder = tmp_path / "daily"
+    stop = asyncio.Event()
+    # A clock a moment before 04:00: the first copy is due at once.
+    almost = datetime(2026, 11, 23, 3, 59, 59, 980000, tzinfo=UTC)
+    task = asyncio.create_task(backups.daily(db, folder, 1, time(4, 0), stop, clock=lambda: almost))
+    try:
+        await deadline(lambda: folder.is_dir() and any(folder.glob("interview_coach-*")))
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    finally:
+        stop.set()
+        await db.close()
+    copies = list(folder.glob("interview_coach-*.sqlite3"))
+    assert len(copies) == 1  # keep=1: older ones pruned as new ones come
+    assert users_in(copies[0]) == [1, 2, 3]
+
+
+async def test_a_failed_backup_is_logged_and_the_next_one_still_comes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = await seeded(tmp_path / "live.sqlite3")
+    calls = 0
+    real = backups.backup
+
+    async def flaky(database: Database, target: Path) -> Path:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("disk full")
+        return await real(database, target)
+
+    monkeypatch.setattr(backups, "backup", flaky)
+    stop = asyncio.Event()
+    almost = datetime(2026, 11, 23, 3, 59, 59, 990000, tzinfo=UTC)
+    task = asyncio.create_task(
+        backups.daily(db, tmp_path / "d", 3, time(4, 0), stop, clock=lambda: almost)
+    )
+    try:
+        await deadline(lambda: calls >= 2)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    finally:
+        stop.set()
+        await db.close()
+    assert "event=backup_failed" in caplog.text
+    assert list((tmp_path / "d").glob("interview_coach-*.sqlite3"))
+
+
+# --- logs ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clean_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logs, "_secrets", set())
+    monkeypatch.setattr(logs, "_key", b"interview-coach")
+
+
+def test_a_token_and_its_secret_half_are_redacted(clean_logs: None) -> None:
+    logs.add_secret("123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw")
+    line = (
+        "POST https://api.telegram.org/bot123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/getMe"
+        " rejected AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+    )
+    assert logs.redact(line) == (
+        "POST https://api.telegram.org/bot[redacted]/getMe rejected [redacted]"
+    )
+
+
+def test_url_quoted_secrets_are_redacted_and_short_fragments_are_not(clean_logs: None) -> None:
+    logs.add_secret("se cret/with+symbols")
+    assert logs.redact("x=se%20cret%2Fwith%2Bsymbols") == "x=[redacted]"
+    logs.add_secret("1:ab")  # both halves too short to be told from ordinary words
+    logs.add_secret("")
+    logs.add_secret(None)
+    assert logs.redact("tab 1:ab about") == "tab 1:ab about"
+
+
+def test_user_refs_are_stable_hide_the_id_and_depend_on_the_key(
+    clean_logs: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = logs.user_ref(424242)
+    assert first == logs.user_ref(424242) and first != logs.user_ref(424243)
+    assert "424242" not in first and len(first) == 12
+    monkeypatch.setattr(logging, "basicConfig", lambda **_: None)
+    logs.setup("INFO", ["123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"])
+    assert logs.user_ref(424242) != first  # keyed with the token once there is one
+
+
+def test_the_formatter_redacts_tracebacks_too(clean_logs: None) -> None:
+    logs.add_secret("webhook-secret-123")
+    try:
+        raise RuntimeError("bad header webhook-secret-123")
+    except RuntimeError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), None)
+        import sys
+
+        record.exc_info = sys.exc_info()
+    text = logs.RedactingFormatter("%(message)s").format(record)
+    assert "webhook-secret-123" not in text
+    assert "bad header [redacted]" in text
+
+
+def test_setup_formats_every_handler_and_quiets_httpx(
+    clean_logs: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = logging.getLogger()
+    handler = logging.StreamHandler(io.StringIO())
+    monkeypatch.setattr(root, "handlers", [handler])
+    httpx_logger = logging.getLogger("httpx")
+    monkeypatch.setattr(httpx_logger, "level", logging.NOTSET)
+    logs.setup("INFO", ["987654:ZZsecretZZsecretZZ"])
+    assert isinstance(handler.formatter, logs.RedactingFormatter)
+    assert httpx_logger.level == logging.WARNING
+    assert logs.redact("ZZsecretZZsecretZZ") == "[redacted]"
+
+
+# --- the database's error paths ------------------------------------------------------------
+
+
+async def test_a_folder_that_is_a_file_is_one_clear_reason(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("not a folder")
+    with pytest.raises(DatabaseUnavailable, match="its folder is not a folder"):
+        await Database.open(tmp_path / "data" / "coach.sqlite3")
+
+
+async def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "coach.sqlite3"
+    path.write_bytes(b"this is not an SQLite file, just some text" * 100)
+    with pytest.raises(DatabaseUnavailable, match="cannot use the database at"):
+        await Database.open(path)
+
+
+async def test_usable_notices_a_deleted_file(tmp_path: Path) -> None:
+    path = tmp_path / "coach.sqlite3"
+    db = await Database.open(path)
+    try:
+        assert db.usable() is None
+        path.unlink()
+        assert db.usable() == "the database file is gone"
+    finally:
+        await db.close()
+    memory = await Database.open(":memory:")
+    try:
+        assert memory.usable() is None
+    finally:
+        await memory.close()
+
+
+async def test_opening_without_migrating_checks_the_file_answers(tmp_path: Path) -> None:
+    path = tmp_path / "coach.sqlite3"
+    (await Database.open(path)).conn  # noqa: B018 (created and migrated)
+    db = await Database.open(path, migrate=False)
+    try:
+        assert await db.version() > 0
+    finally:
+        await db.close()
+
+
+async def test_a_failed_transaction_is_rolled_back_whole(db: Database) -> None:
+    def half(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO users (user_id, chat_id, state, created_at, updated_at)"
+            " VALUES (1, 1, '{}', 0, 0)"
+        )
+        raise ValueError("second statement failed")
+
+    with pytest.raises(ValueError):
+        await db.atomic(half)
+    assert await db.all("SELECT * FROM users") == []
+    # And the connection is usable: no transaction left open.
+    assert await db.write("DELETE FROM users") == 0
+
+
+# --- the runtime's supervision -------------------------------------------------------------
+
+
+async def test_a_component_that_dies_is_restarted_and_counted(
+    api: FakeBotApi, running_bot: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_bot() as runtime:
+        runs = 0
+        restarted = asyncio.Event()
+
+        async def fragile() -> None:
+            nonlocal runs
+            runs += 1
+            if runs == 1:
+                raise RuntimeError("boom")
+            restarted.set()
+            await asyncio.Event().wait()  # runs until stopped
+
+        runtime._supervise("fragile", fragile)
+        await asyncio.wait_for(restarted.wait(), 10)
+        assert runs == 2
+        assert "event=component_died component=fragile" in caplog.text
+        body, _ = await runtime.exposition()
+        assert b'coach_errors_total{where="fragile"} 1.0' in body
+        ok, detail = await runtime.health()
+        assert ok and "fragile: running" in detail
+
+
+async def test_a_rejected_token_stops_the_component_and_fails_the_health_check(
+    api: FakeBotApi, running_bot: Any
+) -> None:
+    async with running_bot() as runtime:
+
+        async def rejected() -> None:
+            raise InvalidToken("token rejected")
+
+        runtime._supervise("poller-like", rejected)
+        await deadline(lambda: runtime.failed is not None)
+        ok, detail = await runtime.health()
+        assert not ok
+        assert "stopped: poller-like: token rejected" in detail
+        assert "poller-like: stopped" in detail
+        # The rest goes on: the conversation still answers.
+        sent = await Conversation(api, runtime).say(7, "/help")
+        assert "What I can do" in texts(sent)
+
+
+async def test_a_lost_poller_lock_stops_polling_here(
+    api: FakeBotApi, running_bot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.runtime.POLLER_RENEW_SECONDS", 0.01)
+    async with running_bot() as runtime:
+        store = runtime.coach.store
+        # Another process took the lock over (say, after this one hung past its lease).
+        await store.db.write("UPDATE locks SET owner = 'intruder' WHERE name = 'poller'")
+        await deadline(lambda: runtime._tasks["poller"].done())
+        assert runtime.alive()["poller"] is False
+
+
+async def test_health_reports_a_database_gone(
+    running_bot: Any, db_path: Path, make_settings: Callable[..., Settings]
+) -> None:
+    async with running_bot() as runtime:
+        db_path.unlink()
+        ok, detail = await runtime.health()
+        assert not ok and "database: the database file is gone" in detail
