@@ -360,3 +360,158 @@ async def test_health_reports_a_database_gone(
         db_path.unlink()
         ok, detail = await runtime.health()
         assert not ok and "database: the database file is gone" in detail
+
+
+# --- the intake, in-process ------------------------------------------------------------------
+
+
+class ScriptedBot:
+    """A bot whose getUpdates answers from a script: a list of results or exceptions."""
+
+    def __init__(self, *script: object) -> None:
+        self.script = list(script)
+        self.offsets: list[object] = []
+
+    async def do_api_request(self, method: str, api_kwargs: dict[str, Any], **_: Any) -> object:
+        assert method == "getUpdates"
+        self.offsets.append(api_kwargs["offset"])
+        step = self.script.pop(0) if self.script else []
+        if isinstance(step, BaseException):
+            raise step
+        if not self.script:
+            await asyncio.sleep(0)  # an empty long poll: let the test look
+        return step
+
+
+async def test_the_poller_waits_as_long_as_flood_control_asks(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    from telegram.error import RetryAfter
+
+    from bot.telegram.intake import Poller
+
+    bot = ScriptedBot(RetryAfter(45))
+    poller = Poller(bot, Store(db), lambda: NOW, lambda updates: None, timeout=1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    await deadline(lambda: "bot_api_unreachable" in caplog.text)
+    assert "retry_in=45s" in caplog.text and "error=RetryAfter" in caplog.text
+    assert poller.failures == 1
+    stop.set()  # the wait ends with the stop, not after 45 s
+    await asyncio.wait_for(task, 10)
+
+
+def test_the_back_off_doubles_up_to_a_minute() -> None:
+    from bot.telegram.intake import backoff
+
+    assert [backoff(n) for n in (1, 2, 3, 5, 6, 7, 30)] == [2, 4, 8, 32, 60, 60, 60]
+
+
+async def test_the_poller_recovers_and_stores_only_real_updates(
+    db: Database, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from telegram.error import NetworkError
+
+    from bot.telegram import intake
+
+    monkeypatch.setattr(intake, "backoff", lambda failures: 0.01)
+    caplog.set_level(logging.INFO, logger="bot.telegram.intake")
+    delivered: list[list[tuple[int, str]]] = []
+    update = {"update_id": 41, "message": {"text": "hi"}}
+    bot = ScriptedBot(NetworkError("down"), NetworkError("down"), [update, {"no": "id"}, 7])
+    poller = intake.Poller(bot, Store(db), lambda: NOW, delivered.append, timeout=1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    await deadline(lambda: bool(delivered) and len(bot.offsets) >= 4)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert "failures=1" in caplog.text and "failures=2" in caplog.text
+    assert "event=bot_api_back failures=2" in caplog.text
+    assert poller.failures == 0
+    # Only what has an update_id is stored and passed on; the next poll acknowledges it.
+    assert [u for u, _ in delivered[0]] == [41]
+    assert await Store(db).next_offset() == 42
+    assert bot.offsets[:3] == [None, None, None] and bot.offsets[3] == 42
+
+
+async def test_another_poller_or_a_webhook_is_not_a_passing_fault(db: Database) -> None:
+    from telegram.error import Conflict
+
+    from bot.telegram.intake import Poller
+
+    poller = Poller(
+        ScriptedBot(Conflict("terminated by other getUpdates")),
+        Store(db),
+        lambda: NOW,
+        lambda u: None,
+    )
+    with pytest.raises(Conflict):
+        await asyncio.wait_for(poller.run(asyncio.Event()), 10)
+
+
+class RecordingApp:
+    """What the worker hands updates to: records them; one id may be made to fail."""
+
+    def __init__(self, fail: int | None = None) -> None:
+        self.bot = None
+        self.seen: list[int] = []
+        self.fail = fail
+
+    async def process_update(self, update: Any) -> None:
+        self.seen.append(update.update_id)
+        if update.update_id == self.fail:
+            raise RuntimeError("handler bug")
+
+
+async def unhandled_count(db: Database) -> int:
+    row = await db.one("SELECT count(*) FROM inbox WHERE handled_at IS NULL")
+    assert row is not None
+    return int(row[0])
+
+
+async def test_the_worker_hands_each_stored_update_over_once_even_past_a_batch(
+    db: Database,
+) -> None:
+    from bot.telegram.intake import BATCH, InboxWorker
+
+    store = Store(db)
+    updates = [(n, f'{{"update_id":{n}}}') for n in range(1, BATCH + 51)]
+    await store.receive(updates, NOW)
+    app = RecordingApp()
+    worker = InboxWorker(app, store, lambda: NOW, concurrency=8)
+    # Offered in memory as the poller does: the first batch fits, the rest is read back.
+    worker.offer(updates[:BATCH])
+    worker.offer(updates[BATCH:])
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await deadline(lambda: len(app.seen) >= len(updates))
+    await worker.drain()
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert sorted(app.seen) == [n for n, _ in updates]  # every one, none twice
+    assert await unhandled_count(db) == 0
+
+
+async def test_a_handler_that_fails_is_logged_and_its_update_not_retried_forever(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.telegram.intake import InboxWorker
+
+    store = Store(db)
+    updates = [(1, '{"update_id":1}'), (2, '{"update_id":2}')]
+    await store.receive(updates, NOW)
+    app = RecordingApp(fail=1)
+    handled: list[int] = []
+    worker = InboxWorker(
+        app, store, lambda: NOW, on_update=lambda update, _s: handled.append(update.update_id)
+    )
+    worker.offer(updates)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await deadline(lambda: len(app.seen) == 2)
+    await worker.drain()
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert "event=update_failed update_id=1" in caplog.text
+    assert sorted(handled) == [1, 2]  # both counted and timed in the metrics
+    assert await unhandled_count(db) == 0

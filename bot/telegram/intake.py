@@ -103,7 +103,7 @@ class Poller:
 
     async def _back_off(self, stop: asyncio.Event, exc: Exception, seconds: float | None) -> None:
         self.failures += 1
-        delay = seconds if seconds is not None else min(2.0**self.failures, MAX_BACKOFF_SECONDS)
+        delay = seconds if seconds is not None else backoff(self.failures)
         # One line per step, not a traceback a second.
         log.warning(
             "event=bot_api_unreachable failures=%d retry_in=%.0fs error=%s",
@@ -113,6 +113,21 @@ class Poller:
         )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)
+
+
+async def _first(one: asyncio.Event, other: asyncio.Event, timeout: float) -> None:
+    """Wait until either event is set, or the timeout passes."""
+    waits = [asyncio.ensure_future(one.wait()), asyncio.ensure_future(other.wait())]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+
+
+def backoff(failures: int) -> float:
+    """Seconds to wait after this many failures in a row: doubling, up to a minute."""
+    return min(2.0**failures, MAX_BACKOFF_SECONDS)
 
 
 def _seconds(value: Any) -> float:
@@ -161,8 +176,8 @@ class InboxWorker:
         try:
             while not stop.is_set():
                 self._wake.clear()
-                found = await self._next_batch()
-                for update_id, payload in found:
+                started = False
+                for update_id, payload in await self._next_batch():
                     # An id may come twice (offered, and read back from the inbox), or be
                     # handled by the time we reach it (we wait for slots): handed over once.
                     if update_id in self._running or update_id in self._finished:
@@ -172,12 +187,12 @@ class InboxWorker:
                     task = asyncio.create_task(self._handle(update_id, payload))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
-                if found:
+                    started = True
+                if started:
                     continue  # more may have come meanwhile
                 if time.monotonic() >= self._next_prune:
                     await self.prune()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), 5.0)
+                await _first(self._wake, stop, 5.0)
         finally:
             self.alive = False
 
@@ -235,6 +250,8 @@ class InboxWorker:
                 self._finished.popitem(last=False)
             self._running.discard(update_id)
             self._slots.release()
+            if self._rescan:
+                self._wake.set()  # more wait in the inbox: read them now a slot is free
 
 
 @tornado.web.stream_request_body
