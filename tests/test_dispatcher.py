@@ -6,8 +6,11 @@ import asyncio
 import io
 import itertools
 import json
+import logging
 import os
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -21,20 +24,24 @@ from typing import Any
 import pytest
 from telegram import Bot
 
+import bot.nudges.dispatcher as dispatcher_module
 from bot.engine.decide import Defer, Expire, NudgeDecision, Send
 from bot.engine.model import Reply, ScheduleNudge, SetOptOut, State
+from bot.logs import user_ref
 from bot.nudges.cli import print_pending
 from bot.nudges.dispatcher import (
     ChatPacer,
+    Decide,
     Dispatcher,
     DispatchStats,
     full_jitter,
     owner_is_dead,
+    process_owner,
 )
 from bot.render import RenderedMessage, Renderer
-from bot.sending import RetryLater, SendError
+from bot.sending import Blocked, Rejected, RetryLater, SendError
 from bot.storage.db import Database
-from bot.storage.store import NudgeRow, Store
+from bot.storage.store import Durable, NudgeRow, Store
 from bot.telegram.sender import TelegramSender
 
 try:
@@ -63,6 +70,7 @@ class Sent:
     chat_id: int
     text: str
     at: float  # time.monotonic() when the send started
+    end: float = 0.0  # and when it returned
 
 
 class RecordingSender:
@@ -88,7 +96,7 @@ class RecordingSender:
             queued = self.errors.get(chat_id)
             if queued:
                 raise queued.pop(0)
-            self.sent.append(Sent(chat_id, message.text, started))
+            self.sent.append(Sent(chat_id, message.text, started, time.monotonic()))
         finally:
             self.in_flight -= 1
             self._changed.set()
@@ -160,9 +168,15 @@ async def add(
 
 async def rows(db: Database) -> dict[int, dict[str, Any]]:
     async with db.conn.execute(
-        "SELECT id, state, attempts, due_at, last_error, sent_at FROM nudges"
+        "SELECT id, state, attempts, due_at, last_error, sent_at, claimed_by, lease_until"
+        " FROM nudges"
     ) as cur:
         return {row["id"]: dict(row) for row in await cur.fetchall()}
+
+
+async def set_attempts(db: Database, nudge_id: int, attempts: int) -> None:
+    """As if the nudge had failed `attempts` times already."""
+    await db.conn.execute("UPDATE nudges SET attempts = ? WHERE id = ?", (attempts, nudge_id))
 
 
 def ts(moment: datetime) -> int:
@@ -170,24 +184,129 @@ def ts(moment: datetime) -> int:
 
 
 def make(
-    store: Store, sender: Any, renderer: Renderer, clock: Callable[[], datetime], **options: Any
+    store: Store,
+    sender: Any,
+    renderer: Renderer,
+    clock: Callable[[], datetime],
+    *,
+    decider: Decide = decide,
+    **options: Any,
 ) -> Dispatcher:
     options.setdefault("per_chat_interval", 0.0)
     options.setdefault("rate_per_second", 1000.0)
     # No jitter unless a test asks for it: retry times are then exact.
     options.setdefault("jitter", lambda delay: delay)
-    return Dispatcher(store, sender, renderer, decide, clock, **options)
+    return Dispatcher(store, sender, renderer, decider, clock, **options)
 
 
 def sent_ids(texts: list[str]) -> Counter[int]:
     return Counter(int(text.split()[1]) for text in texts)
 
 
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.INFO, logger=dispatcher_module.log.name)
+    return caplog
+
+
+def logged(
+    caplog: pytest.LogCaptureFixture,
+    level: int,
+    *parts: str,
+    error: type[BaseException] | None = None,
+) -> bool:
+    """Whether the dispatcher logged, at `level`, a line that tells all of `parts` (with the
+    traceback of `error`): what an operator reads. The wording is free; the facts are not.
+    Every line at that level is formatted, so one whose arguments do not fit fails the test."""
+    lines = [
+        (r.getMessage(), r.exc_info)
+        for r in caplog.records
+        if r.name == dispatcher_module.log.name and r.levelno == level
+    ]
+    return any(
+        all(part in text for part in parts)
+        and (error is None or (bool(exc) and issubclass(exc[0], error)))  # type: ignore[index, arg-type]
+        for text, exc in lines
+    )
+
+
+class WatchedStore(Store):
+    """The real store, watched: counts calls (a round of the loop ends by asking when the next
+    nudge is due) and can make the next calls of a method fail like a locked database."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.calls: Counter[str] = Counter()
+        self.failures: Counter[str] = Counter()  # "claim_owners", "finish:sent"... -> how many
+        self._called = asyncio.Event()
+
+    def _call(self, name: str) -> None:
+        self.calls[name] += 1
+        self._called.set()
+        if self.failures[name] > 0:
+            self.failures[name] -= 1
+            raise sqlite3.OperationalError("database is locked")
+
+    @property
+    def rounds(self) -> int:
+        return self.calls["next_due_at"]
+
+    async def claim_owners(self) -> list[str]:
+        self._call("claim_owners")
+        return await super().claim_owners()
+
+    async def finish(
+        self,
+        nudge_id: int,
+        state: str,
+        now: datetime,
+        error: str | None = None,
+        *,
+        owner: str | None = None,
+        attempted: bool = False,
+    ) -> bool:
+        self._call(f"finish:{state}")
+        return await super().finish(nudge_id, state, now, error, owner=owner, attempted=attempted)
+
+    async def retry(
+        self,
+        nudge_id: int,
+        due_at: datetime,
+        error: str,
+        *,
+        count_attempt: bool = True,
+        owner: str | None = None,
+    ) -> bool:
+        self._call("retry")
+        return await super().retry(
+            nudge_id, due_at, error, count_attempt=count_attempt, owner=owner
+        )
+
+    async def next_due_at(self) -> datetime | None:
+        due = await super().next_due_at()
+        # Counted as it returns: the loop then goes straight to its wait, without a pause in
+        # between, so a test woken by this sees the loop idle.
+        self._call("next_due_at")
+        return due
+
+    async def wait_until(self, condition: Callable[[], bool], timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                self._called.clear()
+                await self._called.wait()
+
+    async def hops(self, count: int) -> None:
+        """Take `count` turns on the database thread. Its queue is first come, first served:
+        a loop that did not stop to wait would take about as many turns meanwhile."""
+        for _ in range(count):
+            await self.db.one("SELECT 1")
+
+
 # --- unit tests with the in-process sender ---------------------------------------------------
 
 
 async def test_sends_due_nudges_once_and_leaves_future_ones(
-    db: Database, store: Store, renderer: Renderer
+    db: Database, store: Store, renderer: Renderer, logs: pytest.LogCaptureFixture
 ) -> None:
     clock, sender = Clock(), RecordingSender()
     due = [await add(store, user, T0 - timedelta(minutes=user)) for user in (1, 2, 3)]
@@ -210,6 +329,7 @@ async def test_sends_due_nudges_once_and_leaves_future_ones(
     clock.advance(3600)
     assert (await dispatcher.run_once()).sent == 1
     assert sent_ids(sender.texts()) == Counter({i: 1 for i in [*due, future]})
+    assert [r.getMessage() for r in logs.records if r.levelno >= logging.WARNING] == []
 
 
 async def test_inactive_and_opted_out_users_are_skipped(
@@ -258,25 +378,27 @@ async def test_defer_puts_the_nudge_back_for_later(
 
 
 async def test_one_failure_does_not_stop_the_others(
-    db: Database, store: Store, renderer: Renderer
+    db: Database, store: Store, renderer: Renderer, logs: pytest.LogCaptureFixture
 ) -> None:
     clock, sender = Clock(), RecordingSender()
     bad = await add(store, 1, T0)
     good = [await add(store, user, T0) for user in (2, 3, 4)]
     sender.errors[10] = [RuntimeError("boom")]
     stats = await make(store, sender, renderer, clock, backoff_base=30).run_once()
-    assert (stats.sent, stats.retried) == (3, 1)
+    assert (stats.sent, stats.retried, stats.total) == (3, 1, 4)
     state = await rows(db)
-    assert all(state[i]["state"] == "sent" for i in good)
-    assert state[bad]["state"] == "pending"
+    assert [state[i]["state"] for i in good] == ["sent"] * 3
+    assert (state[bad]["state"], state[bad]["attempts"]) == ("pending", 1)  # a real failure
     assert state[bad]["due_at"] == ts(T0) + 30
-    assert "RuntimeError: boom" in state[bad]["last_error"]
+    assert state[bad]["last_error"] == "RuntimeError: boom"
+    assert logged(logs, logging.WARNING, f"nudge {bad}", "RuntimeError: boom")
+    assert not logged(logs, logging.ERROR)  # an ordinary failure, nothing went wrong here
 
 
 async def test_a_half_sent_nudge_is_recorded_as_sent_not_repeated(
-    db: Database, store: Store, renderer: Renderer
+    db: Database, store: Store, renderer: Renderer, logs: pytest.LogCaptureFixture
 ) -> None:
-    sender = RecordingSender()
+    clock, sender = Clock(), RecordingSender()
     nudge = await add(store, 1, T0)
 
     async def two(row: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
@@ -287,33 +409,272 @@ async def test_a_half_sent_nudge_is_recorded_as_sent_not_repeated(
             raise SendError("timed out")
         sender.sent.append(Sent(chat_id, message.text, time.monotonic()))
 
+    heard: list[int] = []
+
+    async def on_sent(row: NudgeRow) -> None:
+        heard.append(row.id)
+
     sender.send = fail_second  # type: ignore[method-assign]
-    stats = await Dispatcher(store, sender, renderer, two, Clock(), per_chat_interval=0).run_once()
-    assert stats.sent == 1
+    dispatcher = make(store, sender, renderer, clock, decider=two, on_sent=on_sent)
+    stats = await dispatcher.run_once()
+    assert (stats.sent, stats.total) == (1, 1)
+    assert sender.texts() == ["Part 1"]
     row = (await rows(db))[nudge]
-    assert row["state"] == "sent"
-    assert row["last_error"].startswith("sent 1 of 2")
+    assert (row["state"], row["sent_at"], row["attempts"]) == ("sent", ts(T0), 0)
+    assert row["last_error"] == "sent 1 of 2: SendError: timed out"
+    assert heard == [nudge]  # the user has (part of) it: it counts as sent for listeners
+    assert logged(logs, logging.WARNING, f"nudge {nudge}", "1 of 2")
+    clock.advance(3600)
+    assert (await dispatcher.run_once()).total == 0
+    assert sender.texts() == ["Part 1"]
 
 
-async def test_per_chat_interval_is_honoured(store: Store, renderer: Renderer) -> None:
+async def test_a_flood_wait_met_halfway_through_a_nudge_still_pauses_the_others(
+    db: Database, store: Store, renderer: Renderer, logs: pytest.LogCaptureFixture
+) -> None:
     sender = RecordingSender()
+    halfway = await add(store, 1, T0 - timedelta(minutes=1))  # first: the earlier one
+    other = await add(store, 2, T0)
+    floods: list[float] = []
+
+    async def two(row: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
+        if row.id == other:
+            return await decide(row, state, now)
+        return Send((Reply("two", {"n": 1}), Reply("two", {"n": 2})))
+
+    async def flood_on_part_2(chat_id: int, message: RenderedMessage) -> None:
+        if message.text == "Part 2":
+            floods.append(time.monotonic())
+            raise RetryLater(0.3)
+        await RecordingSender.send(sender, chat_id, message)
+
+    sender.send = flood_on_part_2  # type: ignore[method-assign]
+    dispatcher = make(store, sender, renderer, Clock(), decider=two, concurrency=1)
+    stats = await dispatcher.run_once()
+    assert (stats.sent, stats.total) == (2, 2)
+    state = await rows(db)
+    assert state[halfway]["state"] == "sent"
+    assert state[halfway]["last_error"].startswith("sent 1 of 2: RetryLater")
+    [then] = [s for s in sender.sent if s.chat_id == 20]
+    assert then.at >= floods[0] + 0.3  # Telegram's wait applies to every chat
+    assert logged(logs, logging.WARNING, "flood", "0.3s")
+
+
+async def test_an_empty_reply_list_expires_the_nudge_instead_of_recording_it_sent(
+    db: Database, store: Store, renderer: Renderer
+) -> None:
+    """Nothing went to the user, so the nudge was not sent (no sent_at, no listener told); it
+    is not a failure either (nothing to retry): it ends as expired, with the reason."""
+    clock, sender = Clock(), RecordingSender()
+    nudge = await add(store, 1, T0)
+    heard: list[int] = []
+
+    async def nothing(row: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
+        return Send(())
+
+    async def on_sent(row: NudgeRow) -> None:
+        heard.append(row.id)
+
+    dispatcher = make(store, sender, renderer, clock, decider=nothing, on_sent=on_sent)
+    stats = await dispatcher.run_once()
+    assert (stats.expired, stats.total) == (1, 1)
+    row = (await rows(db))[nudge]
+    assert (row["state"], row["last_error"], row["sent_at"], row["attempts"]) == (
+        "expired",
+        "nothing to send",
+        None,
+        0,
+    )
+    assert sender.attempts == 0 and heard == []
+    clock.advance(3600)
+    assert (await dispatcher.run_once()).total == 0
+
+
+@pytest.mark.parametrize(
+    ("until", "due"),
+    [
+        # A whole second: exactly as asked.
+        (T0 + timedelta(hours=9), T0 + timedelta(hours=9)),
+        # The store keeps whole seconds: the next one, never the one before (too early).
+        (T0 + timedelta(hours=9, milliseconds=250), T0 + timedelta(hours=9, seconds=1)),
+        # Now or in the past: the next second, so that this round does not claim it again.
+        (T0, T0 + timedelta(seconds=1)),
+        (T0 - timedelta(hours=1), T0 + timedelta(seconds=1)),
+    ],
+)
+async def test_a_deferral_is_due_no_earlier_than_asked_and_never_in_the_same_round(
+    db: Database, store: Store, renderer: Renderer, until: datetime, due: datetime
+) -> None:
+    nudge = await add(store, 1, T0)
+    await set_attempts(db, nudge, 2)
+    asked: list[int] = []
+
+    async def defer(row: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
+        asked.append(row.id)
+        return Defer(until)
+
+    dispatcher = make(store, RecordingSender(), renderer, Clock(), decider=defer)
+    stats = await dispatcher.run_once()
+    assert (stats.deferred, stats.total) == (1, 1)
+    assert asked == [nudge]
+    row = (await rows(db))[nudge]
+    # Quiet hours are not a failure: the retry budget is untouched.
+    assert (row["state"], row["due_at"], row["attempts"], row["last_error"]) == (
+        "pending",
+        ts(due),
+        2,
+        "quiet hours",
+    )
+
+
+async def test_quiet_hours_and_flood_waits_do_not_use_up_the_retries(
+    db: Database, store: Store, renderer: Renderer
+) -> None:
+    """One failure away from giving up: a deferral and a flood wait on the way must not be it."""
+    clock, sender = Clock(), RecordingSender()
+    nudge = await add(store, 1, T0)
+    await set_attempts(db, nudge, 2)
+    morning = T0 + timedelta(hours=9)
+
+    async def quiet(row: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
+        return Defer(morning) if now < morning else await decide(row, state, now)
+
+    sender.errors[10] = [RetryLater(0.01)]
+    dispatcher = make(store, sender, renderer, clock, decider=quiet, max_attempts=3)
+    assert (await dispatcher.run_once()).deferred == 1
+    assert (await rows(db))[nudge]["attempts"] == 2
+    clock.now = morning
+    assert (await dispatcher.run_once()).retried == 1
+    row = (await rows(db))[nudge]
+    assert (row["state"], row["attempts"]) == ("pending", 2)
+    clock.advance(1)
+    assert (await dispatcher.run_once()).sent == 1
+    row = (await rows(db))[nudge]
+    assert (row["state"], row["attempts"], row["sent_at"]) == ("sent", 2, ts(morning) + 1)
+
+
+async def test_a_flood_wait_retry_is_rounded_up(
+    db: Database, store: Store, renderer: Renderer
+) -> None:
+    # Half a second past T0, Telegram asks for a quarter: T0 + 0.75 s is T0 + 1 in whole seconds
+    # (T0 would be too early: due again at once, inside the flood wait).
+    clock, sender = Clock(T0 + timedelta(milliseconds=500)), RecordingSender()
+    nudge = await add(store, 1, T0)
+    sender.errors[10] = [RetryLater(0.25)]
+    stats = await make(store, sender, renderer, clock).run_once()
+    assert (stats.retried, stats.total) == (1, 1)
+    row = (await rows(db))[nudge]
+    assert (row["state"], row["due_at"], row["attempts"]) == ("pending", ts(T0) + 1, 0)
+    assert row["last_error"].startswith("RetryLater")
+
+
+async def test_a_failed_send_is_retried_no_earlier_than_its_backoff(
+    db: Database, store: Store, renderer: Renderer
+) -> None:
+    clock, sender = Clock(T0 + timedelta(milliseconds=500)), RecordingSender()
+    nudge = await add(store, 1, T0)
+    sender.errors[10] = [RuntimeError("down")]
+    stats = await make(store, sender, renderer, clock, backoff_base=30).run_once()
+    assert (stats.retried, stats.total) == (1, 1)
+    # 30 s after T0 + 0.5 s is T0 + 30.5 s: the whole second after it, not the one before.
+    assert (await rows(db))[nudge]["due_at"] == ts(T0) + 31
+
+
+async def test_per_chat_interval_is_counted_from_the_end_of_the_previous_send(
+    store: Store, renderer: Renderer
+) -> None:
+    sender = RecordingSender(latency=0.05)
     for kind in ("prep", "pep", "debrief"):
         await add(store, 1, T0, kind=kind)  # all for chat 10
     await add(store, 2, T0)
     dispatcher = make(store, sender, renderer, Clock(), per_chat_interval=0.2)
     assert (await dispatcher.run_once()).sent == 4
-    times = [s.at for s in sender.sent if s.chat_id == 10]
-    assert len(times) == 3
-    assert all(b - a >= 0.2 for a, b in itertools.pairwise(times))
+    sends = [s for s in sender.sent if s.chat_id == 10]
+    assert len(sends) == 3
+    # However long a request took, Telegram sees the interval between two messages.
+    assert all(b.at - a.end >= 0.2 for a, b in itertools.pairwise(sends))
     assert len(dispatcher.pacer) == 2
 
 
 async def test_pacer_forgets_idle_chats() -> None:
     pacer = ChatPacer(interval=0.0, sweep_at=64)
+    sizes = []
     for chat in range(1000):
         async with pacer.slot(chat):
             pass
+        sizes.append(len(pacer))
+    # Every chat is idle: the table never grows past the size that triggers a sweep.
+    assert max(sizes) <= 64
     assert len(pacer) < 64
+
+
+async def test_a_pacer_sweep_keeps_chats_used_within_the_interval() -> None:
+    pacer = ChatPacer(interval=0.2, sweep_at=2)
+    async with pacer.slot(1):
+        pass
+    ended = time.monotonic()
+    async with pacer.slot(2):
+        pass
+    async with pacer.slot(1):  # the table is full: swept here, and chat 1 is recent
+        again = time.monotonic()
+    assert again - ended >= 0.2
+
+
+async def _hold(pacer: ChatPacer, chat: int, entered: asyncio.Event, gate: asyncio.Event) -> None:
+    async with pacer.slot(chat):
+        entered.set()
+        await gate.wait()
+
+
+async def test_a_pacer_sweep_keeps_chats_with_senders_waiting() -> None:
+    """A chat whose send is under way, with another waiting for its turn, survives a sweep:
+    were it dropped, a third send to it would start alongside the first."""
+    pacer = ChatPacer(interval=0.0, sweep_at=2)
+    inside, most, order = 0, 0, []
+    first_in, gate = asyncio.Event(), asyncio.Event()
+
+    async def send(name: str) -> None:
+        nonlocal inside, most
+        async with pacer.slot(1):
+            inside += 1
+            most = max(most, inside)
+            order.append(name)
+            if name == "first":
+                first_in.set()
+                await gate.wait()
+            inside -= 1
+
+    first = asyncio.create_task(send("first"))
+    second = asyncio.create_task(send("second"))
+    await first_in.wait()  # the first holds chat 1; the second already waits for it
+    async with pacer.slot(2):
+        pass
+    async with pacer.slot(3):  # the table is full: swept here
+        pass
+    third = asyncio.create_task(send("third"))
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(first, second, third), 5)
+    assert most == 1
+    assert order == ["first", "second", "third"]
+
+
+async def test_a_pacer_sweeps_again_only_once_the_table_has_doubled() -> None:
+    pacer = ChatPacer(interval=0.0, sweep_at=4)
+    gate = asyncio.Event()
+    entered = [asyncio.Event() for _ in range(3)]
+    held = [asyncio.create_task(_hold(pacer, chat, entered[chat], gate)) for chat in range(3)]
+    for event in entered:
+        await asyncio.wait_for(event.wait(), 5)
+    sizes = []
+    for chat in range(100, 107):
+        async with pacer.slot(chat):
+            pass
+        sizes.append(len(pacer))
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(*held), 5)
+    # Three chats in use stay; idle ones go at each sweep. The first sweep comes when the table
+    # holds 4 (sweep_at); it keeps 3, so the next one waits until it holds 6 (twice 3).
+    assert sizes == [4, 4, 5, 6, 4, 5, 6]
 
 
 async def test_one_send_at_a_time_between_telegram_and_the_record(
@@ -339,61 +700,530 @@ async def test_one_send_at_a_time_between_telegram_and_the_record(
     assert unrecorded_at_start == [0] * 20
 
 
+async def test_a_sent_nudge_whose_record_fails_once_is_not_sent_again(
+    db: Database, renderer: Renderer, logs: pytest.LogCaptureFixture
+) -> None:
+    """Telegram took it, then the database hiccuped (locked) while recording it: the user has
+    the message, so it is recorded again, never retried as if the send had failed."""
+    store = WatchedStore(db)
+    clock, sender = Clock(), RecordingSender()
+    nudge = await add(store, 1, T0)
+    store.failures["finish:sent"] = 1
+    dispatcher = make(store, sender, renderer, clock)
+    assert (await dispatcher.run_once()).sent == 1
+    row = (await rows(db))[nudge]
+    assert (row["state"], row["sent_at"], row["attempts"], row["last_error"]) == (
+        "sent",
+        ts(T0),
+        0,
+        None,
+    )
+    assert logged(logs, logging.WARNING, f"nudge {nudge}", error=sqlite3.OperationalError)
+    clock.advance(3600)
+    assert (await dispatcher.run_once()).total == 0
+    assert sent_ids(sender.texts()) == Counter({nudge: 1})
+
+
+async def test_a_sent_nudge_that_cannot_be_recorded_stays_claimed_not_retried(
+    db: Database, renderer: Renderer, logs: pytest.LogCaptureFixture
+) -> None:
+    store = WatchedStore(db)
+    clock, sender = Clock(), RecordingSender()
+    nudge = await add(store, 1, T0)
+    store.failures["finish:sent"] = 2  # the database stays down
+    dispatcher = make(store, sender, renderer, clock)
+    assert (await dispatcher.run_once()).total == 0  # nothing it could record
+    row = (await rows(db))[nudge]
+    assert (row["state"], row["attempts"]) == ("sending", 0)  # not put back for a retry
+    assert logged(logs, logging.ERROR, f"nudge {nudge}", error=sqlite3.OperationalError)
+    clock.advance(60)  # within the lease: nobody sends it again
+    assert (await dispatcher.run_once()).total == 0
+    assert sent_ids(sender.texts()) == Counter({nudge: 1})
+
+
 async def test_stop_during_a_flood_wait_puts_claimed_nudges_back(
     db: Database, store: Store, renderer: Renderer
 ) -> None:
     sender = RecordingSender()
     ids = [await add(store, user, T0) for user in (1, 2, 3)]
+    for nudge in ids:
+        await set_attempts(db, nudge, 2)
     sender.errors[10] = [RetryLater(30)]
+    asked: list[int] = []
+    second_asked = asyncio.Event()
+
+    async def noting(row: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
+        asked.append(row.id)
+        if len(asked) == 2:
+            # Nothing awaits between this answer and the pause: the second nudge is waiting
+            # out the flood when the test goes on; the third waits for the one send slot.
+            second_asked.set()
+        return await decide(row, state, now)
+
+    dispatcher = make(store, sender, renderer, Clock(), concurrency=1, decider=noting)
+    task = asyncio.create_task(dispatcher.run())
+    await asyncio.wait_for(second_asked.wait(), 5)
+    await asyncio.wait_for(dispatcher.stop(), 5)  # not after the 30 s pause
+    await asyncio.wait_for(task, 5)
+    state = await rows(db)
+    assert asked == ids[:2]
+    assert [state[i]["state"] for i in ids] == ["pending"] * 3
+    # Neither the flood wait nor the stop is a failure: no attempt used up.
+    assert [state[i]["attempts"] for i in ids] == [2, 2, 2]
+    assert state[ids[0]]["due_at"] == ts(T0) + 30
+    # The two the stop interrupted are due as they were, with the reason.
+    assert [(state[i]["due_at"], state[i]["last_error"]) for i in ids[1:]] == [
+        (ts(T0), "dispatcher stopped")
+    ] * 2
+    assert sender.sent == []
+
+
+async def test_a_nudge_waiting_for_a_send_slot_is_not_sent_after_stop(
+    db: Database, store: Store, renderer: Renderer
+) -> None:
+    sending, gate = asyncio.Event(), asyncio.Event()
+    sender = RecordingSender()
+
+    async def held(chat_id: int, message: RenderedMessage) -> None:
+        sending.set()
+        await gate.wait()
+        await RecordingSender.send(sender, chat_id, message)
+
+    sender.send = held  # type: ignore[method-assign]
+    first, waiting = await add(store, 1, T0), await add(store, 2, T0)
+    await set_attempts(db, waiting, 2)
     dispatcher = make(store, sender, renderer, Clock(), concurrency=1)
     task = asyncio.create_task(dispatcher.run())
-    await sender.wait_until(lambda: sender.attempts == 1)
-    await asyncio.sleep(0.05)  # let the next nudge reach the pause
-    started = time.monotonic()
-    await asyncio.wait_for(dispatcher.stop(), 2)
-    assert time.monotonic() - started < 1
-    await task
+    await asyncio.wait_for(sending.wait(), 5)  # the first has the only slot; the other waits
+    stopping = asyncio.create_task(dispatcher.stop())
+    # The stop starts before the first send resumes (tasks run in the order they were woken).
+    gate.set()
+    await asyncio.wait_for(stopping, 5)
+    await asyncio.wait_for(task, 5)
+    assert sent_ids(sender.texts()) == Counter({first: 1})  # the send in flight finished
     state = await rows(db)
-    assert [state[i]["state"] for i in ids] == ["pending"] * 3
-    assert state[ids[0]]["due_at"] == ts(T0) + 30
-    assert sender.sent == []
+    assert state[first]["state"] == "sent"
+    assert (
+        state[waiting]["state"],
+        state[waiting]["due_at"],
+        state[waiting]["attempts"],
+        state[waiting]["last_error"],
+    ) == ("pending", ts(T0), 2, "dispatcher stopped")
+
+
+@pytest.mark.parametrize(
+    ("rate", "latency"),
+    [
+        (5.0, 0.0),  # the others wait for their turn at the rate (one per 0.2 s)
+        (1000.0, 0.1),  # they wait behind a slow send, the one that meets the 429
+    ],
+)
+async def test_sends_held_back_during_a_flood_wait_go_only_after_it(
+    db: Database, store: Store, renderer: Renderer, rate: float, latency: float
+) -> None:
+    """Telegram's 429 applies to the whole bot: sends already queued when it comes must wait it
+    out too, not go as soon as their turn comes."""
+    sender = RecordingSender(latency=latency)
+    floods: list[float] = []  # when the 429 answer came back
+
+    async def flood_first(chat_id: int, message: RenderedMessage) -> None:
+        if not floods and sender.attempts == 0:
+            await asyncio.sleep(0.05)
+            floods.append(time.monotonic())
+            sender.attempts += 1
+            raise RetryLater(0.3)
+        await RecordingSender.send(sender, chat_id, message)
+
+    sender.send = flood_first  # type: ignore[method-assign]
+    ids = [await add(store, user, T0) for user in (1, 2, 3, 4)]
+    dispatcher = make(store, sender, renderer, Clock(), concurrency=4, rate_per_second=rate)
+    stats = await dispatcher.run_once()
+    assert (stats.retried, stats.sent) == (1, 3)
+    assert len(sender.sent) == 3
+    assert all(s.at >= floods[0] + 0.3 for s in sender.sent), [
+        s.at - floods[0] for s in sender.sent
+    ]
+    assert sum(sent_ids(sender.texts()).values()) == 3 and len(ids) == 4
+
+
+async def test_a_slow_send_does_not_let_the_ones_behind_it_burst_past_the_rate(
+    store: Store, renderer: Renderer
+) -> None:
+    """Telegram counts messages as they arrive: after a send that took long, the ones queued
+    meanwhile must still go at the rate, not all at once."""
+    sender = RecordingSender()
+    starts: list[float] = []  # when each request reached "Telegram"
+
+    async def slow_first(chat_id: int, message: RenderedMessage) -> None:
+        starts.append(time.monotonic())
+        if len(starts) == 1:
+            await asyncio.sleep(0.3)
+        await RecordingSender.send(sender, chat_id, message)
+
+    sender.send = slow_first  # type: ignore[method-assign]
+    for user in range(1, 21):
+        await add(store, user, T0)
+    dispatcher = make(store, sender, renderer, Clock(), rate_per_second=50, concurrency=16)
+    assert (await dispatcher.run_once()).sent == 20
+    assert len(starts) == 20
+    # 50 per second: any 3 consecutive requests span at least 2/50 s, less one for slack
+    # (timer jitter): 1/50 s. Turns queued behind the slow one all going at once: far less.
+    assert all(c - a >= 1 / 50 for a, c in zip(starts, starts[2:], strict=False))
+
+
+async def test_every_outcome_of_a_round_is_counted(
+    db: Database, store: Store, renderer: Renderer
+) -> None:
+    """Two nudges of each outcome in one round, each for its own user: each is counted."""
+    sender = RecordingSender()
+    plan = {
+        "sent": (1, 2),
+        "deferred": (3, 4),
+        "expired": (5, 6),
+        "nothing to send": (7, 8),
+        "retried": (9, 10),
+        "flood": (19, 20),
+        "rejected": (11, 12),
+        "gave up": (13, 14),
+        "blocked": (15, 16),
+        "opted out": (17, 18),
+    }
+    what = {user: name for name, users in plan.items() for user in users}
+    for user, name in what.items():
+        nudge = await add(store, user, T0)
+        if name == "gave up":
+            await set_attempts(db, nudge, 7)  # the 8th failure is the last
+        if name == "opted out":
+            await store.commit(user, user * 10, State(), [SetOptOut(True)], T0)
+    errors: dict[str, BaseException] = {
+        "retried": RuntimeError("down"),
+        "gave up": RuntimeError("down"),
+        "rejected": Rejected("Bad Request: x"),
+        "blocked": Blocked("Forbidden: bot was blocked by the user"),
+        "flood": RetryLater(0.01),
+    }
+    for user, name in what.items():
+        if name in errors:
+            sender.errors[user * 10] = [errors[name]]
+
+    async def by_plan(row: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
+        name = what[row.user_id]
+        if name == "deferred":
+            return Defer(T0 + timedelta(hours=1))
+        if name == "expired":
+            return Expire("deadline passed")
+        if name == "nothing to send":
+            return Send(())
+        return await decide(row, state, now)
+
+    dispatcher = make(store, sender, renderer, Clock(), decider=by_plan, max_attempts=8)
+    stats = await dispatcher.run_once()
+    assert stats == DispatchStats(sent=2, deferred=2, expired=4, failed=4, retried=4, cancelled=4)
+    assert dispatcher.totals == stats
+
+
+async def test_an_engine_or_template_error_is_a_failure_like_any_other(
+    db: Database, store: Store, renderer: Renderer, logs: pytest.LogCaptureFixture
+) -> None:
+    """Retried later with a backoff, counted: a bug fixed by a deploy lets it go out."""
+    engine_bug = await add(store, 1, T0)
+    template_bug = await add(store, 2, T0)
+
+    async def buggy(row: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
+        if row.id == engine_bug:
+            raise KeyError("step")
+        return Send((Reply("no-such-template", {}),))
+
+    stats = await make(store, RecordingSender(), renderer, Clock(), decider=buggy).run_once()
+    assert (stats.retried, stats.total) == (2, 2)
+    state = await rows(db)
+    assert [(state[i]["state"], state[i]["attempts"], state[i]["due_at"]) for i in state] == [
+        ("pending", 1, ts(T0) + 30)
+    ] * 2
+    assert state[engine_bug]["last_error"] == "KeyError: 'step'"
+    assert "no-such-template" in state[template_bug]["last_error"]
+    assert logged(logs, logging.ERROR, f"nudge {engine_bug} (pep)", error=KeyError)
+
+
+async def test_an_outcome_that_cannot_be_recorded_leaves_the_nudge_to_its_lease(
+    db: Database, renderer: Renderer, logs: pytest.LogCaptureFixture
+) -> None:
+    store = WatchedStore(db)
+    nudge = await add(store, 1, T0)
+    store.failures["retry"] = 1  # the database is locked when the failure is recorded
+
+    async def broken(row: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
+        raise RuntimeError("engine bug")
+
+    dispatcher = make(store, RecordingSender(), renderer, Clock(), decider=broken)
+    await dispatcher.run_once()  # does not raise: the other nudges of the round go on
+    row = (await rows(db))[nudge]
+    assert (row["state"], row["attempts"]) == ("sending", 0)  # taken back once its lease ends
+    assert logged(logs, logging.ERROR, f"nudge {nudge}", error=sqlite3.OperationalError)
+
+
+@pytest.mark.parametrize("kind", ["pep", "reply"])
+async def test_a_nudge_goes_to_the_chat_the_user_has_now(
+    db: Database, store: Store, renderer: Renderer, kind: str
+) -> None:
+    if kind == "reply":
+        await store.receive([(1, "{}")], T0)
+        durable = Durable(1, [RenderedMessage("Saved").to_json()], owner="gone")
+        await store.commit(1, 10, State(), [], T0, durable=durable)
+        await store.recover_in_flight()
+    else:
+        await add(store, 1, T0)
+    sender = RecordingSender()
+    dispatcher = make(store, sender, renderer, Clock(), owner="me")
+    [row] = await store.claim_due(T0, 10, "me")
+    assert row.chat_id == 10
+    await store.commit(1, 11, State(), [], T0, user_wrote=False)  # their chat changed since
+    stats = DispatchStats()
+    await dispatcher._handle(row, stats)
+    assert stats.sent == 1
+    assert [s.chat_id for s in sender.sent] == [11]
+
+
+@pytest.mark.parametrize(("parts", "error"), [(2, "sent 1 of 2"), (3, "sent 2 of 3")])
+async def test_a_nudge_cut_short_records_how_much_went_out(
+    db: Database, store: Store, renderer: Renderer, parts: int, error: str
+) -> None:
+    nudge = await add(store, 1, T0)
+
+    async def several(row: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
+        return Send(tuple(Reply("two", {"n": n}) for n in range(1, parts + 1)))
+
+    sender = RecordingSender()
+
+    async def fail_last(chat_id: int, message: RenderedMessage) -> None:
+        if message.text == f"Part {parts}":
+            raise SendError("timed out")
+        await RecordingSender.send(sender, chat_id, message)
+
+    sender.send = fail_last  # type: ignore[method-assign]
+    assert (await make(store, sender, renderer, Clock(), decider=several).run_once()).sent == 1
+    assert len(sender.sent) == parts - 1
+    assert (await rows(db))[nudge]["last_error"] == f"{error}: SendError: timed out"
+
+
+async def test_stop_before_run_returns_at_once(store: Store, renderer: Renderer) -> None:
+    dispatcher = make(store, RecordingSender(), renderer, Clock())
+    await asyncio.wait_for(dispatcher.stop(), 5)  # never started: nothing to wait for
+
+
+async def test_on_sent_hears_of_each_sent_nudge_once_it_is_recorded(
+    db: Database, store: Store, renderer: Renderer, logs: pytest.LogCaptureFixture
+) -> None:
+    clock, sender = Clock(), RecordingSender()
+    sent = await add(store, 1, T0)
+    expired = await add(store, 2, T0, deadline=T0)
+    failing = await add(store, 3, T0)
+    rejected = await add(store, 4, T0)
+    sender.errors[30] = [RuntimeError("down")]
+    sender.errors[40] = [Rejected("Bad Request: chat not found")]
+    heard: list[tuple[int, str]] = []
+
+    async def on_sent(row: NudgeRow) -> None:
+        heard.append((row.id, (await rows(db))[row.id]["state"]))
+
+    stats = await make(store, sender, renderer, clock, on_sent=on_sent).run_once()
+    assert (stats.sent, stats.expired, stats.retried, stats.failed) == (1, 1, 1, 1)
+    assert heard == [(sent, "sent")]
+    state = await rows(db)
+    assert (state[expired]["state"], state[expired]["last_error"]) == (
+        "expired",
+        "deadline passed",
+    )
+    assert (state[failing]["state"], state[failing]["attempts"]) == ("pending", 1)
+    assert (state[rejected]["state"], state[rejected]["attempts"]) == ("failed", 1)
+    assert state[rejected]["last_error"] == "Rejected: Bad Request: chat not found"
+    assert logged(logs, logging.INFO, f"nudge {expired} (pep)", "deadline passed")
+    assert logged(logs, logging.ERROR, f"nudge {rejected}", "chat not found")
+    assert logged(logs, logging.WARNING, f"nudge {failing}", "RuntimeError: down")
+
+
+async def test_a_failing_on_sent_listener_does_not_undo_the_send(
+    db: Database, store: Store, renderer: Renderer, logs: pytest.LogCaptureFixture
+) -> None:
+    clock, sender = Clock(), RecordingSender()
+    nudge = await add(store, 1, T0)
+
+    async def broken(row: NudgeRow) -> None:
+        raise RuntimeError("listener bug")
+
+    dispatcher = make(store, sender, renderer, clock, on_sent=broken)
+    stats = await dispatcher.run_once()
+    assert (stats.sent, stats.total) == (1, 1)
+    assert (await rows(db))[nudge]["state"] == "sent"
+    assert logged(logs, logging.ERROR, f"nudge {nudge}", error=RuntimeError)
+    clock.advance(3600)
+    assert (await dispatcher.run_once()).total == 0
+    assert sent_ids(sender.texts()) == Counter({nudge: 1})
+
+
+async def test_an_owed_reply_goes_out_as_stored_without_asking_the_engine(
+    db: Database, store: Store, renderer: Renderer
+) -> None:
+    """A reply a saved state owes, left behind by a process that died: delivered as it was
+    rendered, even to a user who just opted out (it answers what they did); one that cannot
+    be read fails without being sent."""
+    await store.receive([(7, "{}")], T0)
+    stored = RenderedMessage("Saved <b>answer</b>")
+    unreadable = ["{not json", '{"keyboard": []}', '{"text": "x", "keyboard": 5}']
+    durable = Durable(7, [stored.to_json(), *unreadable], owner="gone")
+    await store.commit(1, 10, State(), [SetOptOut(True)], T0, durable=durable)
+    owed, *broken = durable.ids
+    assert await store.recover_in_flight() == 4  # its process died with them
+
+    async def engine(row: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
+        raise AssertionError("an owed reply is not the engine's to decide")
+
+    sender = RecordingSender()
+    stats = await make(store, sender, renderer, Clock(), decider=engine).run_once()
+    assert (stats.sent, stats.failed, stats.total) == (1, 3, 4)
+    assert [(s.chat_id, s.text) for s in sender.sent] == [(10, "Saved <b>answer</b>")]
+    state = await rows(db)
+    assert state[owed]["state"] == "sent"
+    assert [(state[i]["state"], state[i]["last_error"], state[i]["attempts"]) for i in broken] == [
+        ("failed", "unreadable", 0)
+    ] * 3
+
+
+def test_dispatch_stats_add_up() -> None:
+    totals = DispatchStats(sent=1, failed=2)
+    totals.add(DispatchStats(sent=3, retried=1, cancelled=4))
+    assert totals == DispatchStats(sent=4, failed=2, retried=1, cancelled=4)
+    assert totals.total == 11
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"rate_per_second": 0},
+        {"rate_per_second": -1},
+        {"concurrency": 0},
+        {"batch_size": 0},
+        {"max_attempts": 0},
+    ],
+)
+def test_a_dispatcher_refuses_settings_that_could_never_send(
+    store: Store, renderer: Renderer, options: dict[str, float]
+) -> None:
+    with pytest.raises(ValueError):
+        make(store, RecordingSender(), renderer, Clock(), **options)
+
+
+def test_the_smallest_working_settings_are_accepted(store: Store, renderer: Renderer) -> None:
+    dispatcher = make(
+        store,
+        RecordingSender(),
+        renderer,
+        Clock(),
+        rate_per_second=0.5,
+        concurrency=1,
+        batch_size=1,
+        max_attempts=1,
+    )
+    # Without an owner given, leases are held in this process's name.
+    assert dispatcher.owner.startswith(f"{socket.gethostname()}:{os.getpid()}:")
 
 
 # --- the running loop ------------------------------------------------------------------------
 
 
-async def test_wake_delivers_a_sooner_nudge_promptly(store: Store, renderer: Renderer) -> None:
+async def test_wake_delivers_a_sooner_nudge_promptly(db: Database, renderer: Renderer) -> None:
     clock, sender = Clock(), RecordingSender()
+    store = WatchedStore(db)
     await add(store, 1, T0 + timedelta(hours=5))  # the loop sleeps (capped at 60 s) for this
     stop = asyncio.Event()
     dispatcher = make(store, sender, renderer, clock)
     task = asyncio.create_task(dispatcher.run(stop))
-    await asyncio.sleep(0.05)
+    await store.wait_until(lambda: store.rounds == 1)  # now idle, for up to a minute
     sooner = await add(store, 2, T0)
-    started = time.monotonic()
     dispatcher.wake()
-    await sender.wait_until(lambda: len(sender.sent) == 1, timeout=2)
-    assert time.monotonic() - started < 0.5
+    await sender.wait_until(lambda: len(sender.sent) == 1, timeout=10)
     assert sent_ids(sender.texts()) == Counter({sooner: 1})
     stop.set()
-    await asyncio.wait_for(task, 2)
+    await asyncio.wait_for(task, 5)
 
 
-async def test_run_sleeps_until_the_earliest_due_nudge(store: Store, renderer: Renderer) -> None:
-    sender = RecordingSender()
-    now = datetime.now(UTC)
-    due = datetime.fromtimestamp(int(now.timestamp()) + 1, UTC)  # the next whole second
-    await add(store, 1, due)
-    dispatcher = make(store, sender, renderer, lambda: datetime.now(UTC))
+async def test_a_wake_is_used_up_by_the_round_it_starts(db: Database, renderer: Renderer) -> None:
+    """A wake() starts one round; the loop is idle again after it, not spinning on SQLite."""
+    store = WatchedStore(db)
+    dispatcher = make(store, RecordingSender(), renderer, Clock())
     task = asyncio.create_task(dispatcher.run())
-    await sender.wait_until(lambda: len(sender.sent) == 1, timeout=3)
-    assert datetime.now(UTC) >= due
+    await store.wait_until(lambda: store.rounds == 1)
+    await store.hops(20)
+    assert store.rounds == 1  # nothing due: idle
+    dispatcher.wake()
+    await store.wait_until(lambda: store.rounds == 2)
+    await store.hops(20)
+    assert store.rounds == 2
+    assert store.calls["claim_owners"] == 2
     await dispatcher.stop()
-    await task
+    await asyncio.wait_for(task, 5)
+
+
+async def test_run_wakes_by_itself_when_the_next_nudge_is_due(
+    db: Database, renderer: Renderer
+) -> None:
+    store = WatchedStore(db)
+    sender = RecordingSender()
+    clock = Clock(T0 + timedelta(milliseconds=800))
+    nudge = await add(store, 1, T0 + timedelta(seconds=1))
+    dispatcher = make(store, sender, renderer, clock)
+    task = asyncio.create_task(dispatcher.run())
+    await store.wait_until(lambda: store.rounds == 1)  # not due: it waits 0.2 s for it
+    assert sender.sent == []
+    clock.advance(0.2)
+    await sender.wait_until(lambda: len(sender.sent) == 1, timeout=10)  # no wake() needed
+    await dispatcher.stop()
+    await asyncio.wait_for(task, 5)
+    assert sent_ids(sender.texts()) == Counter({nudge: 1})
+
+
+async def test_the_idle_wait_is_the_time_to_the_next_nudge_within_a_minute(
+    store: Store, renderer: Renderer
+) -> None:
+    dispatcher = make(store, RecordingSender(), renderer, Clock())
+    # Nothing pending, or nothing soon: look again within a minute anyway (the clock may jump).
+    nothing = await dispatcher._idle_seconds()
+    assert 0 < nothing <= 60
+    await add(store, 1, T0 + timedelta(hours=5))
+    assert await dispatcher._idle_seconds() == nothing
+    await add(store, 2, T0 + timedelta(seconds=42))
+    assert await dispatcher._idle_seconds() == 42
+    await add(store, 3, T0 - timedelta(minutes=5))  # overdue: at once
+    assert await dispatcher._idle_seconds() == 0
+
+
+async def test_a_failed_round_pauses_then_the_loop_carries_on(
+    db: Database,
+    renderer: Renderer,
+    monkeypatch: pytest.MonkeyPatch,
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(dispatcher_module, "ERROR_PAUSE_SECONDS", 0.5)
+    store = WatchedStore(db)
+    sender = RecordingSender()
+    nudge = await add(store, 1, T0)  # due now
+    store.failures["claim_owners"] = 1  # the database is locked for the first round
+    dispatcher = make(store, sender, renderer, Clock())
+    task = asyncio.create_task(dispatcher.run())
+    await store.wait_until(lambda: store.calls["claim_owners"] == 1)
+    await store.hops(20)
+    # It pauses rather than hammering a database in trouble (the nudge due now waits too)...
+    assert store.calls["claim_owners"] == 1 and sender.sent == []
+    # ...and goes on by itself: the task did not die.
+    await sender.wait_until(lambda: len(sender.sent) == 1, timeout=10)
+    await dispatcher.stop()
+    assert task.done()  # stop() returns once the loop has ended
+    assert sent_ids(sender.texts()) == Counter({nudge: 1})
+    assert logged(logs, logging.ERROR, "0.5s", error=sqlite3.OperationalError)  # next try
 
 
 async def test_restart_recovers_and_sorts_out_overdue_nudges(
-    tmp_path: Path, renderer: Renderer
+    tmp_path: Path, renderer: Renderer, logs: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "restart.sqlite3"
     db = await Database.open(path)
@@ -422,13 +1252,19 @@ async def test_restart_recovers_and_sorts_out_overdue_nudges(
     )
     assert state[future]["state"] == "pending"
     assert dispatcher.totals.sent == 2 and dispatcher.totals.expired == 1
+    assert logged(logs, logging.WARNING, "1", "expired lease")  # the one in flight at the crash
 
 
 # --- the real TelegramSender against the fake Bot API ----------------------------------------
 
 
 async def test_blocked_user_is_deactivated_and_their_nudges_cancelled(
-    db: Database, store: Store, renderer: Renderer, api: FakeBotApi, telegram: TelegramSender
+    db: Database,
+    store: Store,
+    renderer: Renderer,
+    api: FakeBotApi,
+    telegram: TelegramSender,
+    logs: pytest.LogCaptureFixture,
 ) -> None:
     now_one = await add(store, 1, T0)
     later_one = await add(store, 1, T0 + timedelta(days=1))
@@ -443,6 +1279,8 @@ async def test_blocked_user_is_deactivated_and_their_nudges_cancelled(
     user = await store.load_user(1)
     assert user is not None and not user.active
     assert [m["chat_id"] for m in api.sent_messages()] == [20]
+    # An event line for operators, naming the user only by their pseudonym.
+    assert logged(logs, logging.INFO, "event=blocked", f"user={user_ref(1)}", f"={now_one}")
 
 
 async def test_flood_wait_pauses_sending_then_retries_without_duplicates(
@@ -456,18 +1294,25 @@ async def test_flood_wait_pauses_sending_then_retries_without_duplicates(
     assert (stats.retried, stats.sent) == (1, 2)
     [flood] = [c for c in api.calls_of("sendMessage") if c.status == 429]
     later = [c for c in api.calls_of("sendMessage") if c.ok]
+    assert len(later) == 2
     assert all(c.at - flood.at >= 0.95 for c in later)  # everything waited out retry_after
     row = (await rows(db))[ids[0]]
-    assert (row["state"], row["due_at"]) == ("pending", ts(T0) + 1)
+    assert (row["state"], row["due_at"], row["attempts"]) == ("pending", ts(T0) + 1, 0)
 
     clock.advance(1)
     assert (await dispatcher.run_once()).sent == 1
     assert sent_ids(api.sent_texts()) == Counter({i: 1 for i in ids})
-    assert all(r["state"] == "sent" for r in (await rows(db)).values())
+    state = await rows(db)
+    assert [state[i]["state"] for i in ids] == ["sent"] * 3
 
 
 async def test_server_errors_back_off_then_give_up(
-    db: Database, store: Store, renderer: Renderer, api: FakeBotApi, telegram: TelegramSender
+    db: Database,
+    store: Store,
+    renderer: Renderer,
+    api: FakeBotApi,
+    telegram: TelegramSender,
+    logs: pytest.LogCaptureFixture,
 ) -> None:
     clock = Clock()
     nudge = await add(store, 1, T0)
@@ -485,6 +1330,7 @@ async def test_server_errors_back_off_then_give_up(
     assert (row["state"], row["attempts"]) == ("failed", 3)
     assert "Internal Server Error" in row["last_error"]
     assert len(api.calls_of("sendMessage")) == 3
+    assert logged(logs, logging.ERROR, f"nudge {nudge}", "3", "Internal Server Error")
     clock.advance(3600)
     assert (await dispatcher.run_once()).total == 0
 
@@ -494,9 +1340,11 @@ async def test_bad_request_fails_at_once(
 ) -> None:
     nudge = await add(store, 1, T0)
     api.fail_next("sendMessage", 400, "Bad Request: can't parse entities", chat_id=10)
-    assert (await make(store, telegram, renderer, Clock()).run_once()).failed == 1
+    stats = await make(store, telegram, renderer, Clock(), max_attempts=8).run_once()
+    assert (stats.failed, stats.total) == (1, 1)
     row = (await rows(db))[nudge]
-    assert (row["state"], row["attempts"]) == ("failed", 1)
+    assert (row["state"], row["attempts"]) == ("failed", 1)  # one try, no retry
+    assert row["last_error"].startswith("Rejected: ")
 
 
 async def test_global_rate_and_per_chat_interval_over_http(
@@ -604,10 +1452,121 @@ async def test_a_lost_lease_is_not_sent_and_not_recorded(
     clock.advance(60)
     assert await store.recover_in_flight(clock.now) == 1
     assert await store.claim_due(clock.now, 10, "other") != []
-    await slow._handle(row, DispatchStats())  # resumes: it must notice and step back
+    stats = DispatchStats()
+    await slow._handle(row, stats)  # resumes: it must notice and step back
     assert sender.sent == []
+    assert stats.total == 0  # not its nudge any more: nothing to count
     state = (await rows(db))[nudge]
-    assert state["state"] == "sending"  # still the other process's to finish
+    assert (state["state"], state["claimed_by"]) == ("sending", "other")  # the other's to finish
+
+
+async def take_over(db: Database, nudge_id: int) -> None:
+    """Another process has the nudge now: this one's lease expired, it was taken back and
+    claimed again (what recover_in_flight and claim_due do, in one step)."""
+    await db.conn.execute("UPDATE nudges SET claimed_by = 'other' WHERE id = ?", (nudge_id,))
+
+
+@pytest.mark.parametrize(
+    "outcome", ["expire", "defer", "nothing to send", "opted out", "inactive", "unreadable"]
+)
+async def test_a_process_that_lost_the_lease_records_no_decision(
+    db: Database, store: Store, renderer: Renderer, outcome: str
+) -> None:
+    if outcome == "unreadable":
+        await store.receive([(1, "{}")], T0)
+        durable = Durable(1, ["{not json"], owner="gone")
+        await store.commit(1, 10, State(), [], T0, durable=durable)
+        await store.recover_in_flight()
+    else:
+        await add(store, 1, T0)
+    if outcome == "opted out":
+        await store.commit(1, 10, State(), [SetOptOut(True)], T0)
+    if outcome == "inactive":
+        await db.conn.execute("UPDATE users SET active = 0 WHERE user_id = 1")
+    decisions: dict[str, NudgeDecision] = {
+        "expire": Expire("deadline passed"),
+        "defer": Defer(T0 + timedelta(hours=1)),
+        "nothing to send": Send(()),
+    }
+
+    async def decided(row: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
+        return decisions[outcome]
+
+    sender = RecordingSender()
+    dispatcher = make(store, sender, renderer, Clock(), decider=decided, owner="slow")
+    [row] = await store.claim_due(T0, 10, "slow")
+    await take_over(db, row.id)  # while this one was busy elsewhere
+    before = await rows(db)
+    await dispatcher._handle(row, DispatchStats())
+    assert await rows(db) == before
+    assert sender.attempts == 0
+
+
+@pytest.mark.parametrize(
+    ("error", "max_attempts"),
+    [
+        (None, 8),
+        (RuntimeError("down"), 8),
+        (RuntimeError("down"), 1),
+        (Rejected("Bad Request: x"), 8),
+        (RetryLater(0.01), 8),
+    ],
+    ids=["sent", "failed", "gave-up", "rejected", "flood"],
+)
+async def test_a_send_during_which_the_lease_was_lost_records_nothing(
+    db: Database,
+    store: Store,
+    renderer: Renderer,
+    logs: pytest.LogCaptureFixture,
+    error: Exception | None,
+    max_attempts: int,
+) -> None:
+    """Whatever came of the send, the row is the other process's now: neither sent, nor
+    failed, nor put back by this one."""
+    nudge = await add(store, 1, T0)
+    sender = RecordingSender()
+
+    async def taken_over(chat_id: int, message: RenderedMessage) -> None:
+        await take_over(db, nudge)
+        if error is not None:
+            raise error
+
+    sender.send = taken_over  # type: ignore[method-assign]
+    dispatcher = make(store, sender, renderer, Clock(), owner="slow", max_attempts=max_attempts)
+    await dispatcher.run_once()
+    row = (await rows(db))[nudge]
+    assert (
+        row["state"],
+        row["claimed_by"],
+        row["attempts"],
+        row["due_at"],
+        row["last_error"],
+        row["sent_at"],
+    ) == ("sending", "other", 0, ts(T0), None, None)
+    if error is None:  # it did go out: the operator is told it may go twice
+        assert logged(logs, logging.WARNING, f"nudge {nudge}")
+
+
+async def test_a_partly_sent_nudge_whose_lease_was_lost_is_left_to_its_new_owner(
+    db: Database, store: Store, renderer: Renderer
+) -> None:
+    nudge = await add(store, 1, T0)
+
+    async def two(row: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
+        return Send((Reply("two", {"n": 1}), Reply("two", {"n": 2})))
+
+    sender = RecordingSender()
+
+    async def taken_over_then_failing(chat_id: int, message: RenderedMessage) -> None:
+        if message.text == "Part 2":
+            raise SendError("timed out")
+        await take_over(db, nudge)
+        await RecordingSender.send(sender, chat_id, message)
+
+    sender.send = taken_over_then_failing  # type: ignore[method-assign]
+    await make(store, sender, renderer, Clock(), decider=two, owner="slow").run_once()
+    row = (await rows(db))[nudge]
+    assert (row["state"], row["claimed_by"], row["last_error"]) == ("sending", "other", None)
 
 
 async def test_failures_retry_until_the_deadline_not_a_counter(
@@ -648,6 +1607,91 @@ async def test_backoff_is_capped_and_jittered(
     assert len(spread) > 1 and all(50.0 <= d <= 100.0 for d in spread)
 
 
+@pytest.mark.parametrize(("deadline_in", "outcome"), [(30, "failed"), (31, "pending")])
+async def test_no_retry_is_scheduled_at_or_after_the_deadline(
+    db: Database, store: Store, renderer: Renderer, deadline_in: int, outcome: str
+) -> None:
+    """The engine expires a nudge once its deadline is reached: a retry due then would never
+    be sent, so the failure is final. With a deadline, the counter does not apply."""
+    sender = RecordingSender()
+    nudge = await add(store, 1, T0, deadline=T0 + timedelta(seconds=deadline_in))
+    sender.errors[10] = [RuntimeError("down")]
+    dispatcher = make(store, sender, renderer, Clock(), backoff_base=30, max_attempts=1)
+    stats = await dispatcher.run_once()
+    row = (await rows(db))[nudge]
+    assert (row["state"], row["attempts"]) == (outcome, 1)
+    assert (stats.failed, stats.retried) == ((1, 0) if outcome == "failed" else (0, 1))
+    if outcome == "pending":
+        assert row["due_at"] == ts(T0) + 30
+
+
+@pytest.mark.parametrize(("stuck", "lease_at_send"), [(20, 60), (30, 90)])
+async def test_a_lease_is_renewed_before_sending_once_half_of_it_is_gone(
+    db: Database, store: Store, renderer: Renderer, stuck: int, lease_at_send: int
+) -> None:
+    """A nudge held up behind another (a slow send, a flood wait) renews its lease before it is
+    sent once half of it has passed, so no other process takes it back meanwhile; with more
+    than half left it spares the write."""
+    clock = Clock()
+    first, second = await add(store, 1, T0), await add(store, 2, T0)
+    leases: list[tuple[str, int]] = []
+
+    async def second_in_two_parts(
+        row: NudgeRow, state: State | None, now: datetime
+    ) -> NudgeDecision:
+        if row.id == first:
+            return Send((Reply("two", {"n": 0}),))
+        return Send((Reply("two", {"n": 1}), Reply("two", {"n": 2})))
+
+    async def slow(chat_id: int, message: RenderedMessage) -> None:
+        nudge_id = first if chat_id == 10 else second
+        leases.append((message.text, (await rows(db))[nudge_id]["lease_until"]))
+        if nudge_id == first:
+            clock.advance(stuck)  # this send took `stuck` seconds
+
+    sender = RecordingSender()
+    sender.send = slow  # type: ignore[method-assign]
+    dispatcher = make(
+        store,
+        sender,
+        renderer,
+        clock,
+        decider=second_in_two_parts,
+        concurrency=1,
+        lease=timedelta(seconds=60),
+    )
+    assert (await dispatcher.run_once()).sent == 2
+    assert leases == [
+        ("Part 0", ts(T0) + 60),
+        ("Part 1", ts(T0) + lease_at_send),
+        ("Part 2", ts(T0) + lease_at_send),  # no need to renew again right away
+    ]
+    assert (await rows(db))[second]["last_error"] is None
+
+
+async def test_the_loop_leaves_a_live_peers_claims_alone(db: Database, renderer: Renderer) -> None:
+    store = WatchedStore(db)
+    sender = RecordingSender()
+    nudge = await add(store, 1, T0)
+    peer = f"{socket.gethostname()}:{os.getppid()}:abc123"  # our parent: alive, on this host
+    assert [r.id for r in await store.claim_due(T0, 10, peer)] == [nudge]
+    dispatcher = make(store, sender, renderer, Clock())
+    task = asyncio.create_task(dispatcher.run())
+    await store.wait_until(lambda: store.rounds == 1)
+    await dispatcher.stop()
+    await asyncio.wait_for(task, 5)
+    assert sender.sent == []
+    row = (await rows(db))[nudge]
+    assert (row["state"], row["claimed_by"]) == ("sending", peer)
+
+
+def test_a_lease_owner_names_this_process_and_this_run() -> None:
+    owner = process_owner()
+    assert owner.startswith(f"{socket.gethostname()}:{os.getpid()}:")
+    assert process_owner() != owner  # a pid can be reused: a random part tells runs apart
+    assert not owner_is_dead(owner)
+
+
 def test_only_a_gone_process_on_this_host_is_judged_dead() -> None:
     host = socket.gethostname()
     finished = subprocess.run(
@@ -662,6 +1706,32 @@ def test_only_a_gone_process_on_this_host_is_judged_dead() -> None:
     assert not owner_is_dead(f"other-host:{gone}:abc123")  # can't tell: never
     assert not owner_is_dead(f"{host}:1:abc123")  # init: alive
     assert not owner_is_dead("garbage")
+    assert not owner_is_dead(f"{host}:notapid:abc123")
+    assert owner_is_dead(f"{host}:{gone}")  # the pid tells, with or without a random part
+
+
+def test_a_process_someone_else_owns_is_judged_alive(monkeypatch: pytest.MonkeyPatch) -> None:
+    def not_ours(pid: int, sig: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(dispatcher_module.os, "kill", not_ours)
+    assert not owner_is_dead(f"{socket.gethostname()}:12345:abc123")
+
+
+def test_judging_a_process_only_asks_it_sends_it_nothing() -> None:
+    def default_signals() -> None:  # whatever this process ignores (nohup: SIGHUP)
+        for number in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1):
+            signal.signal(number, signal.SIG_DFL)
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], preexec_fn=default_signals
+    )
+    try:
+        assert not owner_is_dead(f"{socket.gethostname()}:{child.pid}:abc123")
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+    assert child.returncode == -signal.SIGTERM  # no other signal reached it first
 
 
 async def test_claims_of_a_dead_process_come_back_at_once(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from bot.engine.model import (
     Step,
 )
 from bot.storage.db import LATEST_VERSION, Database
-from bot.storage.store import AlreadyHandled, Durable, Store
+from bot.storage.store import AlreadyHandled, Durable, Store, UserRecord
 
 NOW = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
 
@@ -51,6 +53,37 @@ async def nudge_states(db: Database) -> dict[int, str]:
 def nudge(kind: str, hours: float, deadline_hours: float | None = None) -> ScheduleNudge:
     deadline = None if deadline_hours is None else NOW + timedelta(hours=deadline_hours)
     return ScheduleNudge(kind, NOW + timedelta(hours=hours), deadline)
+
+
+async def full_rows(db: Database) -> dict[int, dict[str, Any]]:
+    """Every column of every nudge, by id."""
+    async with db.conn.execute("SELECT * FROM nudges") as cur:
+        return {r["id"]: dict(r) for r in await cur.fetchall()}
+
+
+async def put(db: Database, nudge_id: int, **columns: object) -> None:
+    """Set a nudge's columns directly (a state the store would reach by a longer way)."""
+    sets = ", ".join(f"{name} = ?" for name in columns)
+    await db.conn.execute(f"UPDATE nudges SET {sets} WHERE id = ?", (*columns.values(), nudge_id))
+
+
+def ts(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+async def one_in_each_state(store: Store) -> dict[str, int]:
+    """User 1's "pep" nudges (deadline in two days), one in each state a nudge can be in."""
+    ids = await store.commit(
+        1, 100, State(), [nudge("pep", h, 48) for h in (-5, -4, -3, -2, -1, 5)], NOW
+    )
+    claimed = await store.claim_due(NOW, 10, "me")  # the five due ones, earliest first
+    assert [n.id for n in claimed] == ids[:5]
+    assert await store.finish(ids[0], "sent", NOW, owner="me")
+    assert await store.finish(ids[1], "failed", NOW, "gave up", owner="me", attempted=True)
+    assert await store.finish(ids[2], "expired", NOW, "deadline passed", owner="me")
+    assert await store.finish(ids[3], "cancelled", NOW, "opted out", owner="me")
+    names = ("sent", "failed", "expired", "cancelled", "sending", "pending")
+    return dict(zip(names, ids, strict=True))
 
 
 # --- migrations ------------------------------------------------------------------------------
@@ -151,6 +184,33 @@ async def test_a_new_user_failing_commit_leaves_no_user(
     assert await store.load_user(2) is None
 
 
+async def test_extra_work_joins_the_states_transaction(store: Store, db: Database) -> None:
+    """Another feature's records go in with the new state, or not at all."""
+    seen: list[str] = []
+
+    def note(update_id: int, fail: bool = False) -> Callable[[sqlite3.Connection], None]:
+        def extra(conn: sqlite3.Connection) -> None:
+            seen.append(conn.execute("SELECT state FROM users WHERE user_id = 1").fetchone()[0])
+            conn.execute(
+                "INSERT INTO inbox (update_id, payload, received_at) VALUES (?, '{}', 0)",
+                (update_id,),
+            )
+            if fail:
+                raise RuntimeError("follower bug")
+
+        return extra
+
+    menu = State(step=Step.MENU)
+    await store.commit(1, 100, menu, [], NOW, extra=note(1))
+    assert seen == [menu.to_json()]  # it runs after the state is written, and sees it
+    with pytest.raises(RuntimeError, match="follower bug"):
+        await store.commit(1, 100, State(step=Step.GO), [nudge("pep", 1)], NOW, extra=note(2, True))
+    assert await rows(db, "SELECT update_id FROM inbox") == [(1,)]
+    record = await store.load_user(1)
+    assert record is not None and record.state == menu
+    assert await store.pending_nudges(1) == []
+
+
 async def test_cancel_nudges_by_kind_or_all(store: Store, db: Database) -> None:
     ids = await store.commit(
         1, 100, State(), [nudge("prep", 1), nudge("pep", 2), nudge("checkback", 3)], NOW
@@ -199,6 +259,77 @@ async def test_snooze_does_not_revive_a_cancelled_nudge(store: Store, db: Databa
     await store.commit(1, 100, State(), [CancelNudges()], NOW)
     await store.commit(1, 100, State(), [SnoozeNudge(nid, NOW + timedelta(hours=3))], NOW)
     assert (await nudge_states(db))[nid] == "cancelled"
+
+
+@pytest.mark.parametrize(
+    "effects",
+    [
+        pytest.param([CancelNudges()], id="all"),
+        pytest.param([CancelNudges(("pep",))], id="by-kind"),
+        pytest.param("each", id="one-by-one"),
+    ],
+)
+async def test_cancelling_never_rewrites_a_nudge_that_left_the_queue(
+    store: Store, db: Database, effects: list[Effect] | str
+) -> None:
+    """Cancelling is about what is still to come: a nudge in flight, sent, failed or expired
+    keeps its state and history (the dispatcher owns one in flight; the others are records)."""
+    ids = await one_in_each_state(store)
+    if effects == "each":
+        effects = [CancelNudge(i) for i in ids.values()]
+    assert isinstance(effects, list)
+    before = await full_rows(db)
+    await store.commit(1, 100, State(), effects, NOW)
+    after = await full_rows(db)
+    assert after[ids["pending"]] == {**before[ids["pending"]], "state": "cancelled"}
+    for name in ("sending", "sent", "failed", "expired", "cancelled"):
+        assert after[ids[name]] == before[ids[name]], name
+
+
+async def test_snooze_brings_back_only_a_pending_or_sent_nudge(store: Store, db: Database) -> None:
+    """A nudge in flight is the dispatcher's; a failed or expired one never reached the user and
+    a cancelled one was turned off: none comes back with "Remind me later"."""
+    ids = await one_in_each_state(store)
+    before = await full_rows(db)
+    later = NOW + timedelta(hours=10)
+    await store.commit(1, 100, State(), [SnoozeNudge(i, later) for i in ids.values()], NOW)
+    after = await full_rows(db)
+    for name in ("pending", "sent"):
+        assert (after[ids[name]]["state"], after[ids[name]]["due_at"]) == ("pending", ts(later))
+    for name in ("sending", "failed", "expired", "cancelled"):
+        assert after[ids[name]] == before[ids[name]], name
+
+
+@pytest.mark.parametrize(
+    ("until", "moved"),
+    [
+        (timedelta(hours=6) - timedelta(seconds=1), True),  # just before the deadline
+        (timedelta(hours=6), False),  # at it: the engine expires a nudge due at its deadline
+        (timedelta(hours=7), False),  # after it
+    ],
+)
+async def test_snooze_does_not_move_a_nudge_past_its_deadline(
+    store: Store, db: Database, until: timedelta, moved: bool
+) -> None:
+    (nid,) = await store.commit(1, 100, State(), [nudge("pep", 1, 6)], NOW)
+    await put(db, nid, attempts=2)  # it had failed twice
+    before = await full_rows(db)
+    await store.commit(1, 100, State(), [SnoozeNudge(nid, NOW + until)], NOW)
+    after = (await full_rows(db))[nid]
+    if moved:
+        # A new reminder the user asked for: due when asked, with its retries whole again.
+        assert after == {**before[nid], "due_at": ts(NOW + until), "attempts": 0}
+    else:
+        assert after == before[nid]
+
+
+async def test_snooze_without_a_deadline_moves_the_nudge_any_distance(
+    store: Store, db: Database
+) -> None:
+    (nid,) = await store.commit(1, 100, State(), [nudge("pep", 1)], NOW)
+    far = NOW + timedelta(days=30)
+    await store.commit(1, 100, State(), [SnoozeNudge(nid, far)], NOW)
+    assert (await full_rows(db))[nid]["due_at"] == ts(far)
 
 
 async def test_move_changes_only_the_owners_pending_nudges(store: Store, db: Database) -> None:
@@ -336,6 +467,70 @@ async def test_a_live_lease_is_never_taken_back(store: Store, db: Database) -> N
     assert (await nudge_states(db))[nid] == "sent"
 
 
+async def test_an_owner_that_lost_the_lease_changes_nothing(store: Store, db: Database) -> None:
+    """Whatever a process that lost its lease reports (sent, failed, try again...), the row is
+    as the store left it: taken back (pending), then someone else's, then finished."""
+    (nid,) = await store.commit(1, 100, State(), [nudge("pep", -1)], NOW)
+    await store.claim_due(NOW, 10, "first", timedelta(minutes=2))
+    late = NOW + timedelta(minutes=3)
+
+    async def reports(owner: str) -> list[bool]:
+        return [
+            await store.finish(nid, "sent", late, owner=owner),
+            await store.finish(nid, "failed", late, "boom", owner=owner, attempted=True),
+            await store.finish(nid, "expired", late, "deadline passed", owner=owner),
+            await store.finish(nid, "cancelled", late, "blocked", owner=owner),
+            await store.retry(nid, late + timedelta(hours=1), "boom", owner=owner),
+            await store.retry(nid, late, "quiet hours", count_attempt=False, owner=owner),
+        ]
+
+    assert await store.recover_in_flight(late) == 1  # its lease expired: back to pending
+    before = await full_rows(db)
+    assert await reports("first") == [False] * 6
+    assert await full_rows(db) == before
+    assert [n.id for n in await store.claim_due(late, 10, "second")] == [nid]
+    before = await full_rows(db)
+    assert await reports("first") == [False] * 6
+    assert await full_rows(db) == before
+    assert await store.finish(nid, "sent", late, owner="second")
+    before = await full_rows(db)
+    assert before[nid]["state"] == "sent"
+    # Finished: not even its last holder can rewrite it.
+    assert await reports("second") == [False] * 6
+    assert await full_rows(db) == before
+
+
+async def test_sent_records_only_the_rows_the_owner_still_holds(store: Store, db: Database) -> None:
+    mine, retried, theirs, unlisted, waiting, done = await store.commit(
+        1, 100, State(), [nudge("reply", -1) for _ in range(6)], NOW
+    )
+    lease = ts(NOW + timedelta(minutes=2))
+    for nid in (mine, retried, unlisted):
+        await put(db, nid, state="sending", claimed_by="me", lease_until=lease)
+    await put(db, retried, last_error="timed out")  # an earlier try failed
+    await put(db, theirs, state="sending", claimed_by="them", lease_until=lease)
+    earlier = ts(NOW - timedelta(hours=1))
+    await put(db, done, state="sent", claimed_by="me", sent_at=earlier)
+    before = await full_rows(db)
+    now = NOW + timedelta(seconds=5)
+
+    assert await store.sent([mine, retried, theirs, waiting, done], now, "me") == 2
+
+    after = await full_rows(db)
+    for nid in (mine, retried):
+        assert after[nid] == {
+            **before[nid],
+            "state": "sent",
+            "sent_at": ts(now),
+            "lease_until": None,
+            "last_error": None,
+        }
+    for nid in (theirs, unlisted, waiting, done):
+        assert after[nid] == before[nid]
+    assert await store.sent([], now, "me") == 0
+    assert await full_rows(db) == after
+
+
 async def test_only_real_failures_count_as_attempts(store: Store, db: Database) -> None:
     (nid,) = await store.commit(1, 100, State(), [nudge("pep", -1)], NOW)
     for counted in (False, True, False, True):
@@ -361,27 +556,166 @@ async def test_a_named_lock_has_one_holder_while_its_lease_lasts(store: Store) -
     assert await store.acquire_lock("poller", "a", NOW + timedelta(seconds=52), lease) is None
 
 
-async def test_due_lookup_uses_the_partial_index(store: Store, db: Database) -> None:
+async def test_the_queue_is_read_through_indexes_not_whole_table_scans(
+    store: Store, db: Database
+) -> None:
+    """The nudges table keeps every nudge ever sent; the queue's work must not grow with it.
+    Each statement the store runs for the queue, exactly as it ran (traced), is planned so
+    that no step reads every nudge (a scan is fine only of a partial index, which holds just
+    the live ones), and due order comes from an index, not from sorting what was found (a
+    sort is fine only of rows fetched by id)."""
     for user in range(1, 30):
         await store.commit(user, user, State(), [nudge("pep", user), nudge("prep", -user)], NOW)
-    queries = [
-        "SELECT id FROM nudges WHERE state = 'pending' AND due_at <= ? ORDER BY due_at LIMIT ?",
-        "UPDATE nudges SET state = 'sending', claimed_by = 'x', lease_until = 0"
-        " WHERE id IN (SELECT id FROM nudges WHERE state = 'pending' AND due_at <= ?"
-        " ORDER BY due_at LIMIT ?) RETURNING id",
-    ]
+    partial = {r["name"] for r in await db.all("PRAGMA index_list(nudges)") if r["partial"]}
+    assert partial  # the schema has some
+    statements: list[str] = []
+    await db.run(lambda conn: conn.set_trace_callback(statements.append))
+    try:
+        await store.next_due_at()
+        [first, *_] = await store.claim_due(NOW, 10, "me")
+        await store.claim_owners()
+        await store.renew(first.id, "me", NOW + timedelta(minutes=2))
+        await store.finish(first.id, "sent", NOW, owner="me")
+        await store.recover_in_flight(NOW)
+        await store.release_claims("someone")
+        await store.queue_depths()
+        await store.all_pending()
+    finally:
+        await db.run(lambda conn: conn.set_trace_callback(None))
+    queries = [sql for sql in statements if re.search(r"\bnudges\b", sql)]
+    assert len(queries) >= 9
+    table_step = re.compile(r"(SCAN|SEARCH) (nudges|n)\b(.*)")
     for sql in queries:
-        plan = [r[-1] for r in await rows(db, f"EXPLAIN QUERY PLAN {sql}", 0, 10)]
-        assert any("nudges_pending_due" in step for step in plan), plan
-        assert not any(step.strip() == "SCAN nudges" for step in plan), plan
-        assert not any("TEMP B-TREE FOR ORDER BY" in step for step in plan), plan
-    plan = [
-        r[-1]
-        for r in await rows(
-            db, "EXPLAIN QUERY PLAN SELECT min(due_at) FROM nudges WHERE state = 'pending'"
-        )
+        plan = [str(r[-1]) for r in await db.all(f"EXPLAIN QUERY PLAN {sql}")]
+        steps = [m for m in map(table_step.match, plan) if m]
+        assert steps, (sql, plan)
+        for step in steps:
+            kind, how = step.group(1), step.group(3)
+            if kind == "SCAN":
+                used = re.search(r"USING (?:COVERING )?INDEX (\w+)", how)
+                assert used and used.group(1) in partial, (sql, plan)
+        if any("TEMP B-TREE FOR ORDER BY" in s for s in plan):
+            assert all("INTEGER PRIMARY KEY" in m.group(3) for m in steps), (sql, plan)
+
+
+async def test_queue_depths_count_what_waits(store: Store, db: Database) -> None:
+    await one_in_each_state(store)  # one of user 1's is pending, one in flight
+    await store.commit(2, 200, State(), [nudge("pep", 3), nudge("prep", 4)], NOW)
+    await store.receive([(1, "{}"), (2, "{}"), (3, "{}")], NOW)
+    await store.mark_handled(2, NOW)
+    assert await store.queue_depths() == {
+        "nudges_pending": 3,
+        "in_flight": 1,
+        "inbox_unhandled": 2,
+    }
+
+
+async def test_load_reads_what_an_update_needs_in_one_go(store: Store, db: Database) -> None:
+    state = State(step=Step.GO, decision="go")
+    (later, sooner, cancelled) = await store.commit(
+        1, 100, state, [nudge("pep", 2, 3), nudge("prep", 1), nudge("checkback", 4)], NOW
+    )
+    (theirs,) = await store.commit(2, 200, State(), [nudge("pep", 1)], NOW)
+    await store.commit(1, 100, state, [CancelNudge(cancelled)], NOW)
+    await put(db, later, attempts=1)
+
+    def count_users(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("SELECT count(*) FROM users").fetchone()[0])
+
+    loaded = await store.load(1, tapped_id=cancelled, also=count_users)
+    assert loaded.record == UserRecord(1, 100, state, active=True, opted_out=False)
+    assert [(n.id, n.kind, n.due_at, n.deadline) for n in loaded.pending] == [
+        (sooner, "prep", NOW + timedelta(hours=1), None),
+        (later, "pep", NOW + timedelta(hours=2), NOW + timedelta(hours=3)),
     ]
-    assert any("nudges_pending_due" in step for step in plan), plan
+    # The nudge they tapped, whatever its state (a tapped one was usually sent already).
+    assert loaded.tapped is not None
+    assert (loaded.tapped.id, loaded.tapped.kind) == (cancelled, "checkback")
+    assert loaded.also == 2
+    assert (await store.load(1)).tapped is None
+    assert (await store.load(1, tapped_id=theirs)).tapped is None  # not theirs to tap
+    assert (await store.load(1)).also is None
+    stranger = await store.load(3, tapped_id=theirs, also=count_users)
+    assert (stranger.record, stranger.pending, stranger.tapped) == (None, [], None)
+
+
+async def test_get_nudge_finds_a_users_own_nudge_in_any_state(store: Store) -> None:
+    ids = await one_in_each_state(store)
+    for nid in ids.values():
+        found = await store.get_nudge(1, nid)
+        assert found is not None and (found.id, found.kind) == (nid, "pep")
+    assert await store.get_nudge(2, ids["pending"]) is None
+
+
+@pytest.mark.parametrize(
+    ("state", "attempted", "attempts", "sent_at"),
+    [
+        ("sent", False, 2, True),
+        ("failed", True, 3, False),  # a failed send: counted
+        ("failed", False, 2, False),  # e.g. a reply that could not be read: not a send
+        ("expired", False, 2, False),
+        ("cancelled", False, 2, False),
+    ],
+)
+async def test_finish_records_the_outcome(
+    store: Store, db: Database, state: str, attempted: bool, attempts: int, sent_at: bool
+) -> None:
+    (nid,) = await store.commit(1, 100, State(), [nudge("pep", -1)], NOW)
+    await put(db, nid, attempts=2)
+    await store.claim_due(NOW, 10, "me")
+    later = NOW + timedelta(seconds=30)
+    error = None if state == "sent" else "why"
+    options = {"attempted": True} if attempted else {}
+    assert await store.finish(nid, state, later, error, owner="me", **options)
+    row = (await full_rows(db))[nid]
+    assert (row["state"], row["last_error"], row["lease_until"], row["attempts"]) == (
+        state,
+        error,
+        None,
+        attempts,
+    )
+    assert row["sent_at"] == (ts(later) if sent_at else None)
+
+
+async def test_the_inbox_edges(store: Store) -> None:
+    assert await store.next_offset() is None  # nothing stored: no offset to acknowledge
+    assert await store.receive([], NOW) == 0
+    assert await store.next_offset() is None
+    assert await store.unhandled(10) == []
+    await store.receive([(3, "c"), (1, "a"), (2, "b")], NOW)
+    assert await store.unhandled(2) == [(1, "a"), (2, "b")]  # oldest first, at most `limit`
+    assert await store.unhandled(10, after=1) == [(2, "b"), (3, "c")]
+    await store.mark_handled(2, NOW, "boom")
+    assert await store.unhandled(10) == [(1, "a"), (3, "c")]
+    assert not store.handled_here(1)
+    await store.commit(1, 100, State(), [], NOW, durable=Durable(1, [], "me"))
+    assert store.handled_here(1) and not store.handled_here(3)
+    with pytest.raises(AlreadyHandled) as raised:
+        await store.commit(1, 100, State(), [], NOW, durable=Durable(1, [], "me"))
+    assert raised.value.update_id == 1 and "1" in str(raised.value)
+
+
+async def test_move_gives_the_nudge_its_new_deadline(store: Store, db: Database) -> None:
+    (nid,) = await store.commit(1, 100, State(), [nudge("pep", 1, 5)], NOW)
+    due, deadline = NOW + timedelta(hours=2), NOW + timedelta(hours=8)
+    await store.commit(1, 100, State(), [MoveNudge(nid, due, deadline)], NOW)
+    row = (await full_rows(db))[nid]
+    assert (row["due_at"], row["deadline"]) == (ts(due), ts(deadline))
+
+
+async def test_owed_replies_are_queued_leased_to_the_process_that_sends_them(
+    store: Store, db: Database
+) -> None:
+    await store.receive([(9, "{}")], NOW)
+    durable = Durable(9, ['{"text":"a"}', '{"text":"b"}'], "me", lease=timedelta(seconds=90))
+    await store.commit(1, 100, State(), [nudge("pep", 1)], NOW, durable=durable)
+    queued = {i: r for i, r in (await full_rows(db)).items() if r["kind"] == "reply"}
+    assert durable.ids == sorted(queued)
+    assert {(r["claimed_by"], r["lease_until"], r["due_at"]) for r in queued.values()} == {
+        ("me", ts(NOW) + 90, ts(NOW))
+    }
+    # Its process sends them and records them, all at once.
+    assert await store.sent(durable.ids, NOW, "me") == 2
 
 
 async def test_concurrent_commits_and_claims_on_one_connection(store: Store, db: Database) -> None:

@@ -385,10 +385,15 @@ class Dispatcher:
         recorded: list[bool] = []
 
         async def record_sent() -> None:
-            # Inside the send's critical section: Telegram has it, now the database does.
-            recorded.append(
-                await self._store.finish(row.id, "sent", self._clock(), None, owner=self.owner)
-            )
+            # Inside the send's critical section: Telegram has it, now the database does. If
+            # the database fails here, that is not the send's failure (retrying would send it
+            # twice): it is recorded once more below.
+            try:
+                recorded.append(
+                    await self._store.finish(row.id, "sent", self._clock(), None, owner=self.owner)
+                )
+            except Exception:
+                log.warning("nudge %d: could not record it as sent; again", row.id, exc_info=True)
 
         try:
             for index, message in enumerate(messages):
@@ -401,10 +406,8 @@ class Dispatcher:
                 user_ref(row.user_id),
                 row.id,
             )
+            # This nudge too: it is one of theirs in 'sending'.
             await self._store.deactivate(row.user_id)
-            await self._store.finish(
-                row.id, "cancelled", self._clock(), "blocked", owner=self.owner
-            )
             stats.cancelled += 1
             return
         except Exception as exc:
@@ -440,7 +443,7 @@ class Dispatcher:
                 await self._attempt_failed(row, exc, stats)
                 return
         try:
-            if not recorded:  # partly sent: recorded here, with what went wrong
+            if not recorded:  # partly sent (with what went wrong), or the record above failed
                 recorded.append(
                     await self._store.finish(row.id, "sent", self._clock(), error, owner=self.owner)
                 )
@@ -491,18 +494,22 @@ class Dispatcher:
         async with self._pacer.slot(chat_id):
             while True:
                 await self._wait_out_pause()
-                await self._limiter.acquire()
-                # A flood wait that began while we queued: wait it out and queue again, so the
-                # sends held back do not all go at once when it ends.
-                if self._paused_until <= time.monotonic():
-                    break
-            await self._keep_lease(row)
-            # One nudge at a time between "Telegram took it" and "recorded as sent": a crash
-            # can repeat at most that one, never a batch.
-            async with self._in_flight:
-                await self._sender.send(chat_id, message)
-                if then is not None:
-                    await then()
+                await self._keep_lease(row)
+                # One nudge at a time between "Telegram took it" and "recorded as sent": a
+                # crash can repeat at most that one, never a batch.
+                async with self._in_flight:
+                    # A flood wait that began while we queued behind the send that met it:
+                    # wait it out and queue again, so the sends held back do not all go at
+                    # once when it ends. None can begin from here to our send.
+                    if self._paused_until > time.monotonic():
+                        continue
+                    # The rate is taken here, next to the send: taken before queueing, the
+                    # turns would pile up behind a slow send and then all go at once.
+                    await self._limiter.acquire()
+                    await self._sender.send(chat_id, message)
+                    if then is not None:
+                        await then()
+                    return
 
     async def _keep_lease(self, row: NudgeRow) -> None:
         """Renew the lease when half of it is gone (a long flood wait, a big batch); a lease

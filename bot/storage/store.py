@@ -526,8 +526,11 @@ class Store:
 
     async def queue_depths(self) -> dict[str, int]:
         """What waits in the database, for /metrics (each from a partial index)."""
+        # Left to itself, SQLite counts pending nudges by scanning (user_id, state), i.e. every
+        # nudge ever sent: named, the partial index holds only the pending ones.
         row = await self.db.one(
-            "SELECT (SELECT count(*) FROM nudges WHERE state = 'pending'),"
+            "SELECT (SELECT count(*) FROM nudges INDEXED BY nudges_pending_due"
+            " WHERE state = 'pending'),"
             " (SELECT count(*) FROM nudges WHERE state = 'sending'),"
             " (SELECT count(*) FROM inbox WHERE handled_at IS NULL)"
         )
