@@ -19,7 +19,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Interview Coach")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="serve the Telegram bot (long polling, or webhook if set)")
-    run.add_argument("--webhook", action="store_true", help="use WEBHOOK_URL even if polling")
+    run.add_argument(
+        "--webhook",
+        action="store_true",
+        help="serve by webhook: needs WEBHOOK_URL (when it is set, webhook is the mode anyway)",
+    )
     sub.add_parser("demo", help="the whole conversation in this terminal, no token needed")
     classify = sub.add_parser("classify", help="classify objections, one JSON object per text")
     classify.add_argument("texts", nargs="*", help="texts; none reads standard input by line")
@@ -78,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         if args.command == "run":
             settings.require_token()
+            if args.webhook and settings.webhook_url is None:
+                raise ConfigError("--webhook needs WEBHOOK_URL (see .env.example)")
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -86,10 +86,6 @@ class Settings(BaseSettings):
             raise ValueError("TELEGRAM_API_BASE_URL must start with http:// or https://")
         return value
 
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.default_timezone)
-
     def require_token(self) -> str:
         if self.telegram_bot_token is None or not self.telegram_bot_token.get_secret_value():
             raise ConfigError(

@@ -13,8 +13,10 @@ from bot.service import Handled
 
 DEMO_USER = 1  # one local demo user; /restart or /mydata → delete to begin afresh
 
+WIDTH = 78  # a terminal's columns, less one
 BANNER = """Interview Coach, terminal demo. Type a number to tap a button, or type freely.
-Commands work as in Telegram (/help, /restart, /interview, /nudges, ...). Ctrl-D quits.
+Commands work as in Telegram (/help, /restart, /interview, /nudges, ...).
+Ctrl-D quits.
 """
 
 
@@ -24,7 +26,7 @@ def show(handled: Handled, out: TextIO) -> list[str]:
     for message in handled.messages:
         out.write("\n")
         for paragraph in message.plain_text.split("\n"):
-            out.write(textwrap.fill(paragraph, 78, replace_whitespace=False) + "\n")
+            out.write(textwrap.fill(paragraph, WIDTH, replace_whitespace=False) + "\n")
         if message.keyboard:
             choices = []
             for row in message.keyboard:

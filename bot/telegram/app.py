@@ -60,30 +60,6 @@ REPLY_RETRY_SECONDS = 5.0  # a reply Telegram did not take goes again this soon
 # What handling an update gives back: the toast for a button press, and how to send replies.
 Served = tuple[str | None, Callable[[], Awaitable[None]]]
 
-# Non-text messages, named for the "I read text" reply; checked in this order.
-_OTHER_KINDS = (
-    "sticker",
-    "photo",
-    "voice",
-    "video_note",
-    "video",
-    "animation",
-    "audio",
-    "document",
-    "location",
-    "contact",
-    "poll",
-    "dice",
-)
-
-
-def _kind(update: Update) -> str:
-    message = update.effective_message
-    for kind in _OTHER_KINDS:
-        if message is not None and getattr(message, kind, None):
-            return kind
-    return "other"
-
 
 class TelegramFrontEnd:
     def __init__(
@@ -142,7 +118,8 @@ class TelegramFrontEnd:
         await self._process(update, event)
 
     async def on_other(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._process(update, self._event(update, "other", _kind(update)))
+        # A sticker, photo, voice message...: the "I read text" reply is the same for all.
+        await self._process(update, self._event(update, "other", ""))
 
     def _event(self, update: Update, kind: EventKind, value: str, argument: str = "") -> Event:
         return clean(Event(self._user(update), kind, value, argument, self._first_name(update)))
@@ -237,7 +214,7 @@ class TelegramFrontEnd:
         try:
             await query.answer(notice)
         except TelegramError as exc:  # too old to answer: the replies still go out
-            log.info("could not answer callback %s: %s", query.id, exc)
+            log.info("event=callback_unanswered query=%s error=%s", query.id, exc)
 
     async def _send_replies(self, user_id: int, chat_id: int, handled: Handled) -> None:
         """Send what the conversation answered. Durable replies are marked sent one by one;
@@ -302,6 +279,13 @@ def load_commands(*, recruiter: bool = False) -> list[BotCommand]:
     return [BotCommand(name, description) for name, description in commands.items()]
 
 
+def file_url(base_url: str) -> str:
+    """Where files are fetched: the Bot API's ".../bot" becomes ".../file/bot". The last
+    "/bot", as a host may begin with "bot" too (http://botapi:8081/bot)."""
+    head, found, tail = base_url.rpartition("/bot")
+    return f"{head}/file/bot{tail}" if found else base_url
+
+
 def build_application(
     coach: Coach, token: str, base_url: str
 ) -> tuple[Application[Any, Any, Any, Any, Any, Any], TelegramFrontEnd]:
@@ -313,9 +297,10 @@ def build_application(
         ApplicationBuilder()
         .token(token)
         .base_url(base_url)
-        .base_file_url(base_url.replace("/bot", "/file/bot", 1))
-        # Different users are served in parallel; the Coach serialises each user's updates.
-        .concurrent_updates(True)
+        .base_file_url(file_url(base_url))
+        # No concurrent_updates: the inbox worker hands each update to process_update itself,
+        # different users' in parallel (the Coach serialises each user's), so PTB's update
+        # processor, which that setting configures, is never used.
         # Nudges live in SQLite (bot/nudges); PTB's in-memory JobQueue would lose them.
         .job_queue(None)
         .build()
@@ -334,7 +319,11 @@ def build_application(
 
 async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     # Handlers catch their own errors; this logs what escapes PTB itself (network, polling).
-    log.error("update %s caused %r", getattr(update, "update_id", None), context.error)
+    log.error(
+        "event=update_error update_id=%s error=%r",
+        getattr(update, "update_id", None),
+        context.error,
+    )
 
 
 async def set_commands(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -342,4 +331,4 @@ async def set_commands(application: Application[Any, Any, Any, Any, Any, Any]) -
     try:
         await application.bot.set_my_commands(load_commands())
     except TelegramError as exc:
-        log.warning("setMyCommands failed, serving anyway: %s", exc)
+        log.warning("event=commands_not_set error=%s", exc)
