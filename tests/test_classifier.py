@@ -1,9 +1,18 @@
-"""The objection classifier, evaluated on a held-out set of phrasings it never trains on."""
+"""The objection classifier, evaluated on phrasings it never trains on.
+
+Two sets, both never trained on:
+- validation (`tests/data/objections_heldout.tsv`): the thresholds and C in classifier.py were
+  tuned on it, so its accuracy is a validation figure, optimistic by construction;
+- test (`tests/data/objections_test.tsv`): written apart and never looked at while tuning; its
+  accuracy is the honest estimate. Tune on validation only; if the test set is ever used to
+  choose anything, write a new one.
+"""
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -11,13 +20,14 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import cast
 
+import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from bot.knowledge.base import DEFAULT_DIR, INTENT_IDS, LABELS, KnowledgeBase
 from bot.knowledge.classifier import (
-    AMBIGUOUS_MARGIN,
-    CONFIDENT,
     MAX_CHARS,
     Alternative,
     Classification,
@@ -27,20 +37,29 @@ from bot.knowledge.classifier import (
     normalise,
 )
 from bot.knowledge.cli import classify_main
+from bot.knowledge.linear import LinearTextModel
 
-HELDOUT = Path(__file__).parent / "data" / "objections_heldout.tsv"
+HELDOUT = Path(__file__).parent / "data" / "objections_heldout.tsv"  # validation: tuned on
+TEST_SET = Path(__file__).parent / "data" / "objections_test.tsv"  # test: never tuned on
+# Product requirement: at least 4 typed messages in 5 read right, on phrasings nobody tuned on.
+TEST_ACCURACY_FLOOR = 0.80
 
 
-def load_heldout() -> list[tuple[str, str]]:
+def load_tsv(path: Path) -> list[tuple[str, str]]:
     """(label, text) rows; the first line is a header."""
-    lines = HELDOUT.read_text("utf-8").splitlines()
+    lines = path.read_text("utf-8").splitlines()
     assert lines[0] == "label\ttext"
     rows = []
     for n, line in enumerate(lines[1:], 2):
         label, sep, text = line.partition("\t")
-        assert sep and text.strip(), f"{HELDOUT.name}:{n}: expected label<TAB>text"
+        assert sep and text.strip(), f"{path.name}:{n}: expected label<TAB>text"
+        assert label in LABELS, f"{path.name}:{n}: unknown label {label!r}"
         rows.append((label, text))
     return rows
+
+
+def load_heldout() -> list[tuple[str, str]]:
+    return load_tsv(HELDOUT)
 
 
 def _tokens(text: str) -> frozenset[str]:
@@ -68,6 +87,11 @@ def classifier(kb: KnowledgeBase) -> ObjectionClassifier:
 @pytest.fixture(scope="module")
 def heldout() -> list[tuple[str, str]]:
     return load_heldout()
+
+
+@pytest.fixture(scope="module")
+def test_set() -> list[tuple[str, str]]:
+    return load_tsv(TEST_SET)
 
 
 # --- the held-out set ------------------------------------------------------------------------
@@ -98,6 +122,27 @@ def test_heldout_has_no_internal_duplicates(heldout: list[tuple[str, str]]) -> N
     assert len(texts) == len(set(texts))
 
 
+def test_the_test_set_covers_every_label_and_is_disjoint_from_the_rest(
+    kb: KnowledgeBase, heldout: list[tuple[str, str]], test_set: list[tuple[str, str]]
+) -> None:
+    counts = Counter(label for label, _ in test_set)
+    assert set(counts) == set(LABELS)
+    assert all(n >= 8 for n in counts.values()), counts
+    assert len(test_set) >= 150
+    texts = [normalise(t) for _, t in test_set]
+    assert len(texts) == len(set(texts))
+    # Not a copy or a near copy of a training example nor of a validation line.
+    others = [e for e, _ in kb.training_examples()] + [t for _, t in heldout]
+    other_tokens = [(e, _tokens(e)) for e in others]
+    near = [
+        (t, e)
+        for _, t in test_set
+        for e, te in other_tokens
+        if normalise(t) == normalise(e) or near_duplicate(_tokens(t), te)
+    ]
+    assert not near, f"test lines too close to training or validation lines: {near[:5]}"
+
+
 # --- accuracy --------------------------------------------------------------------------------
 
 
@@ -125,7 +170,10 @@ def test_heldout_accuracy(
     decisions = [ok for label in INTENT_IDS for ok in per_class[label]]
     decision_accuracy = sum(decisions) / len(decisions)
     with capsys.disabled():
-        print(f"\nheld-out accuracy: {accuracy:.3f} ({sum(correct)}/{len(results)})")
+        print(
+            f"\nVALIDATION accuracy (objections_heldout.tsv, thresholds tuned on it): "
+            f"{accuracy:.3f} ({sum(correct)}/{len(results)})"
+        )
         print(
             f"  typed decisions and feelings: {decision_accuracy:.3f} "
             f"({sum(decisions)}/{len(decisions)})"
@@ -148,6 +196,31 @@ def test_heldout_accuracy(
     assert decision_accuracy >= 0.85
     confident = verdicts["confident"]
     assert sum(c.objection == label for label, c in confident) / len(confident) >= 0.9
+
+
+def test_test_set_accuracy(
+    classifier: ObjectionClassifier,
+    test_set: list[tuple[str, str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The honest figure: phrasings never used to train or to tune anything."""
+    results = [(label, classifier.classify(text)) for label, text in test_set]
+    correct = sum(c.objection == label for label, c in results)
+    accuracy = correct / len(results)
+    confident = [(label, c) for label, c in results if interpret(c) == "confident"]
+    precision = sum(c.objection == label for label, c in confident) / len(confident)
+    with capsys.disabled():
+        print(
+            f"\nTEST accuracy (objections_test.tsv, never tuned on): "
+            f"{accuracy:.3f} ({correct}/{len(results)})"
+        )
+        print(
+            f"  confident on {len(confident) / len(results):.2f} of messages, "
+            f"precision {precision:.2f}"
+        )
+    assert accuracy >= TEST_ACCURACY_FLOOR
+    # Acting on a wrong reading is the costly mistake: when it is sure, it is right 9 in 10.
+    assert precision >= 0.9
 
 
 def test_training_is_quick(kb: KnowledgeBase, capsys: pytest.CaptureFixture[str]) -> None:
@@ -271,14 +344,81 @@ def _c(top: float, second: float) -> Classification:
     return Classification("nervous", top, (Alternative("not_a_fit", second),))
 
 
-def test_interpret_thresholds() -> None:
-    assert interpret(_c(0.9, 0.05)) == "confident"
-    assert interpret(_c(CONFIDENT, CONFIDENT - AMBIGUOUS_MARGIN)) == "confident"
-    assert interpret(_c(0.45, 0.4)) == "ambiguous"  # close race between two likely answers
-    assert interpret(_c(0.6, 0.5)) == "ambiguous"  # confident-looking but too close to call
-    assert interpret(_c(0.3, 0.05)) == "unknown"  # weak leader, nothing else likely either
-    assert interpret(_c(0.15, 0.12)) == "unknown"  # flat distribution
-    assert _c(0.9, 0.05).interpret() == "confident"
+# The rule, as specified (classifier.py's header): a reading is acted on when it has at least
+# 40% and leads the runner-up by at least 20 points; a closer race whose two leaders hold at
+# least 45% together is asked about ("did you mean A or B?"); anything else is not understood.
+# The numbers are written here, not imported, so that a changed threshold fails a test.
+
+
+@pytest.mark.parametrize(
+    ("top", "second", "verdict"),
+    [
+        (0.9, 0.05, "confident"),
+        (0.40, 0.20, "confident"),  # both bars met exactly
+        (0.39, 0.10, "unknown"),  # a clear lead, but under 40%
+        (0.41, 0.10, "confident"),
+        (0.61, 0.42, "ambiguous"),  # 61% but only 19 points ahead
+        (0.61, 0.40, "confident"),  # 21 points ahead
+        (0.45, 0.40, "ambiguous"),  # close race between two likely answers
+        (0.25, 0.20, "ambiguous"),  # close, and 45% together exactly
+        (0.24, 0.20, "unknown"),  # close, but 44% together: too little to ask about
+        (0.33, 0.13, "unknown"),  # a 20-point lead is not a close race, but too weak to act
+        (0.3, 0.05, "unknown"),  # weak leader, nothing else likely either
+        (0.15, 0.12, "unknown"),  # flat distribution
+    ],
+)
+def test_interpret_thresholds(top: float, second: float, verdict: str) -> None:
+    assert interpret(_c(top, second)) == verdict
+    assert _c(top, second).interpret() == verdict
+
+
+def test_interpret_without_a_runner_up() -> None:
+    # A two-label model has one alternative; none at all counts as a runner-up at 0%.
+    assert interpret(Classification("nervous", 0.40, ())) == "confident"
+    assert interpret(Classification("nervous", 0.39, ())) == "unknown"
+
+
+class FixedModel:
+    """Stands in for the exported model: the probabilities we choose, label by label."""
+
+    def __init__(self, probabilities: dict[str, float]) -> None:
+        self.labels = tuple(probabilities)
+        self._p = np.array(list(probabilities.values()))
+
+    def probabilities(self, text: str) -> NDArray[np.float64]:
+        return self._p
+
+
+def fixed(**probabilities: float) -> ObjectionClassifier:
+    """A classifier whose scores are these, the rest spread evenly over four other labels."""
+    fillers = ("other", "decide_go", "decide_pass", "decide_unsure")
+    rest = (1.0 - sum(probabilities.values())) / len(fillers)
+    model = FixedModel({**probabilities, **dict.fromkeys(fillers, rest)})
+    return ObjectionClassifier(cast(LinearTextModel, model))
+
+
+def test_classify_reports_the_top_reading_and_the_next_two() -> None:
+    c = fixed(nervous=0.10, not_a_fit=0.50, scam_suspected=0.30).classify("anything")
+    assert c.objection == "not_a_fit" and c.confidence == pytest.approx(0.50)
+    assert [(a.objection, round(a.confidence, 2)) for a in c.alternatives] == [
+        ("scam_suspected", 0.30),
+        ("nervous", 0.10),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("probabilities", "verdict"),
+    [
+        ({"nervous": 0.70, "not_a_fit": 0.20}, "confident"),
+        ({"nervous": 0.41, "not_a_fit": 0.30}, "ambiguous"),
+        ({"nervous": 0.38, "not_a_fit": 0.10}, "unknown"),
+    ],
+)
+def test_classified_scores_lead_to_the_verdict(
+    probabilities: dict[str, float], verdict: str
+) -> None:
+    c = fixed(**probabilities).classify("whatever was typed")
+    assert (c.objection, interpret(c)) == ("nervous", verdict)
 
 
 def test_binary_model_works() -> None:
@@ -298,7 +438,7 @@ def test_binary_model_works() -> None:
 
 
 def test_train_requires_two_labels() -> None:
-    with pytest.raises(ValueError, match="two labels"):
+    with pytest.raises(ValueError, match=r"^need examples of at least two labels to train$"):
         ObjectionClassifier.train([("hello", "other"), ("hi", "other")])
 
 
@@ -367,7 +507,9 @@ def test_the_exported_binary_model_matches_too() -> None:
         assert small.probabilities(text) == pytest.approx(expected, abs=1e-12)
 
 
-def test_the_model_is_kept_and_reused_until_the_content_changes(tmp_path: Path) -> None:
+def test_the_model_is_kept_and_reused_until_the_content_changes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     content = tmp_path / "knowledge"
     shutil.copytree(DEFAULT_DIR, content)
     cache = tmp_path / "data"
@@ -385,9 +527,55 @@ def test_the_model_is_kept_and_reused_until_the_content_changes(tmp_path: Path) 
     ObjectionClassifier.cached(cache, content)
     [renewed] = list(cache.glob("classifier-*.npz"))
     assert renewed != saved
-    # A damaged file is trained over, not a crash.
+    # A damaged file is trained over, not a crash, and the log says which file and why.
     renewed.write_bytes(b"not a model")
-    assert ObjectionClassifier.cached(cache, content).classify(text).objection == "nervous"
+    with caplog.at_level(logging.WARNING, logger="bot.knowledge.classifier"):
+        assert ObjectionClassifier.cached(cache, content).classify(text).objection == "nervous"
+    (record,) = caplog.records
+    assert record.getMessage().startswith(
+        f"event=classifier_cache_unreadable file={renewed.name} error="
+    )
+    assert len(record.getMessage()) > len(
+        f"event=classifier_cache_unreadable file={renewed.name} error="
+    )
+
+
+def test_a_model_that_cannot_be_kept_is_used_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("a file where the folder should be")
+    with caplog.at_level(logging.WARNING, logger="bot.knowledge.classifier"):
+        trained = ObjectionClassifier.cached(not_a_folder)
+    assert trained.classify("i'm scared i'll freeze").objection == "nervous"
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert message.startswith("event=classifier_cache_not_saved error=") and "data" in message
+
+
+# Typed on a phone: misspelt, unpunctuated. README: "character n-grams tolerate typos".
+TYPOS = [
+    ("im realy nervus about the intervew", "nervous"),
+    ("scard ill freez up", "nervous"),
+    ("the sallary is to low for me", "not_a_fit"),
+    ("they want me to pay a fee upfrnt", "scam_suspected"),
+    ("i alredy signed with anothr company", "signed_elsewhere"),
+    ("im hapy at my curent job", "not_looking"),
+    ("its a waist of my time", "waste_of_time"),
+    ("i wont get the job anyways, im not qualifed", "wont_get_offer"),
+    ("this role is beneeth my experiance", "overqualified"),
+    ("ok fine ill go to the intervew", "decide_go"),
+    ("no thanx im not goin", "decide_pass"),
+    ("still not shure", "decide_unsure"),
+    ("they want an unpayed take home assignmnet", "unpaid_task"),
+    ("herd the company treats staf badly", "bad_company"),
+]
+
+
+def test_typos_are_tolerated(classifier: ObjectionClassifier) -> None:
+    # Requirement: at least 3 typo'd messages in 4 are read right.
+    right = [text for text, label in TYPOS if classifier.classify(text).objection == label]
+    assert len(right) >= 0.75 * len(TYPOS), set(t for t, _ in TYPOS) - set(right)
 
 
 def test_loading_the_kept_model_does_not_import_scikit_learn(tmp_path: Path) -> None:

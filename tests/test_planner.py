@@ -119,10 +119,11 @@ def test_interview_plan_prep_pep_debrief() -> None:
     assert plan["prep"].due_at == interview - timedelta(hours=24)
     assert plan["pep"].due_at == interview - timedelta(hours=2)
     assert plan["debrief"].due_at == interview + timedelta(hours=3)
-    # Each has a deadline after which it no longer makes sense.
-    assert plan["prep"].deadline is not None and plan["prep"].deadline <= interview
+    # Each has a deadline after which it no longer makes sense (README's table): the
+    # checklist until 2 h before, the pep talk until the interview, the debrief for a week.
+    assert plan["prep"].deadline == interview - timedelta(hours=2)
     assert plan["pep"].deadline == interview
-    assert plan["debrief"].deadline is not None and plan["debrief"].deadline > interview
+    assert plan["debrief"].deadline == interview + timedelta(days=7)
 
 
 def test_interview_less_than_30_hours_away_has_no_prep() -> None:
@@ -159,10 +160,16 @@ def test_debrief_after_an_evening_interview_waits_for_the_morning() -> None:
 
 
 def test_an_interview_already_over_still_gets_a_debrief_now() -> None:
+    # Started an hour ago: "How did it go?" at its usual time, 3 h after the start.
     interview = NOW - timedelta(hours=1)
     plan = by_kind(planner.plan_interview(interview, NOW, ZoneInfo("UTC"), QUIET))
     assert set(plan) == {planner.DEBRIEF}
-    assert plan["debrief"].due_at >= NOW
+    assert plan["debrief"].due_at == NOW + timedelta(hours=2)
+    # Over for longer than that: asked now, not in the past.
+    interview = NOW - timedelta(hours=5)
+    plan = by_kind(planner.plan_interview(interview, NOW, ZoneInfo("UTC"), QUIET))
+    assert plan["debrief"].due_at == NOW
+    assert plan["debrief"].deadline == interview + timedelta(days=7)
 
 
 # --- check-backs -----------------------------------------------------------------------------
@@ -172,8 +179,8 @@ def test_checkbacks_after_one_four_and_seven_days() -> None:
     plan = planner.plan_checkbacks(NOW, None, PARIS, QUIET)
     assert [n.kind for n in plan] == [planner.CHECKBACK] * 3
     assert [n.due_at for n in plan] == [NOW + timedelta(days=d) for d in (1, 4, 7)]
-    for n in plan:
-        assert n.deadline is not None and n.deadline > n.due_at
+    # README: each one is good for 2 days, then it is dropped rather than sent late.
+    assert [n.deadline for n in plan] == [NOW + timedelta(days=d + 2) for d in (1, 4, 7)]
 
 
 def test_checkbacks_are_capped_by_the_interview() -> None:
@@ -195,6 +202,10 @@ def test_checkbacks_planned_late_in_the_evening_arrive_in_the_morning() -> None:
     assert [n.due_at for n in plan] == [
         datetime(2026, 3, day, 8, 0, tzinfo=PARIS) for day in (6, 9, 12)
     ]
+    # The 2-day window counts from the day it was meant for (22:15 on the 5th, 8th, 11th).
+    assert [n.deadline for n in plan] == [
+        datetime(2026, 3, day, 22, 15, tzinfo=PARIS) for day in (7, 10, 13)
+    ]
 
 
 # --- follow-up and snooze --------------------------------------------------------------------
@@ -209,10 +220,31 @@ def test_followup_a_week_after_the_interview() -> None:
 
 
 def test_followup_for_a_long_past_interview_is_still_in_the_future() -> None:
+    # A month later they tell us how it went: the follow-up comes the next day, for a week.
     interview = NOW - timedelta(days=30)
     plan = planner.plan_followup(interview, NOW, ZoneInfo("UTC"), QUIET)
-    assert plan[0].due_at > NOW
-    assert plan[0].due_at <= NOW + timedelta(days=7)
+    assert [(n.kind, n.due_at, n.deadline) for n in plan] == [
+        (planner.FOLLOWUP, NOW + timedelta(days=1), NOW + timedelta(days=8))
+    ]
+    # Six and a half days after: still at least a day to send the note.
+    recent = NOW - timedelta(days=6, hours=12)
+    (followup,) = planner.plan_followup(recent, NOW, ZoneInfo("UTC"), QUIET)
+    assert followup.due_at == NOW + timedelta(days=1)
+    # Five days after: a week after the interview, two days from now.
+    (followup,) = planner.plan_followup(NOW - timedelta(days=5), NOW, ZoneInfo("UTC"), QUIET)
+    assert followup.due_at == NOW + timedelta(days=2)
+
+
+def test_followup_without_an_interview_time_comes_a_week_after_the_answer() -> None:
+    (followup,) = planner.plan_followup(None, NOW, ZoneInfo("UTC"), QUIET)
+    assert followup.due_at == NOW + timedelta(days=7)
+    assert followup.deadline == NOW + timedelta(days=14)
+
+
+def test_followup_due_in_the_night_waits_for_the_morning_in_the_users_zone() -> None:
+    interview = datetime(2026, 3, 4, 22, 0, tzinfo=TOKYO)  # a week later 22:00 Tokyo: quiet
+    (followup,) = planner.plan_followup(interview, interview + timedelta(hours=3), TOKYO, QUIET)
+    assert followup.due_at == datetime(2026, 3, 12, 8, 0, tzinfo=TOKYO)
 
 
 def test_snooze_three_hours_later_or_after_quiet_hours_or_not_at_all() -> None:
@@ -270,42 +302,59 @@ def test_debrief_and_checkback_carry_their_answer_buttons() -> None:
 def test_expired_after_the_deadline() -> None:
     deadline = INTERVIEW - timedelta(hours=2)
     decision = decide(row(planner.PREP, NOW, deadline), GOING, deadline + timedelta(seconds=1))
-    assert isinstance(decision, Expire)
+    assert decision == Expire("deadline passed")
+    # At the deadline itself it is too late as well; a second before, it is sent.
+    assert decide(row(planner.PREP, NOW, deadline), GOING, deadline) == Expire("deadline passed")
+    before = decide(row(planner.PREP, NOW, deadline), GOING, deadline - timedelta(seconds=1))
+    assert isinstance(before, Send) and before.replies[0].template == "nudge_prep"
 
 
 def test_checkback_expires_once_the_user_decided() -> None:
     nudge = row(planner.CHECKBACK, NOW, NOW + timedelta(days=2))
-    assert isinstance(decide(nudge, GOING, NOW), Expire)
-    assert isinstance(decide(nudge, GOING.evolve(decision="pass"), NOW), Expire)
-    assert isinstance(decide(nudge, State(decision=None), NOW), Send)
+    assert decide(nudge, GOING, NOW) == Expire("already decided")
+    assert decide(nudge, GOING.evolve(decision="pass"), NOW) == Expire("already decided")
+    for undecided in (State(decision=None), State(decision="unsure")):
+        sent = decide(nudge, undecided, NOW)
+        assert isinstance(sent, Send) and sent.replies[0].template == "nudge_checkback"
 
 
 def test_pre_interview_reminder_expires_once_the_interview_started() -> None:
     # No deadline on the row, so it is the interview time itself that stops it.
     started = INTERVIEW + timedelta(minutes=5)
+    gone = Expire("no upcoming interview")
     for kind in (planner.PREP, planner.PEP):
-        assert isinstance(decide(row(kind, started, None), GOING, started), Expire)
+        assert decide(row(kind, started, None), GOING, started) == gone
+        assert decide(row(kind, INTERVIEW, None), GOING, INTERVIEW) == gone  # starting now
     # ... or when the user no longer goes, or never said when.
     due = INTERVIEW - timedelta(hours=2)
-    assert isinstance(
-        decide(row(planner.PEP, due, None), GOING.evolve(decision="pass"), due), Expire
-    )
+    assert decide(row(planner.PEP, due, None), GOING.evolve(decision="pass"), due) == gone
     no_date = GOING.evolve(interview_at=None)
-    assert isinstance(decide(row(planner.PEP, due, None), no_date, due), Expire)
+    assert decide(row(planner.PEP, due, None), no_date, due) == gone
+    sent = decide(row(planner.PEP, due, None), GOING, due)
+    assert isinstance(sent, Send) and sent.replies[0].template == "nudge_pep"
 
 
 def test_debrief_expires_once_answered_and_followup_needs_an_answer() -> None:
     after = INTERVIEW + timedelta(hours=3)
     answered = GOING.evolve(attended="went_well")
-    assert isinstance(decide(row(planner.DEBRIEF, after, None), answered, after), Expire)
+    debrief = row(planner.DEBRIEF, after, None)
+    assert decide(debrief, answered, after) == Expire("nothing to debrief")
+    assert decide(debrief, GOING.evolve(decision="pass"), after) == Expire("nothing to debrief")
+    assert decide(debrief, GOING.evolve(interview_at=None), after) == Expire("nothing to debrief")
+    asked = decide(debrief, GOING, after)
+    assert isinstance(asked, Send) and asked.replies[0].template == "nudge_debrief"
     week = INTERVIEW + timedelta(days=7)
-    assert isinstance(decide(row(planner.FOLLOWUP, week, None), answered, week), Send)
-    assert isinstance(decide(row(planner.FOLLOWUP, week, None), GOING, week), Expire)
+    for how in ("went_well", "mixed"):
+        sent = decide(row(planner.FOLLOWUP, week, None), GOING.evolve(attended=how), week)
+        assert isinstance(sent, Send) and sent.replies[0].template == "nudge_followup"
+    nothing = Expire("no interview to follow up")
+    assert decide(row(planner.FOLLOWUP, week, None), GOING, week) == nothing
+    assert decide(row(planner.FOLLOWUP, week, None), GOING.evolve(attended="no"), week) == nothing
 
 
 def test_unknown_kind_or_user_gone_expires() -> None:
-    assert isinstance(decide(row("horoscope", NOW, None), GOING, NOW), Expire)
-    assert isinstance(decide(row(planner.PEP, NOW, INTERVIEW), None, NOW), Expire)
+    assert decide(row("horoscope", NOW, None), GOING, NOW) == Expire("unknown kind horoscope")
+    assert decide(row(planner.PEP, NOW, INTERVIEW), None, NOW) == Expire("user gone")
 
 
 def test_deferred_during_quiet_hours_in_the_users_zone() -> None:
@@ -316,7 +365,8 @@ def test_deferred_during_quiet_hours_in_the_users_zone() -> None:
     # The same moment is 17:00 in New York (sent at once) and 07:00 in Tokyo (08:00 there).
     in_new_york = unsure.evolve(timezone="America/New_York")
     nudge = row(planner.CHECKBACK, night, night + timedelta(days=2))
-    assert isinstance(decide(nudge, in_new_york, night), Send)
+    sent = decide(nudge, in_new_york, night)
+    assert isinstance(sent, Send) and sent.replies[0].context["zone"] == "America/New_York"
     in_tokyo = unsure.evolve(timezone="Asia/Tokyo")
     assert decide(nudge, in_tokyo, night) == Defer(datetime(2026, 3, 5, 8, 0, tzinfo=TOKYO))
 
@@ -325,7 +375,7 @@ def test_quiet_hours_lasting_past_the_deadline_expire() -> None:
     night = datetime(2026, 3, 4, 23, 0, tzinfo=PARIS)
     unsure = State(decision="unsure", timezone="Europe/Paris")
     nudge = row(planner.CHECKBACK, night, night + timedelta(hours=2))
-    assert isinstance(decide(nudge, unsure, night), Expire)
+    assert decide(nudge, unsure, night) == Expire("quiet hours last past the deadline")
 
 
 def test_a_broken_stored_zone_falls_back_to_utc() -> None:
@@ -333,4 +383,89 @@ def test_a_broken_stored_zone_falls_back_to_utc() -> None:
     noon = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
     decision = decide(row(planner.CHECKBACK, noon, None), state, noon)
     assert isinstance(decision, Send)
+    assert decision.replies[0].context["zone"] == "UTC"
     Renderer().render(decision.replies[0])
+    # Quiet hours are UTC's too: 23:00 UTC waits until 08:00 UTC.
+    night = datetime(2026, 3, 4, 23, 0, tzinfo=UTC)
+    deferred = decide(row(planner.CHECKBACK, night, None), state, night)
+    assert deferred == Defer(datetime(2026, 3, 5, 8, 0, tzinfo=UTC))
+
+
+# --- boundaries and quiet windows of any shape -----------------------------------------------
+
+SIESTA = QuietHours(time(13, 0), time(15, 0))  # allowed by the settings: a window within a day
+
+
+def test_a_daytime_quiet_window_starts_at_its_first_minute() -> None:
+    assert SIESTA.contains(time(13, 0))
+    assert SIESTA.contains(time(14, 59))
+    assert not SIESTA.contains(time(15, 0))
+    assert not SIESTA.contains(time(21, 30)) and not SIESTA.contains(time(3, 0))
+
+
+@pytest.mark.parametrize(
+    ("due", "sent"),
+    [
+        (time(13, 0), time(15, 0)),
+        (time(14, 10), time(15, 0)),
+        (time(12, 59), time(12, 59)),
+        (time(15, 0), time(15, 0)),
+        (time(23, 0), time(23, 0)),  # the night is not quiet with this setting
+    ],
+)
+def test_a_nudge_due_in_a_daytime_quiet_window_moves_to_its_end_the_same_day(
+    due: time, sent: time
+) -> None:
+    moment = datetime.combine(datetime(2026, 3, 10).date(), due, tzinfo=PARIS)
+    moved = planner.respect_quiet_hours(moment.astimezone(UTC), None, PARIS, SIESTA)
+    assert moved == datetime.combine(moment.date(), sent, tzinfo=PARIS)
+
+
+def test_planning_with_a_daytime_quiet_window() -> None:
+    # Decided at 13:30 in Paris: the check-ins at 13:30 on later days move to 15:00.
+    decided = datetime(2026, 3, 4, 13, 30, tzinfo=PARIS)
+    plan = planner.plan_checkbacks(decided.astimezone(UTC), None, PARIS, SIESTA)
+    assert [n.due_at for n in plan] == [
+        datetime(2026, 3, day, 15, 0, tzinfo=PARIS) for day in (5, 8, 11)
+    ]
+    # An interview at 16:00: its pep talk (14:00) waits until 15:00; its checklist the day
+    # before at 16:00 and the debrief at 19:00 are outside the window.
+    interview = datetime(2026, 3, 10, 16, 0, tzinfo=PARIS)
+    plan_by_kind = by_kind(planner.plan_interview(interview, NOW, PARIS, SIESTA))
+    assert plan_by_kind["pep"].due_at == datetime(2026, 3, 10, 15, 0, tzinfo=PARIS)
+    assert plan_by_kind["prep"].due_at == datetime(2026, 3, 9, 16, 0, tzinfo=PARIS)
+    assert plan_by_kind["debrief"].due_at == datetime(2026, 3, 10, 19, 0, tzinfo=PARIS)
+
+
+def test_the_moved_time_is_given_in_the_zone_it_came_in() -> None:
+    due = datetime(2026, 3, 10, 6, 0, tzinfo=TOKYO)
+    moved = planner.respect_quiet_hours(due, None, TOKYO, QUIET)
+    assert moved == datetime(2026, 3, 10, 8, 0, tzinfo=TOKYO)
+    assert moved is not None and moved.utcoffset() == timedelta(hours=9)
+
+
+def test_the_checklist_is_planned_only_for_an_interview_more_than_30_hours_away() -> None:
+    utc = ZoneInfo("UTC")
+    at_30 = by_kind(planner.plan_interview(NOW + timedelta(hours=30), NOW, utc, QUIET))
+    assert planner.PREP not in at_30  # "> 30 h away": exactly 30 h is shown at once instead
+    beyond = NOW + timedelta(hours=30, minutes=1)
+    plan = by_kind(planner.plan_interview(beyond, NOW, utc, QUIET))
+    assert plan["prep"].due_at == beyond - timedelta(hours=24)
+
+
+def test_the_pep_talk_needs_more_than_two_hours() -> None:
+    utc = ZoneInfo("UTC")
+    two_hours = by_kind(planner.plan_interview(NOW + timedelta(hours=2), NOW, utc, QUIET))
+    assert set(two_hours) == {planner.DEBRIEF}  # its moment would be now: no pep talk
+    later = NOW + timedelta(hours=2, minutes=1)
+    plan = by_kind(planner.plan_interview(later, NOW, utc, QUIET))
+    assert plan["pep"].due_at == NOW + timedelta(minutes=1)
+
+
+def test_an_early_interview_in_tokyo_gets_its_checklist_at_eight_the_day_before() -> None:
+    interview = datetime(2026, 3, 10, 7, 0, tzinfo=TOKYO)
+    plan = by_kind(planner.plan_interview(interview, NOW, TOKYO, QUIET))
+    # 07:00 the day before is quiet: 08:00 Tokyo. The pep talk (05:00) cannot wait until
+    # 08:00, after the start, so there is none.
+    assert plan["prep"].due_at == datetime(2026, 3, 9, 8, 0, tzinfo=TOKYO)
+    assert set(plan) == {planner.PREP, planner.DEBRIEF}

@@ -50,12 +50,6 @@ class Action:
     name: str
     args: tuple[str, ...] = ()
 
-    def arg(self, index: int) -> str:
-        return self.args[index]
-
-    def int_arg(self, index: int) -> int:
-        return int(self.args[index])
-
 
 class Codec:
     """Packs and checks button data of one family: `<version>:<action>[:<arg>...]`."""

@@ -327,13 +327,14 @@ def decide(state: State, ctx: Context, decision: str) -> Outcome:
 
 def ask_consent(outcome: Outcome, ctx: Context) -> Outcome:
     """At the first decision, a candidate a recruiter invited is asked whether that recruiter
-    may see their name, decision and interview time. What the question holds back (the time
-    question, the note to copy) follows the answer, so the step stays at two messages."""
+    may see their name, decision and interview time. What the question holds back follows the
+    answer, so the step stays at two messages: the note to copy, or the step's own screen (the
+    time question)."""
     invitation = ctx.invitation
     if invitation is None or invitation.consent is not None or outcome.state.scam:
         return outcome
     first, *rest = outcome.replies
-    held = {"ask_when": "ask_when", "withdraw_note": "note"}.get(rest[0].template) if rest else None
+    held = "note" if rest and rest[0].template == "withdraw_note" else None
     state = outcome.state.evolve(
         step=Step.CONSENT, return_step=outcome.state.step, after_consent=held
     )
@@ -356,10 +357,9 @@ def on_consent(choice: str, state: State, ctx: Context) -> Outcome:
         )
     back = state.return_step or Step.GO
     new = state.evolve(step=back, return_step=None, after_consent=None)
-    if state.after_consent == "ask_when":
-        replies = ask_when_screen(new.decision or "go")
-    elif state.after_consent == "note":
-        replies = (withdraw_note(new, ctx, None),)
+    replies: Replies
+    if state.after_consent == "note":
+        replies = (withdraw_note(ctx, None),)
     else:
         replies = current_screen(new, ctx)
     notice = "Shared with the recruiter" if allowed else "Kept private"
@@ -400,7 +400,7 @@ def on_question(text: str, state: State, ctx: Context) -> Outcome:
     return Outcome(replies, back, (), None, (QuestionAsked(question),))
 
 
-def withdraw_note(state: State, ctx: Context, after: str | None) -> Reply:
+def withdraw_note(ctx: Context, after: str | None) -> Reply:
     keyboard = rows(btn("actually_go", "dec", "go"), btn("start_over", "nav", "situation"))
     return Reply("withdraw_note", {"coaching": ctx.kb.coaching, "after": after}, keyboard)
 
@@ -442,7 +442,7 @@ def _decide(state: State, ctx: Context, decision: str) -> Outcome:
         return steer_clear(state, ctx)
     after = state.exception if state.step == Step.EXCEPTION else None
     state = state.evolve(decision="pass", step=Step.PASS, checklist_shown=False)
-    note = withdraw_note(state, ctx, after)
+    note = withdraw_note(ctx, after)
     if after in coaching.exceptions:
         # The exception was just shown with respect: no need to say it twice.
         return Outcome((note,), state, (CancelNudges(),))
@@ -760,6 +760,30 @@ def move_plan(delta: timedelta, zone: ZoneInfo, ctx: Context) -> list[Effect]:
     return effects
 
 
+def refit_checkbacks(
+    interview: datetime | None, was: datetime | None, zone: ZoneInfo, ctx: Context
+) -> list[Effect]:
+    """An undecided user's pending check-ins, planned again in a new zone: out of its quiet
+    hours, and never after the interview (which may have moved) has started. Their days stay,
+    since they count from the decision; one cancelled in /nudges is not pending and stays so."""
+    effects: list[Effect] = []
+    for nudge in ctx.pending:
+        if nudge.kind != planner.CHECKBACK:
+            continue
+        deadline = nudge.deadline
+        if deadline is not None and deadline == was:
+            # It ended when the interview started: it ends when the interview starts now.
+            deadline = nudge.due_at + planner.CHECKBACK_WINDOW
+        if interview is not None:
+            deadline = interview if deadline is None else min(deadline, interview)
+        due = planner.respect_quiet_hours(nudge.due_at, deadline, zone, ctx.quiet)
+        if due is None:
+            effects.append(CancelNudge(nudge.id))
+        elif (due, deadline) != (nudge.due_at, nudge.deadline):
+            effects.append(MoveNudge(nudge.id, due, deadline))
+    return effects
+
+
 def set_timezone(text: str, state: State, ctx: Context) -> Outcome:
     name = resolve_timezone(text, ctx.now)
     zone = known_zone(name) if name else None
@@ -782,6 +806,7 @@ def set_timezone(text: str, state: State, ctx: Context) -> Outcome:
     if state.proposed_at is not None:
         new = new.evolve(proposed_at=same_wall_clock(state.proposed_at, old, zone))
     upcoming = new.interview_at if new.interview_at and new.interview_at > ctx.now else None
+    effects += refit_checkbacks(upcoming, state.interview_at, zone, ctx)
     context = {"zone": name, "now": ctx.now, "interview_at": upcoming}
     if new.step in (Step.GO, Step.UNSURE, Step.PASS, Step.DEBRIEF):
         replies: Replies = (Reply("tz_set", context, next_steps_keyboard(new)),)
@@ -885,7 +910,7 @@ def withdraw(state: State, ctx: Context) -> Outcome:
     """Out of an interview they can't make: the polite note, and nothing more planned."""
     new = state.evolve(decision="pass", step=Step.PASS, checklist_shown=False)
     keyboard = rows(btn("new_time", "when", "change"), btn("start_over", "nav", "situation"))
-    note = replace(withdraw_note(new, ctx, "cant"), keyboard=keyboard)
+    note = replace(withdraw_note(ctx, "cant"), keyboard=keyboard)
     return Outcome((note,), new, (CancelNudges(),))
 
 

@@ -25,6 +25,7 @@ DEBRIEF_AFTER = timedelta(hours=3)
 DEBRIEF_WINDOW = timedelta(days=7)
 FOLLOWUP_AFTER = timedelta(days=7)
 FOLLOWUP_WINDOW = timedelta(days=7)
+FOLLOWUP_NOT_BEFORE = timedelta(days=1)  # after they said how it went
 # Check-backs after 1 day, then 3 more days, then 3 more: at most three, stopped on a decision.
 CHECKBACK_OFFSETS = (timedelta(days=1), timedelta(days=4), timedelta(days=7))
 CHECKBACK_WINDOW = timedelta(days=2)
@@ -51,8 +52,10 @@ def respect_quiet_hours(
     local = due.astimezone(zone)
     if quiet.contains(local.time().replace(tzinfo=None)):
         day = local.date()
-        if local.time() >= quiet.end and quiet.start > quiet.end:
-            day = day + timedelta(days=1)  # late evening: the quiet period ends tomorrow
+        if local.time() >= quiet.end:
+            # Quiet yet past the end: the evening of a window across midnight, which ends
+            # tomorrow. (A window within a day holds no time past its end.)
+            day = day + timedelta(days=1)
         moved = datetime.combine(day, quiet.end, tzinfo=zone).astimezone(due.tzinfo)
         if deadline is not None and moved >= deadline:
             return None
@@ -104,9 +107,9 @@ def plan_checkbacks(
 def plan_followup(
     interview_at: datetime | None, now: datetime, zone: ZoneInfo, quiet: QuietHours
 ) -> list[ScheduleNudge]:
-    """A week after the interview (or after they told us how it went), a nudge to follow up."""
-    base = max(interview_at or now, now - FOLLOWUP_AFTER + timedelta(days=1))
-    due = max(base + FOLLOWUP_AFTER, now + timedelta(days=1))
+    """A week after the interview (or after they told us how it went), a nudge to follow up;
+    never sooner than a day after they told us, so a long-past interview still gets one."""
+    due = max((interview_at or now) + FOLLOWUP_AFTER, now + FOLLOWUP_NOT_BEFORE)
     return _fit(FOLLOWUP, due, due + FOLLOWUP_WINDOW, zone, quiet)
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -30,6 +31,18 @@ _DAY_WORD_RE = re.compile(
     re.I,
 )
 MAX_INPUT = 200  # nobody types a date in more; longer text is something else
+# "at 2", "at 10": an hour with nothing after it, which dateparser reads as a day or a month
+# ("Thursday at 2" became 4 February). Interviews happen in the daytime: 1 to 7 is afternoon.
+_BARE_HOUR_RE = re.compile(
+    r"\bat\s+([01]?\d|2[0-3])\b(?!\s*(?:[:.h]\d|[ap]\.?m\b|o'?clock))", re.I
+)
+AFTERNOON_UNTIL = 7  # "at 7" is 19:00, "at 8" is 08:00
+# "the 12th" with no month, which dateparser reads as December. It means the next 12th.
+_MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
+_ORDINAL_RE = re.compile(
+    rf"\b(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)\b(?!\W*(?:of\s+)?(?:{_MONTHS}))", re.I
+)
+_MONTH_BEFORE_RE = re.compile(rf"(?:{_MONTHS})[a-z]*\.?\s*$", re.I)
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,8 @@ def parse_when(
     text = " ".join(text.split())
     if not text or len(text) > MAX_INPUT or not re.search(r"\d|[a-z]{3}", text, re.I):
         return None
+    text = _BARE_HOUR_RE.sub(_bare_hour, text)
+    text = _name_the_month(text, now.astimezone(zone).date())
     parsed = _parse(text, now, zone, day)
     if parsed is None:
         # "no wait, it's Thursday": drop the words around the date, else look for it in the text.
@@ -61,6 +76,34 @@ def parse_when(
             if found is not None and found != text:
                 parsed = _parse(found, now, zone, day)
     return parsed
+
+
+def _bare_hour(match: re.Match[str]) -> str:
+    hour = int(match.group(1))
+    if 1 <= hour <= AFTERNOON_UNTIL:
+        hour += 12
+    return f"at {hour:02d}:00"
+
+
+def _name_the_month(text: str, today: date) -> str:
+    """ "the 12th" -> "12 March 2026": the next 12th from today (today's included)."""
+
+    def named(match: re.Match[str]) -> str:
+        day = int(match.group(1))
+        if not 1 <= day <= 31 or _MONTH_BEFORE_RE.search(text[: match.start()]):
+            return match.group(0)  # "March 12th" names its month already
+        year, month = today.year, today.month
+        if day < today.day:
+            year, month = _next_month(year, month)
+        while day > calendar.monthrange(year, month)[1]:  # "the 31st" in April: in May
+            year, month = _next_month(year, month)
+        return f"{day} {calendar.month_name[month]} {year}"
+
+    return _ORDINAL_RE.sub(named, text)
+
+
+def _next_month(year: int, month: int) -> tuple[int, int]:
+    return (year + 1, 1) if month == 12 else (year, month + 1)
 
 
 def is_time_only(text: str) -> bool:
@@ -92,10 +135,11 @@ def _find_date_text(text: str, now: datetime, zone: ZoneInfo) -> str | None:
 
 
 def _parse(text: str, now: datetime, zone: ZoneInfo, day: datetime | None) -> Parsed | None:
-    local_now = now.astimezone(zone)
-    base = day.astimezone(zone) if day is not None else local_now
-    if day is not None:
-        base = base.replace(hour=0, minute=0, second=0, microsecond=0)
+    # A bare time ("3pm") lands on the day already chosen; words that name a day ("tomorrow
+    # at 3pm" after the "Tomorrow" button) count from today, as they do everywhere else.
+    base = now.astimezone(zone)
+    if day is not None and not _DAY_WORD_RE.search(text):
+        base = day.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
     parser = DateDataParser(
         languages=["en"],
         settings={
@@ -256,15 +300,17 @@ def _place_in(text: str) -> str | None:
     words = _WORD_RE.findall(text.lower())
     places = _places()
     for start in range(len(words)):
-        for size in (3, 2, 1):
+        for size in (3, 2, 1):  # near the end a slice is shorter: the same name, checked early
             name = " ".join(words[start : start + size])
-            if len(words) - start >= size and name in places:
+            if name in places:
                 return places[name]
     return None
 
 
 _OFFSET_RE = re.compile(r"^(?:utc|gmt)\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.I)
 _CLOCK_RE = re.compile(r"^(\d{1,2})(?::|\.|h)?(\d{2})?\s*(am|pm)?$", re.I)
+_EARLIEST = timedelta(hours=-12)  # the offsets in use: UTC-12 ...
+_LATEST = timedelta(hours=14)  # ... to UTC+14
 
 
 def resolve_timezone(text: str, now: datetime) -> str | None:
@@ -276,18 +322,18 @@ def resolve_timezone(text: str, now: datetime) -> str | None:
     if key in _ALIASES:
         return _ALIASES[key]
     zones = _zones_by_key()
-    for candidate in (raw.lower(), key, key.replace(" ", "_")):
+    for candidate in (key, key.replace(" ", "_")):
         if candidate in zones:
             return zones[candidate]
     match = _OFFSET_RE.match(raw)
     if match:
         sign, hours, minutes = match.group(1), int(match.group(2)), int(match.group(3) or 0)
-        if minutes == 0 and hours <= 14:
-            # Etc/GMT names have the sign inverted: UTC+3 is Etc/GMT-3.
-            return "UTC" if hours == 0 else f"Etc/GMT{'-' if sign == '+' else '+'}{hours}"
-        return _zone_for_offset(
-            timedelta(hours=hours, minutes=minutes) * (1 if sign == "+" else -1), now
-        )
+        offset = timedelta(hours=hours, minutes=minutes)
+        offset = offset if sign == "+" else -offset
+        if not _EARLIEST <= offset <= _LATEST:
+            return None
+        # "UTC+3" stays the fixed offset they typed; "UTC+5:30" is the zone that has it now.
+        return _fixed_zone(offset) if minutes == 0 else _listed_zone(offset, now)
     clock = _CLOCK_RE.match(raw)
     if clock:
         hour, minute, half = int(clock.group(1)), int(clock.group(2) or 0), clock.group(3)
@@ -297,24 +343,38 @@ def resolve_timezone(text: str, now: datetime) -> str | None:
             hour = hour % 12 + (12 if half.lower() == "pm" else 0)
         if hour > 23 or minute > 59 or (clock.group(2) is None and not half):
             return None
+        # Minute against minute: a typed "14:35" is that whole minute, whatever the seconds
+        # (they cancel out).
         utc = now.astimezone(UTC)
-        local = utc.replace(hour=hour, minute=minute, second=0, microsecond=0)
-        offset = local - utc.replace(second=0, microsecond=0)
-        # Bring into -12h..+14h, then round to the nearest quarter hour.
-        while offset > timedelta(hours=14):
-            offset -= timedelta(days=1)
-        while offset < timedelta(hours=-12):
-            offset += timedelta(days=1)
-        quarters = round(offset.total_seconds() / 900)
-        return _zone_for_offset(timedelta(seconds=quarters * 900), now)
+        offset = utc.replace(hour=hour, minute=minute) - utc
+        # The typed time may be yesterday, today or tomorrow in UTC, and a clock a few minutes
+        # off still means a zone: round to the quarter hour. Near the date line two offsets
+        # fit ("01:35" at 12:35 UTC is UTC-11 or UTC+13): a well-known zone wins (Auckland in
+        # January), else the later one, where more people live (UTC+12, not UTC-12).
+        fits = [_quarter(offset + timedelta(days=days)) for days in (-1, 0, 1)]
+        fits = [fit for fit in fits if _EARLIEST <= fit <= _LATEST]
+        for fit in fits:
+            if (name := _listed_zone(fit, now)) is not None:
+                return name
+        latest = max(fits)
+        return _fixed_zone(latest) if latest % timedelta(hours=1) == timedelta(0) else None
     return _place_in(raw)
 
 
-def _zone_for_offset(offset: timedelta, now: datetime) -> str | None:
+def _quarter(offset: timedelta) -> timedelta:
+    return timedelta(minutes=15 * round(offset.total_seconds() / 900))
+
+
+def _listed_zone(offset: timedelta, now: datetime) -> str | None:
+    """The well-known zone with this offset now, if there is one."""
     for name in _BY_OFFSET:
         if now.astimezone(ZoneInfo(name)).utcoffset() == offset:
             return name
-    if offset.total_seconds() % 3600 == 0 and -12 <= offset.total_seconds() / 3600 <= 14:
-        hours = int(offset.total_seconds() // 3600)
-        return "UTC" if hours == 0 else f"Etc/GMT{'-' if hours > 0 else '+'}{abs(hours)}"
     return None
+
+
+def _fixed_zone(offset: timedelta) -> str:
+    """A whole-hour offset as a zone name. Etc/GMT names have the sign inverted: UTC+3 is
+    Etc/GMT-3."""
+    hours = int(offset / timedelta(hours=1))
+    return "UTC" if hours == 0 else f"Etc/GMT{'-' if hours > 0 else '+'}{abs(hours)}"
