@@ -81,6 +81,7 @@ STARTUP_USER = 699_999_999  # sends the update queued before the bot starts
 QUIET = 0.25  # a step without a keyboard is answered once no reply came for this long
 LOST_AFTER = 20.0  # seconds without any reply: the update counts as lost
 SAT_WARMUP = 2.0  # seconds of saturation not counted (the first burst of every user at once)
+NOISY = 0.15  # other processes using more than this share of a core: the run is disturbed
 
 REPLIES = ("sendMessage", "editMessageText", "answerCallbackQuery", "sendPhoto", "sendDocument")
 # What users type: worries, decisions, and (when asked "when") a time.
@@ -177,7 +178,8 @@ def serve_project(counts_path: str | None, profile: str | None) -> int:
     else:
         import cProfile
 
-        profiler = cProfile.Profile()
+        # The main thread's CPU clock: time spent preempted (a busy machine) is not charged.
+        profiler = cProfile.Profile(time.thread_time)
         profiler.enable()
         try:
             code = bot_main(["run"])
@@ -267,6 +269,7 @@ class Phase:
     # Deltas over the phase (arrivals through drain), filled by the caller.
     cpu: float = 0.0
     bench_cpu: float = 0.0
+    other_cpu: float = 0.0  # every other process on the machine: noise
     requests: Counter[str] = field(default_factory=Counter)
     sqlite: int | None = None
     sqlite_by: Counter[str] = field(default_factory=Counter)
@@ -669,13 +672,22 @@ def own_cpu() -> float:
     return t.user + t.system
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent busy (all cores), from /proc/stat via psutil."""
+    import psutil
+
+    t = psutil.cpu_times()
+    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "steal", 0.0))
+
+
 async def measured(proc: BotProcess, api: FakeBotApi, run: Callable[[], Awaitable[Phase]]) -> Phase:
     """Run a phase and charge it the CPU, requests and round trips from its start to drain."""
-    cpu0, bench0 = proc.cpu(), own_cpu()
+    cpu0, bench0, busy0 = proc.cpu(), own_cpu(), machine_busy()
     req0 = Counter(api.counts)
     rt0 = await proc.round_trips()
     phase = await run()
     phase.cpu, phase.bench_cpu = proc.cpu() - cpu0, own_cpu() - bench0
+    phase.other_cpu = max(machine_busy() - busy0 - phase.cpu - phase.bench_cpu, 0.0)
     phase.requests = Counter(api.counts)
     phase.requests.subtract(req0)
     rt1 = await proc.round_trips()
@@ -1020,14 +1032,22 @@ def report(
     fit_seconds: float,
     wall: float,
     command: str,
+    load_start: tuple[float, float, float] = (math.nan, math.nan, math.nan),
 ) -> str:
     from bench.nudges import machine
 
     out = ["# Load benchmark: our bot against a bare PTB echo bot", ""]
     out.append(f"`{command}` ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, whole run {wall:.0f} s)")
     out += ["", "## Machine", "", "| | |", "|---|---|"]
+    out.append(
+        "| load average at the start (1/5/15 min) | "
+        + " / ".join(f"{x:.2f}" for x in load_start)
+        + " |"
+    )
     out += [f"| {k} | {v} |" for k, v in machine().items()]
     out.append(f"| temporary folder (databases) | {filesystem(Path(tempfile.gettempdir()))} |")
+    out.append(f"| code | {revision()} |")
+    out.append(f"| scheduling priority of this run and its bots (nice) | {os.nice(0)} |")
 
     rates = sorted(args.rates)
     e_upd, e_cpu, e_req, _ = totals(echo.paced())
@@ -1170,6 +1190,21 @@ def report(
                 + ("" if seeded >= 100_000 else " (fewer than 100,000 users: indicative)"),
             )
         )
+    noisy = [
+        (label, p)
+        for label, r in results_of(echo, ours, big)
+        for p in [*r.paced(), *([r.saturation] if r.saturation else [])]
+        if p.drained > p.started and p.other_cpu / (p.drained - p.started) > NOISY
+    ]
+    warning = []
+    if noisy:
+        worst = max(p.other_cpu / (p.drained - p.started) for _label, p in noisy)
+        warning = [
+            f"**Disturbed run: other processes used up to {worst:.0%} of a core during"
+            f" {len(noisy)} phase(s) ({', '.join(f'{label} {p.name}' for label, p in noisy)});"
+            " the figures below are not reliable. Run again on a quiet machine.**",
+            "",
+        ]
     sat = (
         f", then {args.saturation:g} s of saturation (the first"
         f" {sat_warmup(args.saturation):g} s not counted)"
@@ -1180,6 +1215,7 @@ def report(
         "",
         "## Results",
         "",
+        *warning,
         f"{args.users} simulated users; a warm-up (each user's /start), then paced phases of"
         f" {args.duration:g} s at {', '.join(f'{r:g}' for r in rates)} updates/s{sat}.",
         "",
@@ -1193,16 +1229,15 @@ def report(
         "## Phases",
         "",
         "Latency in ms, from an update queued in the fake to the first reply to its chat. CPU"
-        " shares are of one core: the bot's process, and this one (the fake Bot API and the"
-        " simulated users). Requests per update by method, as the fake counted them.",
+        " shares are of one core: the bot's process, this one (the fake Bot API and the"
+        " simulated users), and everything else the machine ran meanwhile (noise). Requests per"
+        " update by method, as the fake counted them.",
         "",
         "| bot | phase | offered | updates | lost | no user ready | p50 | p95 | p99 | max |"
-        " CPU/update | bot CPU | fake + users CPU | requests/update |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        " CPU/update | bot CPU | fake + users CPU | other processes' CPU | requests/update |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    results = [("echo", echo), ("ours", ours)]
-    if big is not None:
-        results.append((f"ours, {int(big['seed']['users']):,} users in the DB", big["bot"]))
+    results = results_of(echo, ours, big)
     for label, result in results:
         for p in [*result.paced(), *([result.saturation] if result.saturation else [])]:
             out.append(phase_row(label, p))
@@ -1317,9 +1352,10 @@ def report(
         f" a 10 s long poll, concurrent_updates={echo_conf}"
         + (" (PTB's default: one update at a time)." if echo_conf == "false" else "."),
         f"* Noise: {os.cpu_count()} logical CPUs shared by the bot, the fake and the users (and"
-        " anything else running, see the load average); at saturation the bot and the fake"
-        " compete for them. Each figure is one run: expect 10-20% between runs here, more for"
-        " p99 (a single pause of the bot, a garbage collection or a lazy import, moves it).",
+        " anything else running: see the load averages and the 'other processes' column); at"
+        " saturation the bot and the fake compete for them. Each figure is one run: expect"
+        " 10-20% between runs here, more for p99 (a single pause of the bot, a garbage"
+        " collection or a lazy import, moves it).",
     ]
     if args.inbox_concurrency:
         out.append(
@@ -1332,6 +1368,15 @@ def report(
             " throughput figures are inflated and not comparable with a normal run."
         )
     return "\n".join(out) + "\n"
+
+
+def results_of(
+    echo: BotResult, ours: BotResult, big: dict[str, Any] | None
+) -> list[tuple[str, BotResult]]:
+    results = [("echo", echo), ("ours", ours)]
+    if big is not None:
+        results.append((f"ours, {int(big['seed']['users']):,} users in the DB", big["bot"]))
+    return results
 
 
 def phase_row(label: str, p: Phase) -> str:
@@ -1350,7 +1395,8 @@ def phase_row(label: str, p: Phase) -> str:
         f" | {ms(pct(xs, 50))} | {ms(pct(xs, 95))} | {ms(pct(xs, 99))}"
         f" | {ms(max(xs) if xs else math.nan)}"
         f" | {ms(p.cpu / p.pushed if p.pushed else math.nan)} ms"
-        f" | {p.cpu / span:.0%} | {p.bench_cpu / span:.0%} | {breakdown} |"
+        f" | {p.cpu / span:.0%} | {p.bench_cpu / span:.0%} | {p.other_cpu / span:.0%}"
+        f" | {breakdown} |"
     )
 
 
@@ -1372,6 +1418,21 @@ def seconds(value: float) -> str:
 
 def num(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.2f}"
+
+
+def revision() -> str:
+    """The commit measured, and whether bot/ differed from it when the report was written."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD")
+    if not head:
+        return "not a git checkout"
+    dirty = git("status", "--porcelain", "--", "bot", "prompts")
+    return f"git {head}" + (" with uncommitted changes in bot/ or prompts/" if dirty else "")
 
 
 def filesystem(path: Path) -> str:
@@ -1405,6 +1466,8 @@ def profile_summary(path: str, limit: int = 25) -> str:
 
 async def run_all(args: argparse.Namespace, command: str) -> str:
     started = time.perf_counter()
+    load = os.getloadavg()
+    note("load average now: " + " / ".join(f"{x:.2f}" for x in load))
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         folder = Path(tmp)
         note("fitting the classifier once (as a first start would)")
@@ -1420,7 +1483,8 @@ async def run_all(args: argparse.Namespace, command: str) -> str:
             else BotResult("project")
         )
         big = await memory_run(args, folder) if args.seed_users > 0 else None
-        text = report(args, echo, ours, big, capacity, fit, time.perf_counter() - started, command)
+        wall = time.perf_counter() - started
+        text = report(args, echo, ours, big, capacity, fit, wall, command, load)
     if args.profile:
         text += "\n## cProfile of our bot\n\n```\n" + profile_summary(args.profile) + "```\n"
     return text

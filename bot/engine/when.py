@@ -33,9 +33,7 @@ _DAY_WORD_RE = re.compile(
 MAX_INPUT = 200  # nobody types a date in more; longer text is something else
 # "at 2", "at 10": an hour with nothing after it, which dateparser reads as a day or a month
 # ("Thursday at 2" became 4 February). Interviews happen in the daytime: 1 to 7 is afternoon.
-_BARE_HOUR_RE = re.compile(
-    r"\bat\s+([01]?\d|2[0-3])\b(?!\s*(?:[:.h]\d|[ap]\.?m\b|o'?clock))", re.I
-)
+_BARE_HOUR_RE = re.compile(r"\bat\s+([01]?\d|2[0-3])\b(?!\s*(?:[:.h]\d|[ap]\.?m\b|o'?clock))", re.I)
 AFTERNOON_UNTIL = 7  # "at 7" is 19:00, "at 8" is 08:00
 # "the 12th" with no month, which dateparser reads as December. It means the next 12th.
 _MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
