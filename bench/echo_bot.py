@@ -46,7 +46,8 @@ def build(
         Application.builder()
         .token(token)
         .base_url(base_url)
-        .base_file_url(base_url.replace("/bot", "/file/bot", 1))
+        # The last "/bot": a host may begin with "bot" too (imports nothing of ours).
+        .base_file_url("{0}/file/bot{2}".format(*base_url.rpartition("/bot")))
         .concurrent_updates(concurrency)
         .job_queue(None)
         .build()

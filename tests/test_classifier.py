@@ -221,6 +221,8 @@ def test_test_set_accuracy(
     assert accuracy >= TEST_ACCURACY_FLOOR
     # Acting on a wrong reading is the costly mistake: when it is sure, it is right 9 in 10.
     assert precision >= 0.9
+    # ...and asking back is a cost too: at least 7 messages in 10 are acted on directly.
+    assert len(confident) / len(results) >= 0.7
 
 
 def test_training_is_quick(kb: KnowledgeBase, capsys: pytest.CaptureFixture[str]) -> None:
@@ -535,9 +537,7 @@ def test_the_model_is_kept_and_reused_until_the_content_changes(
     assert record.getMessage().startswith(
         f"event=classifier_cache_unreadable file={renewed.name} error="
     )
-    assert len(record.getMessage()) > len(
-        f"event=classifier_cache_unreadable file={renewed.name} error="
-    )
+    assert not record.getMessage().endswith("error=None")  # the reason is logged
 
 
 def test_a_model_that_cannot_be_kept_is_used_and_logged(
@@ -551,6 +551,7 @@ def test_a_model_that_cannot_be_kept_is_used_and_logged(
     (record,) = caplog.records
     message = record.getMessage()
     assert message.startswith("event=classifier_cache_not_saved error=") and "data" in message
+    assert not message.endswith("error=None")
 
 
 # Typed on a phone: misspelt, unpunctuated. README: "character n-grams tolerate typos".
