@@ -902,16 +902,17 @@ def test_asking_when_forgets_any_time_proposed_before() -> None:
     proposing = State(
         step=Step.CONFIRM_WHEN, proposed_at=INTERVIEW + timedelta(days=1), timezone="Europe/Paris"
     )
-    for act in (
-        lambda c: c.tap(B.pack("dec", "go")),
-        lambda c: c.tap(B.pack("dec", "unsure")),
-        lambda c: c.cmd("interview"),
-        lambda c: c.tap(B.pack("when", "week")),
-        lambda c: c.tap(B.pack("when", "change")),
-        lambda c: c.tap(B.pack("whenok", int((NOW - timedelta(hours=1)).timestamp() // 60))),
+    past = int((NOW - timedelta(hours=1)).timestamp() // 60)
+    for event in (
+        Event(1, "button", B.pack("dec", "go")),
+        Event(1, "button", B.pack("dec", "unsure")),
+        Event(1, "command", "interview"),
+        Event(1, "button", B.pack("when", "week")),
+        Event(1, "button", B.pack("when", "change")),
+        Event(1, "button", B.pack("whenok", past)),
     ):
         convo = Convo(state=proposing)
-        act(convo)
+        convo.send(event)
         assert convo.state.step == Step.ASK_WHEN and convo.state.proposed_at is None
         assert screen_after_help(convo) == ["ask_when"]
 
