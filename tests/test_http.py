@@ -1,0 +1,207 @@
+"""The Bot API client (bot/telegram/http.py) against a small aiohttp server on 127.0.0.1:
+what goes over the wire, and which PTB error each failure becomes."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import BodyPartReader, web
+from telegram import InputFile
+from telegram.error import NetworkError, TimedOut
+from telegram.request import BaseRequest, RequestData
+from telegram.request._requestparameter import RequestParameter
+
+from bot.telegram.http import AiohttpRequest
+
+
+class Server:
+    """Records each request; `/slow` answers only when `release` is set."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+        self.release = asyncio.Event()
+        self.slow_started = asyncio.Event()
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        entry: dict[str, Any] = {
+            "method": request.method,
+            "path": request.path,
+            "agent": request.headers.get("User-Agent"),
+            "type": request.content_type,
+        }
+        if request.content_type == "multipart/form-data":
+            parts = {}
+            async for part in await request.multipart():
+                assert isinstance(part, BodyPartReader)
+                parts[part.name] = (
+                    part.filename,
+                    part.headers.get("Content-Type"),
+                    bytes(await part.read()),
+                )
+            entry["parts"] = parts
+        else:
+            entry["form"] = dict(await request.post())
+        self.seen.append(entry)
+        if request.path.endswith("/slow"):
+            self.slow_started.set()
+            await self.release.wait()
+        if request.path.endswith("/teapot"):
+            return web.json_response({"ok": False, "description": "no"}, status=418)
+        return web.json_response({"ok": True, "result": True})
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    srv = Server()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", srv.handle)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    srv.url = f"http://127.0.0.1:{port}"
+    yield srv
+    srv.release.set()
+    await runner.cleanup()
+
+
+def params(**values: Any) -> RequestData:
+    return RequestData([RequestParameter.from_input(k, v) for k, v in values.items()])
+
+
+async def test_posts_form_parameters_with_ptb_user_agent(server: Server) -> None:
+    async with AiohttpRequest(2) as request:
+        status, body = await request.do_request(
+            f"{server.url}/bot1:x/sendMessage", "POST", params(chat_id=7, text="héllo <b>")
+        )
+    assert status == 200
+    assert BaseRequest.parse_json_payload(body) == {"ok": True, "result": True}
+    (seen,) = server.seen
+    assert seen["path"] == "/bot1:x/sendMessage"
+    assert seen["type"] == "application/x-www-form-urlencoded"
+    assert seen["form"] == {"chat_id": "7", "text": "héllo <b>"}
+    assert seen["agent"] == BaseRequest.USER_AGENT
+
+
+async def test_uploads_files_as_multipart_beside_the_parameters(server: Server) -> None:
+    photo = InputFile(b"\x89PNG fake", filename="qr.png")
+    async with AiohttpRequest() as request:
+        status, _ = await request.do_request(
+            f"{server.url}/bot1:x/sendPhoto", "POST", params(chat_id=7, photo=photo)
+        )
+    assert status == 200
+    (seen,) = server.seen
+    assert seen["type"] == "multipart/form-data"
+    assert seen["parts"]["chat_id"] == (None, "text/plain; charset=utf-8", b"7")
+    (name,) = [k for k in seen["parts"] if k != "chat_id"]
+    assert seen["parts"][name] == ("qr.png", "image/png", b"\x89PNG fake")
+
+
+async def test_returns_an_error_status_as_it_came(server: Server) -> None:
+    async with AiohttpRequest() as request:
+        status, body = await request.do_request(f"{server.url}/bot1:x/teapot", "POST")
+    assert status == 418
+    assert BaseRequest.parse_json_payload(body)["description"] == "no"
+    assert server.seen[0]["form"] == {}
+
+
+async def test_a_slow_answer_is_timed_out(server: Server) -> None:
+    async with AiohttpRequest(read_timeout=0.05) as request:
+        with pytest.raises(TimedOut):
+            await request.do_request(f"{server.url}/bot1:x/slow", "POST")
+    assert server.slow_started.is_set()
+
+
+async def test_a_longer_read_timeout_per_call_is_honoured(server: Server) -> None:
+    async with AiohttpRequest(read_timeout=0.01) as request:
+        call = asyncio.ensure_future(
+            request.do_request(f"{server.url}/bot1:x/slow", "POST", read_timeout=30)
+        )
+        await asyncio.wait_for(server.slow_started.wait(), 10)
+        server.release.set()
+        status, _ = await asyncio.wait_for(call, 10)
+    assert status == 200
+
+
+async def test_waiting_for_a_busy_pool_times_out(server: Server) -> None:
+    # aiohttp bounds the wait for a pooled connection and the connecting together.
+    async with AiohttpRequest(
+        1, pool_timeout=0.05, connect_timeout=0.05, read_timeout=30
+    ) as request:
+        busy = asyncio.ensure_future(request.do_request(f"{server.url}/bot1:x/slow", "POST"))
+        await asyncio.wait_for(server.slow_started.wait(), 10)
+        with pytest.raises(TimedOut):
+            await request.do_request(f"{server.url}/bot1:x/getMe", "POST")
+        server.release.set()
+        assert (await asyncio.wait_for(busy, 10))[0] == 200
+    assert [s["path"] for s in server.seen] == ["/bot1:x/slow"]
+
+
+async def test_a_refused_connection_is_a_network_error_not_a_timeout() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again before the request: nothing listens
+    async with AiohttpRequest() as request:
+        with pytest.raises(NetworkError) as caught:
+            await request.do_request(f"http://127.0.0.1:{port}/bot1:x/getMe", "POST")
+    assert not isinstance(caught.value, TimedOut)
+    assert "aiohttp.ClientConnectorError" in caught.value.message
+
+
+async def test_needs_initialising_and_can_start_again_after_shutdown(server: Server) -> None:
+    request = AiohttpRequest()
+    with pytest.raises(RuntimeError, match="not initialized"):
+        await request.do_request(f"{server.url}/bot1:x/getMe", "POST")
+    await request.initialize()
+    await request.shutdown()
+    with pytest.raises(RuntimeError, match="not initialized"):
+        await request.do_request(f"{server.url}/bot1:x/getMe", "POST")
+    await request.initialize()
+    assert (await request.do_request(f"{server.url}/bot1:x/getMe", "POST"))[0] == 200
+    await request.shutdown()
+    await request.shutdown()  # twice is harmless
+    assert len(server.seen) == 1
+
+
+def test_default_read_timeout_is_reported_to_ptb() -> None:
+    assert AiohttpRequest().read_timeout == 5.0
+    assert AiohttpRequest(read_timeout=None).read_timeout is None
+
+
+def test_at_least_one_connection() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        AiohttpRequest(0)
+    assert AiohttpRequest(1).connections == 1
+
+
+async def test_proxies_come_from_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "https_proxy", "no_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "bots.internal")
+    async with AiohttpRequest() as request:
+        assert request._proxy("https://api.telegram.org/bot1:x/getMe") == (
+            "http://proxy.example:3128"
+        )
+        assert request._proxy("https://bots.internal/bot1:x/getMe") is None
+        assert request._proxy("http://api.telegram.org/bot1:x/getMe") is None  # no HTTP_PROXY
+        # Read at start: a later change of the environment does not apply until a restart.
+        monkeypatch.setenv("HTTPS_PROXY", "http://other.example:1")
+        assert request._proxy("https://api.telegram.org/bot1:x/getMe") == (
+            "http://proxy.example:3128"
+        )
+
+
+async def test_without_proxy_variables_no_proxy_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "https_proxy", "no_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    async with AiohttpRequest() as request:
+        assert request._proxy("https://api.telegram.org/bot1:x/getMe") is None
