@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp import BodyPartReader, web
-from telegram import InputFile
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 from telegram.request._requestparameter import RequestParameter
@@ -44,8 +44,10 @@ class Server:
                     bytes(await part.read()),
                 )
             entry["parts"] = parts
+        elif request.content_type == "application/json":
+            entry["json"] = await request.json()
         else:
-            entry["form"] = dict(await request.post())
+            entry["body"] = await request.read()
         self.seen.append(entry)
         if request.path.endswith("/slow"):
             self.slow_started.set()
@@ -75,17 +77,24 @@ def params(**values: Any) -> RequestData:
     return RequestData([RequestParameter.from_input(k, v) for k, v in values.items()])
 
 
-async def test_posts_form_parameters_with_ptb_user_agent(server: Server) -> None:
+async def test_posts_parameters_as_json_with_ptb_user_agent(server: Server) -> None:
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Yes", callback_data="y")]])
     async with AiohttpRequest(2) as request:
         status, body = await request.do_request(
-            f"{server.url}/bot1:x/sendMessage", "POST", params(chat_id=7, text="héllo <b>")
+            f"{server.url}/bot1:x/sendMessage",
+            "POST",
+            params(chat_id=7, text="héllo <b>", reply_markup=keyboard),
         )
     assert status == 200
     assert BaseRequest.parse_json_payload(body) == {"ok": True, "result": True}
     (seen,) = server.seen
     assert seen["path"] == "/bot1:x/sendMessage"
-    assert seen["type"] == "application/x-www-form-urlencoded"
-    assert seen["form"] == {"chat_id": "7", "text": "héllo <b>"}
+    assert seen["type"] == "application/json"
+    assert seen["json"] == {
+        "chat_id": 7,
+        "text": "héllo <b>",
+        "reply_markup": {"inline_keyboard": [[{"text": "Yes", "callback_data": "y"}]]},
+    }
     assert seen["agent"] == BaseRequest.USER_AGENT
 
 
@@ -108,7 +117,7 @@ async def test_returns_an_error_status_as_it_came(server: Server) -> None:
         status, body = await request.do_request(f"{server.url}/bot1:x/teapot", "POST")
     assert status == 418
     assert BaseRequest.parse_json_payload(body)["description"] == "no"
-    assert server.seen[0]["form"] == {}
+    assert server.seen[0]["body"] == b""
 
 
 async def test_a_slow_answer_is_timed_out(server: Server) -> None:

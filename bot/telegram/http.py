@@ -8,12 +8,13 @@ grows with the pool. A reply costs two or three calls, so the client decides how
 updates a second the bot can serve.
 
 Behaviour kept from PTB's `HTTPXRequest`: the same default timeouts, `TimedOut` for a timeout
-(a pool wait included) and `NetworkError` for any other transport failure, form-encoded
-parameters, multipart for uploads, proxies from the environment (`HTTPS_PROXY`).
+(a pool wait included) and `NetworkError` for any other transport failure, multipart for
+uploads, proxies from the environment (`HTTPS_PROXY`).
 """
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +24,8 @@ from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+
+_JSON = {"Content-Type": "application/json"}
 
 
 class AiohttpRequest(BaseRequest):
@@ -98,6 +101,7 @@ class AiohttpRequest(BaseRequest):
             total=_total(pool, connect, write, read),
         )
         data: Any = None
+        headers: dict[str, str] | None = None
         if files:
             form = aiohttp.FormData()
             for name, value in request_data.json_parameters.items() if request_data else ():
@@ -106,10 +110,13 @@ class AiohttpRequest(BaseRequest):
                 form.add_field(name, content, filename=filename, content_type=mimetype)
             data = form
         elif request_data is not None:
-            data = request_data.json_parameters
+            # A JSON body, which the Bot API accepts: form-encoding percent-escapes every
+            # character of the keyboards' JSON one by one (a tenth of the bot's CPU).
+            data = json.dumps(request_data.parameters, separators=(",", ":"))
+            headers = _JSON
         try:
             async with session.request(
-                method, url, data=data, timeout=timeout, proxy=self._proxy(url)
+                method, url, data=data, headers=headers, timeout=timeout, proxy=self._proxy(url)
             ) as response:
                 return response.status, await response.read()
         except TimeoutError as exc:  # asyncio's and aiohttp's timeouts are both TimeoutError

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Awaitable
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.warnings import PTBUserWarning
 
 from bot.render import RenderedMessage
 from bot.sending import Blocked, Document, Outgoing, Photo, Rejected, RetryLater, SendError
+
+warnings.filterwarnings("ignore", message="Please use 'Bot.sendMessage'", category=PTBUserWarning)
+_NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
 def markup(message: RenderedMessage) -> InlineKeyboardMarkup | None:
@@ -28,13 +33,19 @@ class TelegramSender:
         self.bot = bot
 
     async def send(self, chat_id: int, message: RenderedMessage) -> None:
+        # Bot.send_message would parse Telegram's answer into a Message (with its keyboard),
+        # which nothing here reads: a tenth of the bot's CPU per reply under load. The same
+        # call, with PTB's serialisation and errors, returning the raw result instead.
         await self._call(
-            self.bot.send_message(
-                chat_id,
-                message.text,
-                parse_mode=ParseMode.HTML,
-                reply_markup=markup(message),
-                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            self.bot.do_api_request(
+                "sendMessage",
+                api_kwargs={
+                    "chat_id": chat_id,
+                    "text": message.text,
+                    "parse_mode": ParseMode.HTML,
+                    "reply_markup": markup(message),
+                    "link_preview_options": _NO_PREVIEW,
+                },
             )
         )
 
