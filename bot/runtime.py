@@ -338,6 +338,7 @@ class BotRuntime:
         if self.server is not None:
             await self.server.close_all_connections()
         await self.app.shutdown()
+        await self.front.close()
         if self._holds_lock:
             with contextlib.suppress(Exception):
                 await self.coach.store.release_lock(POLLER_LOCK, self.dispatcher.owner)

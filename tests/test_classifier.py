@@ -516,7 +516,7 @@ def test_the_model_is_kept_and_reused_until_the_content_changes(
     shutil.copytree(DEFAULT_DIR, content)
     cache = tmp_path / "data"
     first = ObjectionClassifier.cached(cache, content)
-    [saved] = list(cache.glob("classifier-*.npz"))
+    [saved] = list(cache.glob("classifier-*.model"))
     assert first.pipeline is not None  # trained here
     again = ObjectionClassifier.cached(cache, content)
     with pytest.raises(RuntimeError):
@@ -527,7 +527,7 @@ def test_the_model_is_kept_and_reused_until_the_content_changes(
     examples = content / "intents.toml"
     examples.write_text(examples.read_text() + "\n", "utf-8")
     ObjectionClassifier.cached(cache, content)
-    [renewed] = list(cache.glob("classifier-*.npz"))
+    [renewed] = list(cache.glob("classifier-*.model"))
     assert renewed != saved
     # A damaged file is trained over, not a crash, and the log says which file and why.
     renewed.write_bytes(b"not a model")

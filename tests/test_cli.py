@@ -28,8 +28,7 @@ from bot.__main__ import main
 from bot.config import ConfigError, Settings, load_settings
 from bot.console import BANNER, demo, show
 from bot.engine.model import ScheduleNudge, State
-from bot.knowledge.base import DEFAULT_DIR
-from bot.knowledge.classifier import ObjectionClassifier, content_key
+from bot.knowledge.classifier import ObjectionClassifier, model_path
 from bot.render import RenderedMessage
 from bot.runtime import POLLER_LOCK
 from bot.service import Handled
@@ -57,7 +56,7 @@ def home(
     monkeypatch.delenv("DEMO_NAME", raising=False)
     monkeypatch.setenv("DATABASE_PATH", str(tmp_path / "coach.sqlite3"))
     # open_coach keeps the fitted model beside the database: fitted once here, not per test.
-    classifier.model.save(tmp_path / f"classifier-{content_key(DEFAULT_DIR)}.npz")
+    classifier.model.save(model_path(tmp_path))
     monkeypatch.setattr(logs, "_key", logs._key)
     monkeypatch.setattr(logs, "_secrets", set(logs._secrets))
     root = logging.getLogger()

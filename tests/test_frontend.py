@@ -22,7 +22,7 @@ from unittest.mock import ANY
 
 import pytest
 from telegram import Update
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
 from telegram.warnings import PTBUserWarning
 
 from bot.config import Settings
@@ -996,3 +996,24 @@ async def test_flood_control_says_how_long_to_wait(
         await TelegramSender._call(raising(RetryAfter(12)))
     assert raised.value.seconds == 12
     assert "12" in str(raised.value)
+
+
+async def test_a_token_refused_at_start_leaves_no_http_session_open(
+    api: FakeBotApi,
+    make_settings: Callable[..., Settings],
+    clock: FakeClock,
+    kb: KnowledgeBase,
+    classifier: ObjectionClassifier,
+) -> None:
+    # PTB's Application never finished initialising, so its shutdown does nothing: the
+    # runtime closes the two sessions (calls, long polling) itself.
+    api.fail_next("getMe", 401, "Unauthorized")
+    settings = make_settings()
+    coach = await open_coach(settings, clock=clock, kb=kb, classifier=classifier)
+    runtime = BotRuntime(settings, coach, clock=clock)
+    with pytest.raises(InvalidToken):
+        await runtime.start()
+    assert len(runtime.front.requests) == 2
+    assert all(request.is_open for request in runtime.front.requests)
+    await runtime.stop()
+    assert not any(request.is_open for request in runtime.front.requests)

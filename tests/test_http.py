@@ -165,10 +165,13 @@ async def test_a_refused_connection_is_a_network_error_not_a_timeout() -> None:
 
 async def test_needs_initialising_and_can_start_again_after_shutdown(server: Server) -> None:
     request = AiohttpRequest()
+    assert not request.is_open
     with pytest.raises(RuntimeError, match="not initialized"):
         await request.do_request(f"{server.url}/bot1:x/getMe", "POST")
     await request.initialize()
+    assert request.is_open
     await request.shutdown()
+    assert not request.is_open
     with pytest.raises(RuntimeError, match="not initialized"):
         await request.do_request(f"{server.url}/bot1:x/getMe", "POST")
     await request.initialize()

@@ -15,14 +15,12 @@ import functools
 import hashlib
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-from numpy.typing import NDArray
-
+from bot.knowledge import linear
 from bot.knowledge.base import DEFAULT_DIR, KnowledgeBase, load_default
 from bot.knowledge.linear import LinearTextModel, export
 
@@ -195,23 +193,23 @@ class ObjectionClassifier:
     def cached(cls, folder: Path, knowledge_dir: Path = DEFAULT_DIR) -> ObjectionClassifier:
         """The model fitted on the knowledge base, from `folder` if it was fitted on the same
         content before (no scikit-learn, no training at start-up), else fitted and kept there."""
-        path = folder / f"classifier-{content_key(knowledge_dir)}.npz"
+        path = model_path(folder, knowledge_dir)
         if path.exists():
             try:
                 return cls(LinearTextModel.load(path))
-            except (OSError, ValueError, KeyError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
                 log.warning("event=classifier_cache_unreadable file=%s error=%s", path.name, exc)
         trained = cls.from_knowledge(KnowledgeBase.load(knowledge_dir))
         try:
             trained.model.save(path)
-            for stale in folder.glob("classifier-*.npz"):
+            for stale in folder.glob("classifier-*"):  # older contents and formats
                 if stale != path:
                     stale.unlink(missing_ok=True)
         except OSError as exc:  # a read-only folder: train again next time, still serve
             log.warning("event=classifier_cache_not_saved error=%s", exc)
         return trained
 
-    def probabilities(self, normalised: str) -> NDArray[np.float64]:
+    def probabilities(self, normalised: str) -> Sequence[float]:
         """Class probabilities (in ``labels`` order) for an already normalised text."""
         return self._model.probabilities(normalised)
 
@@ -220,9 +218,14 @@ class ObjectionClassifier:
         if not clean:
             return Classification(EMPTY_OBJECTION, 1.0, ())
         probs = self.probabilities(clean)
-        order = np.argsort(probs)[::-1]
+        order = sorted(range(len(probs)), key=probs.__getitem__, reverse=True)
         top, *rest = (Alternative(self._labels[i], float(probs[i])) for i in order[:3])
         return Classification(top.objection, top.confidence, tuple(rest))
+
+
+def model_path(folder: Path, knowledge_dir: Path = DEFAULT_DIR) -> Path:
+    """Where `cached` keeps the model fitted on this content."""
+    return folder / f"classifier-{content_key(knowledge_dir)}.model"
 
 
 def content_key(knowledge_dir: Path = DEFAULT_DIR) -> str:
@@ -232,6 +235,7 @@ def content_key(knowledge_dir: Path = DEFAULT_DIR) -> str:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     digest.update(Path(__file__).read_bytes())  # the model's settings live here
+    digest.update(Path(linear.__file__).read_bytes())  # and its file format there
     return digest.hexdigest()[:16]
 
 

@@ -73,6 +73,13 @@ class TelegramFrontEnd:
         self.desk: RecruiterDesk | None = None
         # Updates come from the inbox (the runtime's intake): handle them exactly once.
         self.durable = False
+        self.requests: tuple[AiohttpRequest, ...] = ()  # set by build_application
+
+    async def close(self) -> None:
+        """Close the HTTP sessions, also when the Application never finished initialising
+        (a refused token): its shutdown then does nothing, and aiohttp would complain."""
+        for request in self.requests:
+            await request.shutdown()
 
     async def on_command(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
@@ -298,6 +305,8 @@ def build_application(
     goes at once (Telegram allows about one a second per chat, with short bursts); the
     overall budget paces reminders and digests in the dispatcher, leaving room for replies,
     and a reply refused with 429 is queued for the dispatcher, which waits retry_after."""
+    calls = AiohttpRequest(HTTP_CONNECTIONS, pool_timeout=HTTP_POOL_TIMEOUT)
+    polling = AiohttpRequest(1, pool_timeout=HTTP_POOL_TIMEOUT)
     application = (
         ApplicationBuilder()
         .token(token)
@@ -306,8 +315,8 @@ def build_application(
         # aiohttp rather than PTB's httpx: a sixth of the CPU per call (bot/telegram/http.py).
         # 16 connections carry Telegram's ~30 messages/s many times over; a request waits
         # for a free one up to HTTP_POOL_TIMEOUT. Long polling holds a connection of its own.
-        .request(AiohttpRequest(HTTP_CONNECTIONS, pool_timeout=HTTP_POOL_TIMEOUT))
-        .get_updates_request(AiohttpRequest(1, pool_timeout=HTTP_POOL_TIMEOUT))
+        .request(calls)
+        .get_updates_request(polling)
         # No concurrent_updates: the inbox worker hands each update to process_update itself,
         # different users' in parallel (the Coach serialises each user's), so PTB's update
         # processor, which that setting configures, is never used.
@@ -316,6 +325,7 @@ def build_application(
         .build()
     )
     front = TelegramFrontEnd(coach, application)
+    front.requests = (calls, polling)
     # Private chats only (groups and channels are ignored), and new messages only: an edited
     # "/stop" must not run again.
     private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE

@@ -57,10 +57,14 @@ class AiohttpRequest(BaseRequest):
     def read_timeout(self) -> float | None:
         return self._read
 
+    @property
+    def is_open(self) -> bool:
+        return self._session is not None and not self._session.closed
+
     async def initialize(self) -> None:
         # The session belongs to the running loop, so it is made here, not in __init__; and
         # made again after a shutdown, as HTTPXRequest does.
-        if self._session is None or self._session.closed:
+        if not self.is_open:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.connections),
                 headers={"User-Agent": self.USER_AGENT},
@@ -71,7 +75,7 @@ class AiohttpRequest(BaseRequest):
             self._proxy_for.clear()
 
     async def shutdown(self) -> None:
-        if self._session is not None and not self._session.closed:
+        if self._session is not None and self.is_open:
             await self._session.close()
 
     async def do_request(
@@ -85,7 +89,7 @@ class AiohttpRequest(BaseRequest):
         pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
         session = self._session
-        if session is None or session.closed:
+        if session is None or not self.is_open:
             raise RuntimeError("This AiohttpRequest is not initialized!")
         files = request_data.multipart_data if request_data else None
         read = self._read if isinstance(read_timeout, DefaultValue) else read_timeout
