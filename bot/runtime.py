@@ -19,6 +19,7 @@ from tornado.httpserver import HTTPServer
 
 from bot import logs
 from bot.config import Settings
+from bot.engine import when
 from bot.engine.planner import QuietHours
 from bot.knowledge.base import KnowledgeBase, load_default
 from bot.knowledge.classifier import ObjectionClassifier
@@ -140,7 +141,8 @@ class BotRuntime:
         self.server: HTTPServer | None = None
         self.webhook_secret: str | None = None
         self._stop = asyncio.Event()
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # components, for the health check
+        self._warming: asyncio.Task[None] | None = None
         self._holds_lock = False
         self.failed: str | None = None  # a component stopped for good (token, conflict)
 
@@ -202,6 +204,15 @@ class BotRuntime:
                 self.server = web_server(webhook=None, health=health, metrics=self.exposition)
                 self.server.listen(self.settings.metrics_port, self.settings.metrics_listen)
         log.info("event=serving mode=%s", "webhook" if use_webhook else "polling")
+        self._warming = asyncio.create_task(self._warm_up(), name="warm-up")
+
+    async def _warm_up(self) -> None:
+        # On a thread, beside the first updates: slower by a little rather than one of them
+        # waiting for it all.
+        try:
+            await asyncio.to_thread(when.warm_up, self._clock())
+        except Exception as exc:  # only ever a cost moved to the first parse
+            log.warning("event=warm_up_failed error=%r", exc)
 
     def _supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         """Run a component for the life of the runtime; if it dies, say so and restart it."""
@@ -329,9 +340,10 @@ class BotRuntime:
             self.server.stop()
         await self.worker.drain()
         await self.dispatcher.stop()
-        for task in self._tasks.values():
+        tasks = [*self._tasks.values(), *([self._warming] if self._warming else [])]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks.values():
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()

@@ -7,20 +7,24 @@ import asyncio
 import io
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from telegram.error import InvalidToken
 
 from bot import logs
 from bot.config import Settings
+from bot.engine import when
 from bot.engine.model import State
 from bot.storage import backup as backups
 from bot.storage.db import Database, DatabaseUnavailable
 from bot.storage.store import Store
+from tests.conftest import FakeClock
 from tests.e2e import Conversation, texts
 from tests.fakebot import FakeBotApi
 
@@ -295,6 +299,55 @@ async def test_a_failed_transaction_is_rolled_back_whole(db: Database) -> None:
 
 
 # --- the runtime's supervision -------------------------------------------------------------
+
+
+async def test_the_date_parser_is_warmed_up_after_start_on_a_thread(
+    api: FakeBotApi, running_bot: Any, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    calls: list[tuple[datetime, bool]] = []
+    done = threading.Event()
+
+    def warm_up(now: datetime) -> None:
+        calls.append((now, threading.current_thread() is threading.main_thread()))
+        done.set()
+
+    monkeypatch.setattr(when, "warm_up", warm_up)
+    async with running_bot() as runtime:
+        await deadline(done.is_set)
+        await deadline(lambda: runtime._warming is not None and runtime._warming.done())
+        ok, detail = await runtime.health()  # a finished warm-up is not a stopped component
+        assert ok and "warm" not in detail, detail
+    assert calls == [(clock(), False)]
+
+
+async def test_a_failed_warm_up_is_logged_and_the_bot_serves(
+    api: FakeBotApi,
+    running_bot: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(now: datetime) -> None:
+        raise LookupError("no language data")
+
+    monkeypatch.setattr(when, "warm_up", broken)
+    async with running_bot() as runtime:
+        await deadline(lambda: "event=warm_up_failed" in caplog.text)
+        assert "LookupError('no language data')" in caplog.text
+        sent = await Conversation(api, runtime).say(7, "/help")
+        assert sent
+
+
+def test_warm_up_loads_dateparser_and_the_zone_tables() -> None:
+    # What the first candidate to type a time would otherwise load: afterwards the same
+    # parse reads the same, and the zone lookups are cached.
+    now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    when._places.cache_clear()
+    when._zones_by_key.cache_clear()
+    when.warm_up(now)
+    assert when._places.cache_info().currsize == 1
+    assert when._zones_by_key.cache_info().currsize == 1
+    parsed = when.parse_when("maybe next friday at 3pm", now, ZoneInfo("UTC"))
+    assert parsed is not None and parsed.moment == datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
 
 
 async def test_a_component_that_dies_is_restarted_and_counted(
