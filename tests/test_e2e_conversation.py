@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+import html
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import pytest
 
+from bot.config import Settings
 from bot.engine import buttons
-from bot.knowledge.classifier import ObjectionClassifier, interpret
+from bot.knowledge.base import KnowledgeBase
+from bot.knowledge.classifier import ObjectionClassifier, normalise
+from bot.knowledge.linear import LinearTextModel
+from bot.runtime import BotRuntime, open_coach
+from tests.conftest import FakeClock
 from tests.e2e import Conversation, texts
 from tests.fakebot import FakeBotApi
 
@@ -111,34 +118,55 @@ async def test_prepare_branch_and_back_buttons(api: FakeBotApi, running_bot: Any
         assert "When is the interview?" in texts(sent)
 
 
-def _ambiguous_phrase(classifier: ObjectionClassifier) -> str:
-    candidates = [
-        "I'm not going, the pay is awful",
-        "not sure, maybe the pay and also I'm nervous",
-        "i'm happy where i am and the role is junior",
-        "the job is beneath me and also far away",
-        "another offer and bad reviews",
-        "too busy and probably won't get it anyway",
-        "it's junior and I'm not really looking",
-        "bad reviews online, also I'm nervous",
-    ]
-    for text in candidates:
-        if interpret(classifier.classify(text)) == "ambiguous":
-            return text
-    pytest.fail("none of the candidate phrasings is ambiguous for this classifier")
+# A message the test makes ambiguous itself: the two readings it makes close, and where.
+AMBIGUOUS = "something about the role, hard to say"
+
+
+class OneMessageChosen:
+    """The real model, except for one message, whose probabilities the test chooses: the
+    named ones, the rest spread evenly over every other label."""
+
+    def __init__(self, real: LinearTextModel, text: str, **chosen: float) -> None:
+        self.labels = real.labels
+        self._real = real
+        self._text = normalise(text)
+        rest = (1.0 - sum(chosen.values())) / (len(self.labels) - len(chosen))
+        self._chosen = tuple(chosen.get(label, rest) for label in self.labels)
+
+    def probabilities(self, text: str) -> Sequence[float]:
+        return self._chosen if text == self._text else self._real.probabilities(text)
 
 
 async def test_free_text_clear_ambiguous_unknown_and_scam(
-    api: FakeBotApi, running_bot: Any, classifier: ObjectionClassifier
+    api: FakeBotApi,
+    make_settings: Callable[..., Settings],
+    clock: FakeClock,
+    kb: KnowledgeBase,
+    classifier: ObjectionClassifier,
 ) -> None:
-    async with running_bot() as runtime:
+    # Two readings close together (0.36 and 0.34) and everything else far behind (0.0375
+    # each): a close race between "not looking" and "overqualified".
+    model = OneMessageChosen(classifier.model, AMBIGUOUS, not_looking=0.36, overqualified=0.34)
+    chosen = ObjectionClassifier(cast(LinearTextModel, model))
+    settings = make_settings()
+    coach = await open_coach(settings, clock=clock, kb=kb, classifier=chosen)
+    runtime = BotRuntime(settings, coach, clock=clock)
+    await runtime.start(poll_timeout=1)
+    try:
         chat = Conversation(api, runtime)
         await chat.say(USER, "/start")
         sent = await chat.say(USER, "I'm so nervous, I always freeze in interviews")
         assert "Source:" in texts(sent)
-        sent = await chat.say(USER, _ambiguous_phrase(classifier))
-        assert "Did you mean" in texts(sent)
-        assert len(chat.labels(USER)) == 3  # two options and "Neither"
+        sent = await chat.say(USER, AMBIGUOUS)
+        assert html.unescape(texts(sent)) == (
+            "<b>Did you mean that you're happy in your current job, "
+            "or that the role is below your level?</b>"
+        )
+        assert chat.labels(USER) == [
+            "Happy where I am",
+            "It's a step down",
+            "Neither: show the list",
+        ]
         sent = await chat.tap(USER, "Neither")
         assert "What holds you back?" in texts(sent)
         sent = await chat.say(USER, "qwzx plmk vvvv")
@@ -147,6 +175,8 @@ async def test_free_text_clear_ambiguous_unknown_and_scam(
         sent = await chat.say(
             USER, "the recruiter wants me to pay a fee and send my bank card details on WhatsApp"
         )
+    finally:
+        await runtime.stop()
     warning = texts(sent)
     assert "fraud" in warning and "never" in warning
     assert "I'll go" not in chat.labels(USER), "no encouragement to proceed"
