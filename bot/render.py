@@ -111,6 +111,10 @@ class Renderer:
         # Button labels are plain text in Telegram: no escaping, but still templates.
         self.label_env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)
         self.labels = {k: self.label_env.from_string(v) for k, v in raw_labels.items()}
+        # Most labels have no placeholders: render those once, not on every keyboard.
+        self._static = {
+            k: _truncate(v.strip(), MAX_LABEL) for k, v in raw_labels.items() if "{" not in v
+        }
 
     def text(self, template: str, context: Mapping[str, Any]) -> str:
         body = self.env.get_template(f"{template}.html").render(**context)
@@ -121,6 +125,9 @@ class Renderer:
         return body
 
     def label(self, key: str, params: Mapping[str, Any]) -> str:
+        static = self._static.get(key)
+        if static is not None:
+            return static
         return _truncate(self.labels[key].render(**params).strip(), MAX_LABEL)
 
     def render(self, reply: Reply) -> RenderedMessage:

@@ -28,6 +28,18 @@ def markup(message: RenderedMessage) -> InlineKeyboardMarkup | None:
     )
 
 
+def keyboard_json(message: RenderedMessage) -> dict[str, object] | None:
+    """The same keyboard as `markup`, as the Bot API's JSON."""
+    if not message.keyboard:
+        return None
+    return {
+        "inline_keyboard": [
+            [{"text": label, "callback_data": data} for label, data in row]
+            for row in message.keyboard
+        ]
+    }
+
+
 class TelegramSender:
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
@@ -43,7 +55,8 @@ class TelegramSender:
                     "chat_id": chat_id,
                     "text": message.text,
                     "parse_mode": ParseMode.HTML,
-                    "reply_markup": markup(message),
+                    # Plain JSON: PTB would build and then serialise a keyboard object.
+                    "reply_markup": keyboard_json(message),
                     "link_preview_options": _NO_PREVIEW,
                 },
             )
