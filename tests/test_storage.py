@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import sqlite3
 from collections.abc import Callable
@@ -514,7 +515,9 @@ async def test_sent_records_only_the_rows_the_owner_still_holds(store: Store, db
     before = await full_rows(db)
     now = NOW + timedelta(seconds=5)
 
-    assert await store.sent([mine, retried, theirs, waiting, done], now, "me") == 2
+    store.sent([mine, retried, theirs, waiting, done], now, "me")
+    assert await full_rows(db) == before  # not yet: it waits for the next hop
+    await db.flush()
 
     after = await full_rows(db)
     for nid in (mine, retried):
@@ -527,7 +530,8 @@ async def test_sent_records_only_the_rows_the_owner_still_holds(store: Store, db
         }
     for nid in (theirs, unlisted, waiting, done):
         assert after[nid] == before[nid]
-    assert await store.sent([], now, "me") == 0
+    store.sent([], now, "me")
+    await db.flush()
     assert await full_rows(db) == after
 
 
@@ -715,7 +719,10 @@ async def test_owed_replies_are_queued_leased_to_the_process_that_sends_them(
         ("me", ts(NOW) + 90, ts(NOW))
     }
     # Its process sends them and records them, all at once.
-    assert await store.sent(durable.ids, NOW, "me") == 2
+    store.sent(durable.ids, NOW, "me")
+    await db.flush()
+    states = {i: r["state"] for i, r in (await full_rows(db)).items() if r["kind"] == "reply"}
+    assert states == dict.fromkeys(durable.ids, "sent")
 
 
 async def test_concurrent_commits_and_claims_on_one_connection(store: Store, db: Database) -> None:
@@ -797,3 +804,94 @@ async def test_old_handled_updates_are_forgotten_but_the_latest_id_stays(
     # 3 is unhandled, 4 is the newest (the next getUpdates offset is read from it).
     assert await rows(db, "SELECT update_id FROM inbox ORDER BY update_id") == [(3,), (4,)]
     assert await store.next_offset() == 5
+
+
+# --- deferred writes: replies marked sent with the next hop ----------------------------------
+
+
+async def sending_replies(store: Store, update_id: int = 9) -> list[int]:
+    await store.receive([(update_id, "{}")], NOW)
+    durable = Durable(update_id, ['{"text":"a"}', '{"text":"b"}'], "me")
+    await store.commit(1, 100, State(), [], NOW, durable=durable)
+    return durable.ids
+
+
+async def reply_states(db: Database) -> dict[int, str]:
+    return {i: r["state"] for i, r in (await full_rows(db)).items() if r["kind"] == "reply"}
+
+
+async def test_a_sent_mark_rides_with_the_next_hop(store: Store, db: Database) -> None:
+    ids = await sending_replies(store)
+    hops = 0
+    real = db.conn._execute
+
+    async def counting(fn: Any, *args: Any, **kw: Any) -> Any:
+        nonlocal hops
+        hops += 1
+        return await real(fn, *args, **kw)
+
+    db.conn._execute = counting  # type: ignore[method-assign]
+    try:
+        store.sent(ids, NOW, "me")
+        assert hops == 0
+        # The next update's read carries the mark: one hop for both, the mark first.
+        loaded = await store.load(1)
+        assert hops == 1
+        assert loaded.record is not None
+        db.conn._execute = real  # type: ignore[method-assign]
+        assert await reply_states(db) == dict.fromkeys(ids, "sent")
+    finally:
+        db.conn._execute = real  # type: ignore[method-assign]
+
+
+async def test_a_sent_mark_is_written_by_the_timer_when_no_hop_comes(
+    store: Store, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = await sending_replies(store)
+    monkeypatch.setattr(store_module, "MARK_WITHIN", 0.0)
+    store.sent(ids, NOW, "me")
+    deadline = asyncio.get_running_loop().time() + 10
+    while db._deferred and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0)  # yield to the timer; the deadline bounds the wait
+    while db._flushing and asyncio.get_running_loop().time() < deadline:
+        await asyncio.wait(set(db._flushing), timeout=1)
+    assert not db._deferred and not db._flushing
+    assert await reply_states(db) == dict.fromkeys(ids, "sent")
+
+
+async def test_closing_the_database_writes_the_deferred_marks(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    db = await Database.open(path)
+    store = Store(db)
+    ids = await sending_replies(store)
+    store.sent(ids, NOW, "me")
+    await db.close()
+    again = await Database.open(path)
+    try:
+        assert await reply_states(again) == dict.fromkeys(ids, "sent")
+    finally:
+        await again.close()
+
+
+async def test_a_failing_deferred_write_does_not_fail_the_hop_it_rides_with(
+    store: Store, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    await sending_replies(store)
+
+    def broken(conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE no_such_table SET x = 1")
+
+    db.defer(broken, 60)
+    with caplog.at_level(logging.WARNING, logger="bot.storage.db"):
+        loaded = await store.load(1)
+    assert loaded.record is not None
+    assert "event=deferred_write_failed error=no such table: no_such_table" in caplog.text
+    assert not db._deferred
+
+
+async def test_deferred_writes_apply_in_order_before_the_hops_own_work(db: Database) -> None:
+    await db.write("CREATE TABLE t (n INTEGER)")
+    db.defer(lambda conn: conn.execute("INSERT INTO t VALUES (1)"), 60)
+    db.defer(lambda conn: conn.execute("UPDATE t SET n = n * 10"), 60)
+    rows = await db.all("SELECT n FROM t")
+    assert [r[0] for r in rows] == [10]

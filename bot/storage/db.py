@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import os
 import sqlite3
@@ -46,6 +48,10 @@ class Database:
     def __init__(self, conn: aiosqlite.Connection, path: Path | str) -> None:
         self.conn = conn
         self.path = path
+        # Writes that may wait (see `defer`), oldest first, and the timer that flushes them.
+        self._deferred: list[Callable[[sqlite3.Connection], object]] = []
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def open(cls, path: Path | str, *, migrate: bool = True) -> Database:
@@ -107,6 +113,10 @@ class Database:
         await self.all(f"PRAGMA {setting}")
 
     async def close(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        await self.flush()
         await self.conn.close()
 
     async def ping(self) -> None:
@@ -141,11 +151,47 @@ class Database:
         self, work: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kw: P.kwargs
     ) -> T:
         """`work(conn, ...)` in the database thread, in one hop. Its statements are not a
-        transaction together: for reads, or a single statement (atomic on its own)."""
+        transaction together: for reads, or a single statement (atomic on its own). Deferred
+        writes go first, in the same hop."""
+        deferred, self._deferred = self._deferred, []
+        hop: Callable[Concatenate[sqlite3.Connection, P], T] = work
+        if deferred:
+
+            @functools.wraps(work)  # the bench counts hops by the name of their work
+            def hop(conn: sqlite3.Connection, /, *args: P.args, **kw: P.kwargs) -> T:
+                _apply_deferred(conn, deferred)
+                return work(conn, *args, **kw)
+
         # aiosqlite's own hop (every execute and fetch is one): the only way to run several
         # statements for the price of one. Covered by every test that touches the database.
-        result: T = await self.conn._execute(work, self.conn._conn, *args, **kw)  # type: ignore[no-untyped-call]
+        result: T = await self.conn._execute(hop, self.conn._conn, *args, **kw)  # type: ignore[no-untyped-call]
         return result
+
+    def defer(self, work: Callable[[sqlite3.Connection], object], within: float) -> None:
+        """Run `work` (one statement, atomic on its own) at the start of the next hop, or
+        after `within` seconds if no hop comes first: a write nothing waits for rides along
+        with the next update's instead of costing a hop of its own. Lost only if the process
+        dies first, so it must be one whose loss is safe (marking replies sent: unmarked,
+        they are sent again, never lost)."""
+        self._deferred.append(work)
+        if self._flush_timer is None:
+            loop = asyncio.get_running_loop()
+            self._flush_timer = loop.call_later(within, self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._flush_timer = None
+        if self._deferred:
+            task = asyncio.get_running_loop().create_task(self.flush())
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+
+    async def flush(self) -> None:
+        """Apply the deferred writes now."""
+        if self._deferred:
+            try:
+                await self.run(lambda conn: None)
+            except (sqlite3.Error, ValueError) as exc:  # closed meanwhile: nothing to do
+                log.warning("event=deferred_writes_lost error=%s", exc)
 
     async def atomic(
         self, work: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kw: P.kwargs
@@ -168,6 +214,16 @@ class Database:
     async def write(self, sql: str, params: Sequence[object] = ()) -> int:
         """One statement, atomic on its own (no BEGIN/COMMIT). Returns the rows it changed."""
         return await self.run(lambda conn: conn.execute(sql, params).rowcount)
+
+
+def _apply_deferred(
+    conn: sqlite3.Connection, deferred: list[Callable[[sqlite3.Connection], object]]
+) -> None:
+    for write in deferred:
+        try:
+            write(conn)
+        except sqlite3.Error as exc:  # not the hop's own work: it must not fail for this
+            log.warning("event=deferred_write_failed error=%s", exc)
 
 
 def _reason(exc: BaseException) -> str:

@@ -71,6 +71,8 @@ _HANDLED = (
 # Replies owed for a saved state are nudges of this kind: sent at once by the process that
 # handled the update (it holds their lease), or by the dispatcher if that process died.
 REPLY = "reply"
+# How long a reply that went out may wait to be marked sent with the next hop (Store.sent).
+MARK_WITHIN = 0.1
 
 
 class AlreadyHandled(Exception):
@@ -464,17 +466,15 @@ class Store:
         )
         return changed == 1
 
-    async def sent(self, nudge_ids: Sequence[int], now: datetime, owner: str) -> int:
-        """Record several claimed nudges as sent, in one statement (an update's replies).
-        Returns how many `owner` still held."""
+    def sent(self, nudge_ids: Sequence[int], now: datetime, owner: str) -> None:
+        """Record claimed nudges that went out (an update's replies) as sent, if `owner` still
+        holds them: written with the next hop to the database (or within MARK_WITHIN seconds),
+        without a hop of its own; `db.flush()` writes it now. Should the process die
+        first, they are sent again after the restart (at most twice, as for any claim)."""
         if not nudge_ids:
-            return 0
-        marks = ",".join("?" * len(nudge_ids))
-        return await self.db.write(
-            "UPDATE nudges SET state = 'sent', last_error = NULL, lease_until = NULL,"
-            f" sent_at = ? WHERE id IN ({marks}) AND state = 'sending' AND claimed_by = ?",
-            (to_ts(now), *nudge_ids, owner),
-        )
+            return
+        sql, params = _mark_sent(nudge_ids, now, owner)
+        self.db.defer(lambda conn: conn.execute(sql, params), MARK_WITHIN)
 
     async def retry(
         self,
@@ -579,3 +579,15 @@ class Store:
             " WHERE n.state = 'pending' ORDER BY n.due_at, n.id"
         )
         return [_nudge(row) for row in rows]
+
+
+def _mark_sent(
+    nudge_ids: Sequence[int], now: datetime, owner: str
+) -> tuple[str, tuple[object, ...]]:
+    """Claimed nudges that went out: sent, if `owner` still holds them."""
+    marks = ",".join("?" * len(nudge_ids))
+    return (
+        "UPDATE nudges SET state = 'sent', last_error = NULL, lease_until = NULL,"
+        f" sent_at = ? WHERE id IN ({marks}) AND state = 'sending' AND claimed_by = ?",
+        (to_ts(now), *nudge_ids, owner),
+    )

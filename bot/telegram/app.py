@@ -260,9 +260,9 @@ class TelegramFrontEnd:
                     return
                 sent.append(reply_id)
         finally:
-            # One write for all that went out (usually every reply of the update).
-            if sent:
-                await store.sent(sent, self.coach.clock(), owner)
+            # One write for all that went out (usually every reply of the update), carried
+            # by the next hop to the database (the next update's, usually).
+            store.sent(sent, self.coach.clock(), owner)
 
     async def _send_all(self, user_id: int, chat_id: int, messages: tuple[Outgoing, ...]) -> None:
         for message in messages:
