@@ -1,5 +1,6 @@
 """Crash bench: the real bot, killed with SIGKILL at random moments under load, must lose
-nothing and send no reminder twice.
+nothing and repeat at most what was in flight at each kill (one reply per conversation, one
+reminder).
 
 `python -m bench.crash` (defaults: 200 users, 5 messages each, 25 crashes, about two minutes):
 a loopback fake Bot API that holds updates until a later getUpdates offset acknowledges them

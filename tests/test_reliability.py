@@ -381,9 +381,13 @@ async def test_crash_bench_short_nothing_lost_nothing_sent_twice() -> None:
     print(f"\n{result.table()}")
     assert result.second_copy_exit == 3  # refused to poll beside the first
     assert (result.updates_lost, result.replies_lost) == (0, 0)
-    assert (result.reminders_twice, result.reminders_missing) == (0, 0)
-    # A kill may repeat the one message a conversation had in flight, never a batch.
+    assert result.reminders_missing == 0
+    # A kill may repeat the one message a conversation had in flight, never a batch; and the
+    # one reminder in flight (they go out one at a time): Telegram sends are not idempotent,
+    # so a kill between Telegram taking it and its record repeats it. Under load that window
+    # widens, and a run on a busy machine saw one.
     assert result.worst_user_duplicates <= result.crashes
+    assert result.reminders_twice <= result.crashes
 
 
 async def until_handled(runtime: BotRuntime, timeout: float = 5.0) -> None:
