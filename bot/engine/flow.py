@@ -1085,4 +1085,4 @@ def handle(event: Event, state: State, ctx: Context) -> Outcome:
         if state.step == Step.ASK_RECRUITER:
             return on_question(text, state, ctx)
         return understand(text, state, ctx)
-    return Outcome((Reply("non_text", {"kind": event.value}), *current_screen(state, ctx)), state)
+    return Outcome((Reply("non_text", {}), *current_screen(state, ctx)), state)

@@ -19,8 +19,8 @@ class Event:
 
     user_id: int
     kind: EventKind
-    # command name without the slash ("start"), button data, the typed text, or the kind of
-    # non-text message ("sticker", "photo", ...).
+    # command name without the slash ("start"), button data or the typed text; empty for
+    # a non-text message (a sticker, a photo: all get the same "I read text" answer).
     value: str = ""
     # Text after a command ("/start <payload>", "/timezone Europe/Paris").
     argument: str = ""
