@@ -240,8 +240,11 @@ class TelegramFrontEnd:
                     await self.sender.send(chat_id, message)
                 except Blocked:
                     log.info("event=blocked user=%s", user_ref(user_id))
-                    await store.deactivate(user_id)  # cancels these replies too
+                    # Those that went out are sent (the mark rides with the next hop, first);
+                    # deactivating cancels the rest.
+                    store.sent(sent, self.coach.clock(), owner)
                     sent.clear()
+                    await store.deactivate(user_id)
                     return
                 except Rejected as exc:
                     log.warning("event=reply_refused user=%s error=%s", user_ref(user_id), exc)
