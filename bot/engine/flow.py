@@ -884,6 +884,10 @@ def _on_action(action: B.Action, state: State, ctx: Context) -> Outcome | None:
     if name == "whenok" and (minutes := small_int(args[0])) is not None:
         if minutes > (ctx.now + MAX_AHEAD).timestamp() // 60:
             return None  # forged: nobody confirmed an interview that far away
+        if state.decision == "pass":
+            # A time confirmed before they decided not to go: that "no" stands. (To go after
+            # all, they decide again, and are asked the time.)
+            return Outcome(current_screen(state, ctx), state)
         return set_interview(state, ctx, datetime.fromtimestamp(minutes * 60, UTC))
     if name == "whenno":
         new = state.evolve(step=Step.ASK_WHEN, proposed_at=None)
