@@ -35,6 +35,12 @@ MAX_INPUT = 200  # nobody types a date in more; longer text is something else
 # ("Thursday at 2" became 4 February). Interviews happen in the daytime: 1 to 7 is afternoon.
 _BARE_HOUR_RE = re.compile(r"\bat\s+([01]?\d|2[0-3])\b(?!\s*(?:[:.h]\d|[ap]\.?m\b|o'?clock))", re.I)
 AFTERNOON_UNTIL = 7  # "at 7" is 19:00, "at 8" is 08:00
+# "at 24", "at 30": no hour, yet dateparser made "Friday at 24" the 24th. Asked again instead.
+_NOT_AN_HOUR_RE = re.compile(
+    r"\bat\s+(?:2[4-9]|[3-9]\d)\b"
+    r"(?!\s*(?:[:.h]\d|[ap]\.?m\b|o'?clock|(?:of\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)))",
+    re.I,
+)
 # "the 12th" with no month, which dateparser reads as December. It means the next 12th.
 _MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
 _ORDINAL_RE = re.compile(
@@ -60,6 +66,8 @@ def parse_when(
     """
     text = " ".join(text.split())
     if not text or len(text) > MAX_INPUT or not re.search(r"\d|[a-z]{3}", text, re.I):
+        return None
+    if _NOT_AN_HOUR_RE.search(text):
         return None
     text = _BARE_HOUR_RE.sub(_bare_hour, text)
     text = _name_the_month(text, now.astimezone(zone).date())
