@@ -13,18 +13,24 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import re
 import shutil
 import subprocess
 import sys
 import time
+from array import array
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, Pipeline
 
 from bot.knowledge.base import DEFAULT_DIR, INTENT_IDS, LABELS, KnowledgeBase
 from bot.knowledge.classifier import (
@@ -37,7 +43,7 @@ from bot.knowledge.classifier import (
     normalise,
 )
 from bot.knowledge.cli import classify_main
-from bot.knowledge.linear import LinearTextModel
+from bot.knowledge.linear import Analyzer, LinearTextModel, export
 
 HELDOUT = Path(__file__).parent / "data" / "objections_heldout.tsv"  # validation: tuned on
 TEST_SET = Path(__file__).parent / "data" / "objections_test.tsv"  # test: never tuned on
@@ -591,3 +597,196 @@ def test_loading_the_kept_model_does_not_import_scikit_learn(tmp_path: Path) -> 
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.split() == ["nervous", "False"]
+
+
+# --- the model's design and its file -----------------------------------------------------------
+
+SMALL = [
+    ("hello", "other"),
+    ("hi there", "other"),
+    ("i'm scared", "nervous"),
+    ("so nervous", "nervous"),
+]
+
+
+def test_the_model_reads_words_pairs_of_words_and_pieces_of_words() -> None:
+    # The design classifier.py documents and its thresholds were tuned for: words and pairs
+    # of words, one-letter words included ("i'm" is not "im"); character runs of 2 to 5
+    # within a word, for typos; a repeated term counts less than twice (sublinear tf).
+    # Changing any of it is a re-tuning, not a refactoring.
+    model = ObjectionClassifier.train(SMALL).model
+    assert [(a.kind, a.ngram_range, a.sublinear_tf) for a in model.analyzers] == [
+        ("word", (1, 2), True),
+        ("char_wb", (2, 5), True),
+    ]
+    words, chars = model.analyzers
+    assert {"i", "m", "i m", "so nervous"} <= set(words.vocabulary)
+    assert {" s", "sc", "scare", "ed "} <= set(chars.vocabulary)
+    assert "scared" not in chars.vocabulary  # six characters: longer than a piece
+    # Weak regularisation (C=10) suits short texts, and every class weighs the same however
+    # many examples it has: a class written more often must not win ties for it.
+    regression = ObjectionClassifier.train(SMALL).pipeline.named_steps["model"]
+    assert (regression.C, regression.class_weight) == (10.0, "balanced")
+
+
+def hand_made_model() -> LinearTextModel:
+    """Three labels and two analyzers written by hand: terms in no alphabetical order (the
+    column is what counts), one that is not ASCII, and plain as well as sublinear counts."""
+    words = Analyzer(
+        kind="word",
+        ngram_range=(1, 2),
+        token_pattern=r"(?u)\b\w+\b",
+        vocabulary={"zeta": 0, "café": 1, "alpha": 2, "zeta zeta": 3},
+        idf=array("d", [1.5, 2.0, 1.25, 3.0]),
+        sublinear_tf=True,
+    )
+    chars = Analyzer(
+        kind="char_wb",
+        ngram_range=(2, 3),
+        token_pattern="",
+        vocabulary={"ze": 1, " a": 0},
+        idf=array("d", [1.0, 3.0]),
+        sublinear_tf=False,
+    )
+    return LinearTextModel(
+        labels=("a", "b", "c"),
+        analyzers=(words, chars),
+        coef=(
+            array("d", [0.5, -1.0, 2.0, 0.25, 0.0, 1.5]),
+            array("d", [-0.5, 1.0, 0.0, -2.0, 0.75, 0.0]),
+            array("d", [0.0, 0.5, -1.0, 1.0, -0.25, 2.5]),
+        ),
+        intercept=(0.1, -0.2, 0.3),
+    )
+
+
+def test_a_kept_model_reads_back_the_same_in_a_folder_made_for_it(tmp_path: Path) -> None:
+    model = hand_made_model()
+    path = tmp_path / "not" / "yet" / "there.model"
+    model.save(path)
+    assert [p.name for p in path.parent.iterdir()] == ["there.model"]
+    loaded = LinearTextModel.load(path)
+    assert loaded == model
+    text = "zeta zeta café alpha"
+    assert loaded.probabilities(text) == model.probabilities(text)
+
+
+def test_a_model_kept_on_a_machine_of_the_other_byte_order_reads_the_same(
+    tmp_path: Path,
+) -> None:
+    model = hand_made_model()
+    path = tmp_path / "m.model"
+    model.save(path)
+    header_line, _, body = path.read_bytes().partition(b"\n")
+    header = json.loads(header_line)
+    header["byteorder"] = "big" if header["byteorder"] == "little" else "little"
+    doubles = array("d", body)
+    doubles.byteswap()
+    path.write_bytes(json.dumps(header).encode() + b"\n" + doubles.tobytes())
+    assert LinearTextModel.load(path) == model
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda data: b"[]\n" + data.partition(b"\n")[2], "not a linear text model"),
+        (
+            lambda data: data.replace(b"linear-text-model/1", b"linear-text-model/0"),
+            "not a linear text model",
+        ),
+        (lambda data: data[:-8], "the file is cut short"),
+        (lambda data: data + b"\0", "unexpected data after the model"),
+    ],
+    ids=["not-an-object", "other-format", "cut-short", "trailing-data"],
+)
+def test_a_damaged_model_file_is_refused_saying_why(
+    tmp_path: Path, damage: Callable[[bytes], bytes], reason: str
+) -> None:
+    path = tmp_path / "m.model"
+    hand_made_model().save(path)
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(ValueError, match=f"^{reason}$"):
+        LinearTextModel.load(path)
+
+
+def _fit(*vectorizers: TfidfVectorizer) -> Pipeline:
+    pipeline = Pipeline(
+        [
+            ("features", FeatureUnion([(f"v{i}", v) for i, v in enumerate(vectorizers)])),
+            ("model", LogisticRegression()),
+        ]
+    )
+    texts = ["so so nervous", "nervous nervous me", "hello hello there", "hi there", "calm"]
+    return pipeline.fit(texts, ["n", "n", "o", "o", "c"])
+
+
+@pytest.mark.parametrize("sublinear", [True, False])
+def test_export_counts_repeated_words_as_scikit_learn_does(sublinear: bool) -> None:
+    pipeline = _fit(
+        TfidfVectorizer(sublinear_tf=sublinear),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3), sublinear_tf=sublinear),
+    )
+    model = export(pipeline)
+    for text in ("nervous nervous nervous", "hello hello so", "there"):
+        expected = pipeline.predict_proba([text])[0]
+        assert model.probabilities(text) == pytest.approx(expected, abs=1e-12), text
+
+
+@pytest.mark.parametrize(
+    ("vectorizer", "name"),
+    [
+        (TfidfVectorizer(norm=None), "'word'"),
+        (TfidfVectorizer(norm="l1"), "'word'"),
+        (TfidfVectorizer(analyzer="char"), "'char'"),
+    ],
+)
+def test_export_refuses_what_the_plain_model_cannot_compute(
+    vectorizer: TfidfVectorizer, name: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^cannot export analyzer {name}$"):
+        export(_fit(vectorizer))
+
+
+@pytest.mark.parametrize(
+    "vectorizer",
+    [
+        TfidfVectorizer(ngram_range=(1, 1)),
+        TfidfVectorizer(ngram_range=(1, 2), token_pattern=r"(?u)\b\w+\b"),
+        TfidfVectorizer(ngram_range=(2, 3)),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5)),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3)),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 3)),
+    ],
+    ids=["words-1", "words-1-2", "words-2-3", "chars-2-5", "chars-1-3", "chars-3-3"],
+)
+def test_the_terms_of_a_text_are_scikit_learns(vectorizer: TfidfVectorizer) -> None:
+    # Every term, in order, counted as often as scikit-learn's own analyzer counts it, not
+    # only those a vocabulary keeps: a short word, a long one, repeats, runs of spaces.
+    model = export(_fit(vectorizer))
+    (analyzer,) = model.analyzers
+    reference = vectorizer.build_analyzer()
+    for text in ("i am so  so nervous", "a", "interviewing tomorrow at 3", "ok ok ok ok", ""):
+        assert analyzer.terms(text) == reference(text), text
+
+
+def test_a_third_analyzer_reads_its_own_columns() -> None:
+    pipeline = _fit(
+        TfidfVectorizer(),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3)),
+        TfidfVectorizer(ngram_range=(2, 2)),
+    )
+    model = export(pipeline)
+    for text in ("so nervous there", "hello hello", "calm me"):
+        expected = pipeline.predict_proba([text])[0]
+        assert model.probabilities(text) == pytest.approx(expected, abs=1e-12), text
+
+
+def test_large_scores_give_probabilities_not_an_overflow() -> None:
+    # exp(800) does not fit in a double; the probabilities of scores 800, 700 and 0 do.
+    small = LinearTextModel(
+        labels=("a", "b", "c"),
+        analyzers=(),
+        coef=(array("d"), array("d"), array("d")),
+        intercept=(800.0, 700.0, 0.0),
+    )
+    assert small.probabilities("anything") == pytest.approx((1.0, math.exp(-100), 0.0), abs=0)
