@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.engine import when
 from bot.engine.when import parse_when, resolve_timezone
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -439,3 +443,45 @@ def test_utc_itself_is_named_utc() -> None:
     assert resolve_timezone("UTC+0", JANUARY) == "UTC"
     assert resolve_timezone("UTC+3", JANUARY) == "Etc/GMT-3"  # Etc names invert the sign
     assert resolve_timezone("UTC-3", JANUARY) == "Etc/GMT+3"
+
+
+# --- whatever the machine's zone, and only English -------------------------------------------
+
+
+@pytest.fixture
+def machine_in_tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The host's own zone set far from UTC: nothing read may depend on it."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        yield
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+@pytest.mark.usefixtures("machine_in_tokyo")
+def test_times_are_read_in_utc_whatever_the_machines_zone() -> None:
+    assert datetime.now().astimezone().utcoffset() == timedelta(hours=9)  # the fixture works
+    parsed = parse_when("Tue 3pm", NOW, PARIS)
+    assert parsed is not None
+    assert parsed.moment == local(2026, 3, 10, 15, 0)
+    assert parsed.moment.utcoffset() == timedelta(0)
+    # 10:00 typed at 09:00 UTC in March: UTC+1, which Paris is in winter.
+    assert resolve_timezone("10:00", NOW) == "Europe/Paris"
+
+
+@pytest.mark.parametrize("text", ["demain 10h", "lun 3pm", "domingo 10:00", "morgen 15 Uhr"])
+def test_a_time_in_another_language_is_not_guessed(text: str) -> None:
+    # The bot speaks English; guessing the language reads "demain 10h" as 20:00 tomorrow.
+    assert parse_when(text, NOW, PARIS) is None
+
+
+def test_warm_up_loads_what_the_first_reading_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "dateparser.search", raising=False)
+    when._places.cache_clear()
+    when._zones_by_key.cache_clear()
+    when.warm_up(NOW)
+    assert "dateparser.search" in sys.modules  # searching a sentence for a date
+    assert when._places.cache_info().currsize == 1  # places named in a sentence
+    assert when._zones_by_key.cache_info().currsize == 1  # zone names
