@@ -834,9 +834,11 @@ async def test_a_sent_mark_rides_with_the_next_hop(store: Store, db: Database) -
     try:
         store.sent(ids, NOW, "me")
         assert hops == 0
+        assert db._flush_timer is not None  # a hop of its own, should none come in time
         # The next update's read carries the mark: one hop for both, the mark first.
         loaded = await store.load(1)
         assert hops == 1
+        assert db._flush_timer is None  # taken: no flush left to come
         assert loaded.record is not None
         db.conn._execute = real  # type: ignore[method-assign]
         assert await reply_states(db) == dict.fromkeys(ids, "sent")

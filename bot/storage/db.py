@@ -156,6 +156,11 @@ class Database:
         deferred, self._deferred = self._deferred, []
         hop: Callable[Concatenate[sqlite3.Connection, P], T] = work
         if deferred:
+            # This hop takes them: the timer restarts with the next deferred write, so it
+            # fires only when no hop came within `within` of the oldest one waiting.
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
+                self._flush_timer = None
 
             @functools.wraps(work)  # the bench counts hops by the name of their work
             def hop(conn: sqlite3.Connection, /, *args: P.args, **kw: P.kwargs) -> T:
