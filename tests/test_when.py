@@ -487,8 +487,10 @@ def test_warm_up_loads_what_the_first_reading_would(monkeypatch: pytest.MonkeyPa
     assert when._zones_by_key.cache_info().currsize == 1  # zone names
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: 'the 45th' reaches dateparser and reads as 2045")
 def test_an_ordinal_no_month_has_is_not_a_date() -> None:
-    # No month has a 45th day. Today it is read as 4 March 2045 (the engine then answers that
-    # it is too far away, rather than that it is not a date).
+    # No month has a 45th day. It was read as 4 March 2045 (the engine then answered that it
+    # is too far away, rather than that it is not a date).
     assert parse_when("the 45th", NOW, PARIS) is None
+    assert parse_when("friday the 0th", NOW, PARIS) is None
+    assert parse_when("the 32nd at 3pm", NOW, PARIS) is None
+    assert parse_when("the 31st", NOW, PARIS) is not None

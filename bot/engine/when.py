@@ -67,8 +67,10 @@ def parse_when(
     text = " ".join(text.split())
     if not text or len(text) > MAX_INPUT or not re.search(r"\d|[a-z]{3}", text, re.I):
         return None
-    if _NOT_AN_HOUR_RE.search(text):
-        return None
+    if _NOT_AN_HOUR_RE.search(text) or any(
+        not 1 <= int(m.group(1)) <= 31 for m in _ORDINAL_RE.finditer(text)
+    ):
+        return None  # "at 24", "the 45th": no time, no day; dateparser would make one up
     text = _BARE_HOUR_RE.sub(_bare_hour, text)
     text = _name_the_month(text, now.astimezone(zone).date())
     parsed = _parse(text, now, zone, day)
