@@ -75,6 +75,8 @@ if TYPE_CHECKING:  # the bench side only: a bot subprocess must not pay for thes
     from tests.fakebot import FakeBotApi
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as `python bench/load.py` too, not only `-m bench.load`
+    sys.path.insert(0, str(ROOT))
 TOKEN = "123:abc"
 MB = 1024 * 1024
 FIRST_USER = 700_000_001  # simulated users' ids (private chats: chat id = user id)
