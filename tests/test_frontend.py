@@ -34,6 +34,7 @@ from bot.runtime import BotRuntime, open_coach
 from bot.sending import Blocked, Document, Photo, Rejected, RetryLater, SendError
 from bot.storage.store import from_ts
 from bot.telegram.app import TelegramFrontEnd, build_application
+from bot.telegram.intake import InboxWorker
 from bot.telegram.sender import TelegramSender
 from tests.conftest import FakeClock
 from tests.fakebot import BOT_USERNAME, Call, FakeBotApi
@@ -1018,3 +1019,23 @@ async def test_a_token_refused_at_start_leaves_no_http_session_open(
     assert all(request.is_open for request in runtime.front.requests)
     await runtime.stop()
     assert not any(request.is_open for request in runtime.front.requests)
+
+
+async def test_the_bot_api_client_has_a_connection_per_update_in_flight(
+    make_settings: Callable[..., Settings],
+    clock: FakeClock,
+    kb: KnowledgeBase,
+    classifier: ObjectionClassifier,
+) -> None:
+    # Against Telegram a call takes tens to hundreds of ms: fewer connections than updates
+    # handled at once would make the pool, not Telegram, the limit. Long polling has its own.
+    coach = await open_coach(make_settings(), clock=clock, kb=kb, classifier=classifier)
+    try:
+        app, front = build_application(coach, "123:abc", "http://127.0.0.1:1/bot")
+        calls, polling = front.requests
+        in_flight = (InboxWorker.__init__.__kwdefaults__ or {})["concurrency"]
+        assert calls.connections >= in_flight
+        assert polling.connections == 1
+        assert app.bot._request == (polling, calls)  # PTB: (getUpdates, everything else)
+    finally:
+        await coach.store.db.close()

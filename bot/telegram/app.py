@@ -297,7 +297,10 @@ def file_url(base_url: str) -> str:
     return f"{head}/file/bot{tail}" if found else base_url
 
 
-HTTP_CONNECTIONS = 16
+# As many as updates handled at once (the inbox worker's 64): against Telegram a call takes
+# 50-300 ms, and 16 connections would cap the bot near 80 calls a second. aiohttp hands out a
+# pooled connection in constant time, so idle ones cost nothing per request.
+HTTP_CONNECTIONS = 64
 HTTP_POOL_TIMEOUT = 10.0  # seconds a request may wait for a free connection
 
 
@@ -316,8 +319,8 @@ def build_application(
         .base_url(base_url)
         .base_file_url(file_url(base_url))
         # aiohttp rather than PTB's httpx: a sixth of the CPU per call (bot/telegram/http.py).
-        # 16 connections carry Telegram's ~30 messages/s many times over; a request waits
-        # for a free one up to HTTP_POOL_TIMEOUT. Long polling holds a connection of its own.
+        # A request waits for a free connection up to HTTP_POOL_TIMEOUT; long polling holds
+        # a connection of its own.
         .request(calls)
         .get_updates_request(polling)
         # No concurrent_updates: the inbox worker hands each update to process_update itself,
