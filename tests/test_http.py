@@ -4,15 +4,17 @@ what goes over the wire, and which PTB error each failure becomes."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import BodyPartReader, web
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile
 from telegram.error import NetworkError, TimedOut
-from telegram.request import BaseRequest, RequestData
+from telegram.request import BaseRequest, HTTPXRequest, RequestData
 from telegram.request._requestparameter import RequestParameter
 
 from bot.telegram.http import AiohttpRequest
@@ -217,3 +219,90 @@ async def test_without_proxy_variables_no_proxy_is_used(monkeypatch: pytest.Monk
         monkeypatch.delenv(name.upper(), raising=False)
     async with AiohttpRequest() as request:
         assert request._proxy("https://api.telegram.org/bot1:x/getMe") is None
+
+
+class Timeouts:
+    """Records the aiohttp.ClientTimeout of each request (aiohttp has no write timeout, so
+    the bounds are only visible here)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.made: list[aiohttp.ClientTimeout] = []
+        real = aiohttp.ClientTimeout
+
+        def record(**kw: Any) -> aiohttp.ClientTimeout:
+            made = real(**kw)
+            self.made.append(made)
+            return made
+
+        monkeypatch.setattr(aiohttp, "ClientTimeout", record)
+
+    def last(self) -> tuple[float | None, float | None, float | None, float | None]:
+        t = self.made[-1]
+        return t.connect, t.sock_connect, t.sock_read, t.total
+
+
+async def test_default_timeouts_are_those_of_ptbs_httpx_request(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ptb = inspect.signature(HTTPXRequest.__init__).parameters
+    pool, connect, read, write, media = (
+        ptb[name].default
+        for name in (
+            "pool_timeout",
+            "connect_timeout",
+            "read_timeout",
+            "write_timeout",
+            "media_write_timeout",
+        )
+    )
+    timeouts = Timeouts(monkeypatch)
+    async with AiohttpRequest() as request:
+        await request.do_request(f"{server.url}/bot1:x/getMe", "POST", params(chat_id=1))
+        assert timeouts.last() == (pool + connect, connect, read, pool + connect + write + read)
+        photo = InputFile(b"x", filename="a.png")
+        await request.do_request(f"{server.url}/bot1:x/sendPhoto", "POST", params(photo=photo))
+        assert timeouts.last() == (pool + connect, connect, read, pool + connect + media + read)
+
+
+async def test_each_timeout_bounds_its_own_part_of_the_exchange(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    timeouts = Timeouts(monkeypatch)
+    async with AiohttpRequest(
+        pool_timeout=1, connect_timeout=2, write_timeout=3, read_timeout=4, media_write_timeout=50
+    ) as request:
+        url = f"{server.url}/bot1:x/getMe"
+        await request.do_request(url, "POST")
+        # The pool wait and the connecting together; the whole exchange bounded by the sum.
+        assert timeouts.last() == (3, 2, 4, 10)
+        photo = InputFile(b"x", filename="a.png")
+        await request.do_request(url, "POST", params(photo=photo))
+        assert timeouts.last() == (3, 2, 4, 57)  # an upload gets the media write timeout
+        # Given per call, each replaces its default.
+        await request.do_request(
+            url, "POST", read_timeout=40, write_timeout=30, connect_timeout=20, pool_timeout=10
+        )
+        assert timeouts.last() == (30, 20, 40, 100)
+        await request.do_request(url, "POST", params(photo=photo), write_timeout=30)
+        assert timeouts.last() == (3, 2, 4, 37)
+
+
+async def test_no_limit_on_a_part_means_no_limit_on_the_whole(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    timeouts = Timeouts(monkeypatch)
+    async with AiohttpRequest(
+        pool_timeout=1, connect_timeout=2, write_timeout=3, read_timeout=4
+    ) as request:
+        url = f"{server.url}/bot1:x/getMe"
+        await request.do_request(url, "POST", read_timeout=None)
+        assert timeouts.last() == (3, 2, None, None)
+        await request.do_request(url, "POST", write_timeout=None)
+        assert timeouts.last() == (3, 2, 4, None)
+        await request.do_request(url, "POST", connect_timeout=None)
+        assert timeouts.last() == (None, None, 4, None)
+        await request.do_request(url, "POST", pool_timeout=None)
+        assert timeouts.last() == (None, 2, 4, None)
+    async with AiohttpRequest(read_timeout=None) as request:
+        await request.do_request(f"{server.url}/bot1:x/getMe", "POST")
+        assert timeouts.last()[2:] == (None, None)
