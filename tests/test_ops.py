@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from bot.config import Settings
 from bot.engine import when
 from bot.engine.model import State
 from bot.storage import backup as backups
+from bot.storage import db as db_module
 from bot.storage.db import Database, DatabaseUnavailable
 from bot.storage.store import Store
 from tests.conftest import FakeClock
@@ -296,6 +298,99 @@ async def test_a_failed_transaction_is_rolled_back_whole(db: Database) -> None:
     assert await db.all("SELECT * FROM users") == []
     # And the connection is usable: no transaction left open.
     assert await db.write("DELETE FROM users") == 0
+
+
+async def test_the_database_folder_is_made_however_deep(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "coach.sqlite3"
+    db = await Database.open(path)
+    try:
+        assert path.exists()
+    finally:
+        await db.close()
+
+
+async def test_a_refused_file_names_the_path_and_sqlites_reason(tmp_path: Path) -> None:
+    path = tmp_path / "coach.sqlite3"
+    path.write_bytes(b"this is not an SQLite file, just some text" * 100)
+    with pytest.raises(DatabaseUnavailable) as caught:
+        await Database.open(path)
+    assert str(caught.value) == f"cannot use the database at {path}: file is not a database"
+
+
+async def test_a_folder_that_cannot_be_made_names_the_path(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("not a folder")
+    path = tmp_path / "data" / "coach.sqlite3"
+    with pytest.raises(DatabaseUnavailable) as caught:
+        await Database.open(path)
+    assert str(caught.value).startswith(f"cannot use the database at {path}: its folder")
+
+
+def test_an_error_without_text_is_named_by_its_type() -> None:
+    assert db_module._reason(sqlite3.OperationalError()) == "OperationalError"
+    assert db_module._reason(sqlite3.OperationalError("disk I/O error")) == "disk I/O error"
+
+
+async def test_usable_notices_a_read_only_file_or_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As root every file is writable: the operating system's answer is simulated.
+    path = tmp_path / "coach.sqlite3"
+    db = await Database.open(path)
+    try:
+        for unwritable in (path, tmp_path):
+            monkeypatch.setattr(
+                os,
+                "access",
+                lambda p, mode, unwritable=unwritable: Path(p) != unwritable,
+            )
+            assert db.usable() == "the database file or its folder is read-only"
+        monkeypatch.undo()
+        assert db.usable() is None
+    finally:
+        await db.close()
+
+
+async def test_start_up_waits_out_another_writers_lock_a_bounded_number_of_times(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    tries = 0
+
+    async def locked_twice() -> str:
+        nonlocal tries
+        tries += 1
+        if tries <= 2:
+            raise sqlite3.OperationalError("database is locked")
+        return "done"
+
+    with caplog.at_level(logging.WARNING, logger="bot.storage.db"):
+        assert await db._retry_locked(locked_twice) == "done"
+    assert tries == 3
+    assert [r.getMessage() for r in caplog.records if r.name == "bot.storage.db"] == [
+        "event=database_locked attempt=1; waiting",
+        "event=database_locked attempt=2; waiting",
+    ]
+
+    tries = 0
+
+    async def always_locked() -> None:
+        nonlocal tries
+        tries += 1
+        raise sqlite3.OperationalError("database is locked")
+
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        await db._retry_locked(always_locked)
+    assert tries == db_module.LOCKED_TRIES  # then it gives up with SQLite's error
+
+    tries = 0
+
+    async def broken() -> None:
+        nonlocal tries
+        tries += 1
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with pytest.raises(sqlite3.OperationalError, match="disk"):
+        await db._retry_locked(broken)
+    assert tries == 1  # any other error at once
 
 
 # --- the runtime's supervision -------------------------------------------------------------

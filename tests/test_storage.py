@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import bot.storage.db as db_module
 import bot.storage.store as store_module
 from bot.engine.model import (
     CancelNudge,
@@ -897,3 +898,163 @@ async def test_deferred_writes_apply_in_order_before_the_hops_own_work(db: Datab
     db.defer(lambda conn: conn.execute("UPDATE t SET n = n * 10"), 60)
     rows = await db.all("SELECT n FROM t")
     assert [r[0] for r in rows] == [10]
+
+
+async def test_the_flush_timer_keeps_its_task_and_raises_nothing(
+    store: Store, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The loop keeps only a weak reference to a task: the timer must hold the flush it starts.
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        ids = await sending_replies(store)
+        monkeypatch.setattr(store_module, "MARK_WITHIN", 0.0)
+        store.sent(ids, NOW, "me")
+        deadline = loop.time() + 10
+        while db._deferred and loop.time() < deadline:
+            await asyncio.sleep(0)  # yield to the timer; the deadline bounds the wait
+        assert db._flushing, "the flush started by the timer is held until it ends"
+        await asyncio.wait(set(db._flushing), timeout=10)
+        assert await reply_states(db) == dict.fromkeys(ids, "sent")
+    finally:
+        loop.set_exception_handler(None)
+    assert errors == []
+
+
+async def test_deferred_writes_lost_to_a_closed_connection_are_logged_not_raised(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    db.defer(lambda conn: conn.execute("SELECT 1"), 60)
+    await db.conn.close()
+    with caplog.at_level(logging.WARNING, logger="bot.storage.db"):
+        await db.flush()
+    (record,) = [r for r in caplog.records if r.name == "bot.storage.db"]
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == "event=deferred_writes_lost error=no active connection"
+
+
+async def test_a_failing_deferred_write_is_logged_as_one_event_line(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    db.defer(lambda conn: conn.execute("UPDATE no_such_table SET x = 1"), 60)
+    with caplog.at_level(logging.WARNING, logger="bot.storage.db"):
+        await db.ping()
+    assert [r.getMessage() for r in caplog.records if r.name == "bot.storage.db"] == [
+        "event=deferred_write_failed error=no such table: no_such_table"
+    ]
+
+
+# --- the connection's settings and helpers ----------------------------------------------------
+
+
+async def test_the_connection_waits_for_another_writer_and_writes_without_fsync_each_commit(
+    db: Database,
+) -> None:
+    # Another process holding the write lock is waited for (seconds), not failed at once.
+    timeout = await db.one("PRAGMA busy_timeout")
+    assert timeout is not None and timeout[0] >= 1000
+    # WAL: a commit survives the process dying without waiting for the disk each time
+    # (synchronous NORMAL, 1; FULL, 2, would sync every commit; OFF, 0, could corrupt).
+    mode = await db.one("PRAGMA journal_mode")
+    sync = await db.one("PRAGMA synchronous")
+    assert mode is not None and mode[0].lower() == "wal"
+    assert sync is not None and sync[0] == 1
+    foreign = await db.one("PRAGMA foreign_keys")
+    assert foreign is not None and foreign[0] == 1
+
+
+async def test_deleted_data_is_not_left_readable_in_the_file_or_its_wal(
+    store: Store, db: Database, db_path: Path
+) -> None:
+    marker = "zq-unmistakable-marker-" * 8
+    await store.commit(7, 70, State(situation=marker), [nudge("pep", 5)], NOW)
+    await store.commit(7, 70, State(), [DeleteUserData()], NOW)
+    await db.checkpoint()
+    assert await store.load_user(7) is None
+    files = [db_path, db_path.with_name(db_path.name + "-wal")]
+    for path in files:
+        if path.exists():
+            assert marker.encode() not in path.read_bytes(), path.name
+
+
+async def test_one_all_run_and_atomic_pass_their_arguments(db: Database) -> None:
+    row = await db.one("SELECT ? + ?", (2, 3))
+    assert row is not None and row[0] == 5
+    assert [tuple(r) for r in await db.all("SELECT ?, ?", ("a", 1))] == [("a", 1)]
+
+    def work(conn: sqlite3.Connection, first: int, *, second: int) -> tuple[int, int]:
+        return first, second
+
+    assert await db.run(work, 1, second=2) == (1, 2)
+    assert await db.atomic(work, 3, second=4) == (3, 4)
+
+
+async def test_migrate_to_a_target_applies_it_and_later_ones_after(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw = await Database.open(db_path, migrate=False)
+    try:
+        with caplog.at_level(logging.INFO, logger="bot.storage.db"):
+            assert await raw.migrate(target=2) == 2
+        assert await raw.version() == 2
+        assert [r.getMessage() for r in caplog.records if r.name == "bot.storage.db"] == [
+            "applying migration 0001",
+            "applying migration 0002",
+        ]
+        # The ones already applied are skipped, the rest still run.
+        assert await raw.migrate() == LATEST_VERSION
+        assert LATEST_VERSION > 2
+    finally:
+        await raw.close()
+
+
+def test_a_migration_script_is_split_into_statements_without_its_comments() -> None:
+    script = (
+        "CREATE TABLE a (x INTEGER); -- a comment -- with dashes; and a semicolon\n"
+        "-- a whole line of comment\n"
+        "CREATE INDEX a_x ON a (x);\n"
+    )
+    assert db_module._statements(script) == [
+        "CREATE TABLE a (x INTEGER)",
+        "CREATE INDEX a_x ON a (x)",
+    ]
+
+
+# --- what a claimed row carries ----------------------------------------------------------------
+
+
+async def test_a_claimed_row_carries_its_deadline_and_a_replys_payload(store: Store) -> None:
+    await store.commit(1, 100, State(), [nudge("pep", -1, 48), nudge("prep", -2)], NOW)
+    await store.receive([(5, "{}")], NOW)
+    durable = Durable(5, ['{"text":"hello"}'], "other")
+    await store.commit(2, 200, State(), [], NOW, durable=durable)
+    await store.recover_in_flight()  # the reply's lease taken back: the queue sends it
+    by_kind = {n.kind: n for n in await store.claim_due(NOW, 10, "me")}
+    assert by_kind["pep"].deadline == NOW + timedelta(hours=48)
+    assert by_kind["prep"].deadline is None
+    assert by_kind["pep"].payload is None
+    assert by_kind["reply"].payload == '{"text":"hello"}'
+    assert by_kind["reply"].chat_id == 200
+
+
+async def test_a_retry_counts_as_an_attempt_unless_told_otherwise(
+    store: Store, db: Database
+) -> None:
+    (nid,) = await store.commit(1, 100, State(), [nudge("pep", -1)], NOW)
+    await store.claim_due(NOW, 10, "me")
+    assert await store.retry(nid, NOW, "network down", owner="me")
+    assert await rows(db, "SELECT attempts, state FROM nudges") == [(1, "pending")]
+
+
+async def test_claim_owners_names_who_holds_claims(store: Store) -> None:
+    await store.commit(1, 100, State(), [nudge("pep", -2), nudge("prep", -1)], NOW)
+    assert await store.claim_owners() == []
+    await store.claim_due(NOW, 1, "first")
+    await store.claim_due(NOW, 1, "second")
+    assert sorted(await store.claim_owners()) == ["first", "second"]
+
+
+def test_the_memory_of_updates_handled_here_is_bounded(store: Store) -> None:
+    # A long-running process must not remember every update id it ever handled.
+    assert store._handled_ids.maxlen is not None
