@@ -108,8 +108,13 @@ def test_an_interview_the_new_zone_would_start_right_now_is_left_where_it_was() 
     assert convo.state.timezone == "Europe/Helsinki"
     assert convo.state.interview_at == interview  # not moved to a start that is now
     assert convo.out.effects == ()  # its reminders stay too
-    # The instant is kept, so it is still to come and announced: 10:00 UTC, 12:00 in Helsinki.
-    assert "Your interview stays at 12:00" in convo.text
+    # The instant is kept, so it is still to come and announced: 10:00 UTC, 12:00 in Helsinki,
+    # and said as kept, not as a time that "stays".
+    assert "In that zone, 11:00 on Wednesday 4 Mar is no longer ahead, so I kept your" in (
+        convo.text
+    )
+    assert "12:00 your time, on Wednesday 4 Mar" in convo.text
+    assert "stays" not in convo.text
 
 
 def test_an_interview_starting_right_now_is_no_longer_upcoming_after_a_zone_change() -> None:

@@ -796,6 +796,7 @@ def set_timezone(text: str, state: State, ctx: Context) -> Outcome:
     # "Thursday 2pm" meant 2 pm where they are: the typed wall-clock time stays, the instant
     # (and the plan with it) moves.
     milestones: list[Milestone] = []
+    kept = False  # the typed wall-clock time has already come in the new zone
     if state.interview_at is not None and state.interview_at > ctx.now:
         moved = same_wall_clock(state.interview_at, old, zone)
         if moved > ctx.now:
@@ -803,11 +804,21 @@ def set_timezone(text: str, state: State, ctx: Context) -> Outcome:
             effects = move_plan(moved - state.interview_at, zone, ctx)
             if moved != state.interview_at:
                 milestones.append(InterviewSet(moved, state.interview_at))
+        else:
+            # That time has already come in the new zone: the interview keeps its moment,
+            # and the message says so rather than that its time "stays".
+            kept = True
     if state.proposed_at is not None:
         new = new.evolve(proposed_at=same_wall_clock(state.proposed_at, old, zone))
     upcoming = new.interview_at if new.interview_at and new.interview_at > ctx.now else None
     effects += refit_checkbacks(upcoming, state.interview_at, zone, ctx)
-    context = {"zone": name, "now": ctx.now, "interview_at": upcoming}
+    context = {
+        "zone": name,
+        "now": ctx.now,
+        "interview_at": upcoming,
+        "kept": kept,
+        "typed_zone": old.key,
+    }
     if new.step in (Step.GO, Step.UNSURE, Step.PASS, Step.DEBRIEF):
         replies: Replies = (Reply("tz_set", context, next_steps_keyboard(new)),)
     else:
