@@ -1033,7 +1033,7 @@ async def test_the_bot_api_client_has_a_connection_per_update_in_flight(
     try:
         app, front = build_application(coach, "123:abc", "http://127.0.0.1:1/bot")
         calls, polling = front.requests
-        in_flight = (InboxWorker.__init__.__kwdefaults__ or {})["concurrency"]
+        in_flight = InboxWorker(app, coach.store, clock).concurrency
         assert calls.connections >= in_flight
         assert polling.connections == 1
         assert app.bot._request == (polling, calls)  # PTB: (getUpdates, everything else)

@@ -152,6 +152,7 @@ class InboxWorker:
         self.clock = clock
         self.on_update = on_update
         self._wake = asyncio.Event()
+        self.concurrency = concurrency  # updates handled at once
         self._slots = asyncio.Semaphore(concurrency)
         self._offered: deque[tuple[int, str]] = deque()
         self._rescan = True  # read the inbox: at start, and when offers were dropped
