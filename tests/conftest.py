@@ -4,6 +4,7 @@ the real bot runtime (PTB Application + dispatcher) wired to them."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -121,3 +122,15 @@ def _no_env_file(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 # Opt into PTB's coming behaviour (RetryAfter.retry_after as a timedelta) so tests don't warn;
 # the sender handles both forms.
 os.environ.setdefault("PTB_TIMEDELTA", "true")
+
+
+@pytest.fixture
+def machine_in_tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The host's own zone set far from UTC: nothing read or stored may depend on it."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        yield
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -6,8 +6,6 @@ Driven like tests/test_engine.py: a fake clock, every reply rendered and checked
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -21,18 +19,6 @@ HELSINKI = ZoneInfo("Europe/Helsinki")  # UTC+2 in March 2026, one hour ahead of
 
 
 # --- times are stored in UTC, whatever the machine's zone ------------------------------------
-
-
-@pytest.fixture
-def machine_in_tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The host's own zone set far from UTC: nothing stored may depend on it."""
-    monkeypatch.setenv("TZ", "Asia/Tokyo")
-    time.tzset()
-    try:
-        yield
-    finally:
-        monkeypatch.undo()
-        time.tzset()
 
 
 def stored_in_utc(moment: datetime | None) -> bool:

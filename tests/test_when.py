@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -446,18 +444,6 @@ def test_utc_itself_is_named_utc() -> None:
 
 
 # --- whatever the machine's zone, and only English -------------------------------------------
-
-
-@pytest.fixture
-def machine_in_tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The host's own zone set far from UTC: nothing read may depend on it."""
-    monkeypatch.setenv("TZ", "Asia/Tokyo")
-    time.tzset()
-    try:
-        yield
-    finally:
-        monkeypatch.undo()
-        time.tzset()
 
 
 @pytest.mark.usefixtures("machine_in_tokyo")
