@@ -92,7 +92,7 @@ class AiohttpRequest(BaseRequest):
         if session is None or not self.is_open:
             raise RuntimeError("This AiohttpRequest is not initialized!")
         files = request_data.multipart_data if request_data else None
-        read = self._read if isinstance(read_timeout, DefaultValue) else read_timeout
+        read = _given(read_timeout, self._read)
         write = _given(write_timeout, self._media_write if files else self._write)
         connect = _given(connect_timeout, self._connect)
         pool = _given(pool_timeout, self._pool)
