@@ -35,14 +35,13 @@ MAX_INPUT = 200  # nobody types a date in more; longer text is something else
 # ("Thursday at 2" became 4 February). Interviews happen in the daytime: 1 to 7 is afternoon.
 _BARE_HOUR_RE = re.compile(r"\bat\s+([01]?\d|2[0-3])\b(?!\s*(?:[:.h]\d|[ap]\.?m\b|o'?clock))", re.I)
 AFTERNOON_UNTIL = 7  # "at 7" is 19:00, "at 8" is 08:00
+_MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
 # "at 24", "at 30": no hour, yet dateparser made "Friday at 24" the 24th. Asked again instead.
 _NOT_AN_HOUR_RE = re.compile(
-    r"\bat\s+(?:2[4-9]|[3-9]\d)\b"
-    r"(?!\s*(?:[:.h]\d|[ap]\.?m\b|o'?clock|(?:of\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)))",
+    rf"\bat\s+(?:2[4-9]|[3-9]\d)\b(?!\s*(?:[:.h]\d|[ap]\.?m\b|o'?clock|(?:of\s+)?(?:{_MONTHS})))",
     re.I,
 )
 # "the 12th" with no month, which dateparser reads as December. It means the next 12th.
-_MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
 _ORDINAL_RE = re.compile(
     rf"\b(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)\b(?!\W*(?:of\s+)?(?:{_MONTHS}))", re.I
 )
@@ -104,8 +103,8 @@ def _name_the_month(text: str, today: date) -> str:
     """ "the 12th" -> "12 March 2026": the next 12th from today (today's included)."""
 
     def named(match: re.Match[str]) -> str:
-        day = int(match.group(1))
-        if not 1 <= day <= 31 or _MONTH_BEFORE_RE.search(text[: match.start()]):
+        day = int(match.group(1))  # 1-31: parse_when turned the others away
+        if _MONTH_BEFORE_RE.search(text[: match.start()]):
             return match.group(0)  # "March 12th" names its month already
         year, month = today.year, today.month
         if day < today.day:
