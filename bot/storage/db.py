@@ -113,10 +113,7 @@ class Database:
         await self.all(f"PRAGMA {setting}")
 
     async def close(self) -> None:
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
-            self._flush_timer = None
-        await self.flush()
+        await self.flush()  # its hop also stops the flush timer
         await self.conn.close()
 
     async def ping(self) -> None:
