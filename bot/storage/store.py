@@ -473,7 +473,12 @@ class Store:
         first, they are sent again after the restart (at most twice, as for any claim)."""
         if not nudge_ids:
             return
-        sql, params = _mark_sent(nudge_ids, now, owner)
+        marks = ",".join("?" * len(nudge_ids))
+        sql = (
+            "UPDATE nudges SET state = 'sent', last_error = NULL, lease_until = NULL,"
+            f" sent_at = ? WHERE id IN ({marks}) AND state = 'sending' AND claimed_by = ?"
+        )
+        params = (to_ts(now), *nudge_ids, owner)
         self.db.defer(lambda conn: conn.execute(sql, params), MARK_WITHIN)
 
     async def retry(
@@ -579,15 +584,3 @@ class Store:
             " WHERE n.state = 'pending' ORDER BY n.due_at, n.id"
         )
         return [_nudge(row) for row in rows]
-
-
-def _mark_sent(
-    nudge_ids: Sequence[int], now: datetime, owner: str
-) -> tuple[str, tuple[object, ...]]:
-    """Claimed nudges that went out: sent, if `owner` still holds them."""
-    marks = ",".join("?" * len(nudge_ids))
-    return (
-        "UPDATE nudges SET state = 'sent', last_error = NULL, lease_until = NULL,"
-        f" sent_at = ? WHERE id IN ({marks}) AND state = 'sending' AND claimed_by = ?",
-        (to_ts(now), *nudge_ids, owner),
-    )
