@@ -328,6 +328,10 @@ class Dispatcher:
     async def _dispatch(self, row: NudgeRow, stats: DispatchStats) -> None:
         now = self._clock()
         user = await self._store.load_user(row.user_id)
+        if user is None:
+            # They deleted their data since the claim, this nudge with it: not a word more.
+            stats.cancelled += 1
+            return
         if row.kind == REPLY:
             # A reply a saved state owes (its process died before Telegram took it): no
             # quiet hours, no opt-out, it answers something the user just did.
@@ -337,15 +341,14 @@ class Dispatcher:
                 await self._store.finish(row.id, "failed", now, "unreadable", owner=self.owner)
                 stats.failed += 1
                 return
-            chat_id = row.chat_id if user is None else user.chat_id
-            await self._deliver_messages(row, chat_id, [message], stats)
+            await self._deliver_messages(row, user.chat_id, [message], stats)
             return
-        if user is not None and (not user.active or user.opted_out):
+        if not user.active or user.opted_out:
             reason = "inactive" if not user.active else "opted out"
             await self._store.finish(row.id, "cancelled", now, reason, owner=self.owner)
             stats.cancelled += 1
             return
-        decision = await self._decide(row, None if user is None else user.state, now)
+        decision = await self._decide(row, user.state, now)
         if isinstance(decision, Defer):
             until = _ceil_second(max(decision.until, now + MIN_DEFER))
             await self._store.retry(
@@ -357,8 +360,7 @@ class Dispatcher:
             stats.expired += 1
             log.info("nudge %d (%s) expired: %s", row.id, row.kind, decision.reason)
         else:
-            chat_id = row.chat_id if user is None else user.chat_id
-            await self._deliver(row, chat_id, decision.replies, stats)
+            await self._deliver(row, user.chat_id, decision.replies, stats)
 
     async def _deliver(
         self, row: NudgeRow, chat_id: int, replies: Sequence[Reply], stats: DispatchStats
