@@ -286,6 +286,7 @@ class BotRuntime:
             queues = await self.coach.store.queue_depths()
         except Exception:
             queues = {}
+        queues["updates_handling"] = self.worker.in_flight
         return self.metrics.exposition(queues, self.alive())
 
     async def _keep_lock(self) -> None:

@@ -201,6 +201,7 @@ async def test_health_and_metrics_in_polling_mode(
             assert "database: ok" in health.text and "dispatcher: running" in health.text
             assert 'coach_updates_total{kind="message"} 1.0' in metrics
             assert 'coach_queue{queue="inbox_unhandled"} 0.0' in metrics
+            assert 'coach_queue{queue="updates_handling"} 0.0' in metrics
             assert 'coach_component_up{component="poller"} 1.0' in metrics
             # The dispatcher dies: the health check says so while it is restarted.
             runtime._tasks["dispatcher"].cancel()

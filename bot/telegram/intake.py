@@ -163,6 +163,11 @@ class InboxWorker:
         self._tasks: set[asyncio.Task[None]] = set()
         self.alive = False
 
+    @property
+    def in_flight(self) -> int:
+        """Updates being handled now (for /metrics)."""
+        return len(self._running)
+
     def offer(self, updates: Sequence[tuple[int, str]]) -> None:
         """Updates just stored, handed over without reading them back. Past a batch's worth
         waiting, they are left in the inbox to be read when the worker catches up."""
@@ -275,12 +280,10 @@ class _WebhookHandler(tornado.web.RequestHandler):
             raise tornado.web.HTTPError(413)
 
     def data_received(self, chunk: bytes) -> None:
+        # A body without a Content-Length (chunked) is capped by the server's max_body_size.
         if self._finished:
             return  # refused already: the rest is read and dropped, never kept
         self.body.extend(chunk)
-        if len(self.body) > MAX_BODY:
-            self.body.clear()
-            raise tornado.web.HTTPError(413)
 
     async def post(self) -> None:
         try:

@@ -1,0 +1,416 @@
+"""The way updates come in (bot/telegram/intake.py), piece by piece: the long poll's request,
+the worker's bookkeeping, and the web server's webhook, health and metrics endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import types
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from telegram import Update
+from telegram.error import NetworkError, RetryAfter
+
+from bot.storage.db import Database
+from bot.storage.store import Store
+from bot.telegram import intake
+from bot.telegram.intake import BATCH, MAX_BODY, InboxWorker, Poller, web_server
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+async def deadline(check: Callable[[], bool], seconds: float = 10.0) -> None:
+    end = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < end, "timed out waiting"
+        await asyncio.sleep(0.01)
+
+
+def update(update_id: int) -> tuple[int, str]:
+    return update_id, json.dumps({"update_id": update_id})
+
+
+# --- the long poll ---------------------------------------------------------------------------
+
+
+class RecordingBot:
+    """getUpdates as a script: each call takes the next step (a list of updates or an
+    exception to raise); once the script is done it answers empty long polls."""
+
+    def __init__(self, *script: object) -> None:
+        self.script = list(script)
+        self.calls: list[dict[str, Any]] = []
+
+    async def do_api_request(self, method: str, api_kwargs: dict[str, Any], **kw: Any) -> object:
+        self.calls.append({"method": method, "api_kwargs": api_kwargs, **kw})
+        step = self.script.pop(0) if self.script else []
+        if isinstance(step, BaseException):
+            raise step
+        await asyncio.sleep(0.001)
+        return step
+
+
+async def poll_until(poller: Poller, check: Callable[[], bool]) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    try:
+        await deadline(check)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_a_long_poll_asks_for_every_kind_of_update_and_outwaits_telegram(
+    db: Database,
+) -> None:
+    bot = RecordingBot()
+    poller = Poller(bot, Store(db), lambda: NOW, lambda updates: None)
+    await poll_until(poller, lambda: bool(bot.calls))
+    [first, *_] = bot.calls
+    # Telegram holds a long poll open 10 s by default; our read waits 10 s longer than that,
+    # so an empty poll is never mistaken for a network fault.
+    assert first["method"] == "getUpdates"
+    assert first["api_kwargs"] == {
+        "offset": None,
+        "timeout": 10,
+        "allowed_updates": list(Update.ALL_TYPES),
+    }
+    assert first["read_timeout"] == 20
+
+
+async def test_a_poller_started_again_acknowledges_what_was_stored_before(db: Database) -> None:
+    store = Store(db)
+    await store.receive([update(41), update(40)], NOW)
+    bot = RecordingBot()
+    poller = Poller(bot, store, lambda: NOW, lambda updates: None, timeout=1)
+    await poll_until(poller, lambda: bool(bot.calls))
+    assert bot.calls[0]["api_kwargs"]["offset"] == 42
+    assert bot.calls[0]["read_timeout"] == 11
+
+
+async def test_after_a_flood_wait_the_poller_polls_again(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    delivered: list[Sequence[tuple[int, str]]] = []
+    bot = RecordingBot(RetryAfter(0), [{"update_id": 7}])
+    poller = Poller(bot, Store(db), lambda: NOW, delivered.append, timeout=1)
+    await poll_until(poller, lambda: bool(delivered))
+    assert [u for u, _ in delivered[0]] == [7]
+    [line] = [r.getMessage() for r in caplog.records if r.name == "bot.telegram.intake"]
+    assert line == "event=bot_api_unreachable failures=1 retry_in=0s error=RetryAfter"
+
+
+async def test_a_failed_poll_waits_the_back_off_of_its_rank(
+    db: Database, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[int] = []
+
+    def quick(failures: int) -> float:
+        asked.append(failures)
+        return 0.001
+
+    monkeypatch.setattr(intake, "backoff", quick)
+    bot = RecordingBot(NetworkError("down"), NetworkError("down"), [{"update_id": 3}])
+    delivered: list[Sequence[tuple[int, str]]] = []
+    poller = Poller(bot, Store(db), lambda: NOW, delivered.append, timeout=1)
+    await poll_until(poller, lambda: bool(delivered))
+    assert asked == [1, 2]
+
+
+def test_flood_waits_are_read_as_seconds_whichever_form_they_come_in() -> None:
+    # PTB gives retry_after as a number of seconds, or as a timedelta with PTB_TIMEDELTA set.
+    assert intake._seconds(45) == 45.0
+    assert intake._seconds(timedelta(minutes=1, seconds=3)) == 63.0
+
+
+# --- the worker ------------------------------------------------------------------------------
+
+
+class RecordingApp:
+    """What the worker hands updates to. `hold` keeps every handler waiting until it is set."""
+
+    def __init__(self) -> None:
+        self.bot = None
+        self.seen: list[int] = []
+        self.hold: asyncio.Event | None = None
+
+    async def process_update(self, update: Any) -> None:
+        self.seen.append(update.update_id)
+        if self.hold is not None:
+            await self.hold.wait()
+
+
+class SpyStore(Store):
+    """Counts the inbox reads and the handled marks; `stale` rows are added to every read, as
+    a read that raced the marking of an update handled would return them."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.reads = 0
+        self.marked: list[int] = []
+        self.stale: list[tuple[int, str]] = []
+        self.conversation_marks: set[int] = set()
+
+    async def unhandled(self, limit: int) -> list[tuple[int, str]]:
+        rows = await super().unhandled(limit)
+        self.reads += 1
+        return rows + self.stale
+
+    async def mark_handled(self, update_id: int, now: datetime, error: str | None = None) -> None:
+        self.marked.append(update_id)
+        await super().mark_handled(update_id, now, error)
+
+    def handled_here(self, update_id: int) -> bool:
+        return update_id in self.conversation_marks
+
+
+class Running:
+    def __init__(self, worker: InboxWorker) -> None:
+        self.worker = worker
+        self.stop = asyncio.Event()
+        self.task = asyncio.create_task(worker.run(self.stop))
+
+    async def close(self) -> None:
+        await self.worker.drain()
+        self.stop.set()
+        await asyncio.wait_for(self.task, 10)
+
+
+@pytest.fixture
+async def spy(db: Database) -> SpyStore:
+    return SpyStore(db)
+
+
+@pytest.fixture
+async def started(spy: SpyStore) -> AsyncIterator[tuple[RecordingApp, Running]]:
+    """A worker that has read its (empty) inbox once at start and is waiting."""
+    app = RecordingApp()
+    running = Running(InboxWorker(app, spy, lambda: NOW, concurrency=8))
+    await deadline(lambda: spy.reads == 1)
+    yield app, running
+    await running.close()
+
+
+async def test_a_full_batch_offered_is_handed_over_from_memory(
+    spy: SpyStore, started: tuple[RecordingApp, Running]
+) -> None:
+    app, _ = started
+    # Not in the inbox: only the offer can bring them, as it should up to a batch's worth.
+    offered = [update(n) for n in range(1, BATCH + 1)]
+    started[1].worker.offer(offered)
+    await deadline(lambda: len(app.seen) == BATCH)
+    assert sorted(app.seen) == [n for n, _ in offered]
+    assert spy.reads == 1
+
+
+async def test_more_than_a_batch_offered_is_read_back_from_the_inbox(
+    spy: SpyStore, started: tuple[RecordingApp, Running]
+) -> None:
+    app, running = started
+    offered = [update(n) for n in range(1, BATCH + 2)]
+    await spy.receive(offered, NOW)
+    running.worker.offer(offered)
+    await deadline(lambda: len(app.seen) == BATCH + 1)
+    assert sorted(app.seen) == [n for n, _ in offered]  # each once
+    assert spy.reads >= 2  # left in the inbox and read from there, not kept in memory
+
+
+async def test_an_update_read_again_after_its_handling_is_not_handed_over_twice(
+    spy: SpyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(intake, "REMEMBER_FINISHED", 2)
+    monkeypatch.setattr(intake, "RESCAN_EVERY_SECONDS", 0.0)  # read the inbox every round
+    app = RecordingApp()
+    running = Running(InboxWorker(app, spy, lambda: NOW))
+    first = [update(1), update(2), update(3)]
+    await spy.receive(first, NOW)
+    running.worker.offer(first)
+    await deadline(lambda: len(app.seen) == 3)
+    await running.worker.drain()
+    # A read that raced the handling of 3 still returns it; 4 is new.
+    spy.stale = [update(3)]
+    await spy.receive([update(4)], NOW)
+    running.worker.offer([update(4)])
+    await deadline(lambda: 4 in app.seen)
+    await running.close()
+    assert sorted(app.seen) == [1, 2, 3, 4]  # the latest ones handled are remembered
+
+
+async def test_in_flight_counts_the_updates_being_handled(
+    started: tuple[RecordingApp, Running],
+) -> None:
+    app, running = started
+    app.hold = asyncio.Event()
+    running.worker.offer([update(1), update(2)])
+    await deadline(lambda: len(app.seen) == 2)
+    assert running.worker.in_flight == 2
+    app.hold.set()
+    await running.worker.drain()
+    assert running.worker.in_flight == 0
+
+
+async def test_an_update_the_conversation_marked_is_not_marked_again(
+    spy: SpyStore, started: tuple[RecordingApp, Running]
+) -> None:
+    app, running = started
+    spy.conversation_marks = {1}
+    await spy.receive([update(1), update(2)], NOW)
+    running.worker.offer([update(1), update(2)])
+    await deadline(lambda: len(app.seen) == 2)
+    await running.worker.drain()
+    assert spy.marked == [2]  # one database write per update, not two
+
+
+async def test_an_unparseable_update_is_logged_by_its_error_type_alone(
+    spy: SpyStore, started: tuple[RecordingApp, Running], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, running = started
+    broken = (9, '{"update_id": 9, "message": "Secret text"')
+    await spy.receive([broken], NOW)
+    running.worker.offer([broken])
+    await deadline(lambda: spy.marked == [9])
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.telegram.intake"]
+    assert lines == ["event=update_unparseable update_id=9 error=JSONDecodeError"]
+    row = await spy.db.one("SELECT error, payload FROM inbox WHERE update_id = 9")
+    assert row is not None and tuple(row) == ("unparseable", "")
+
+
+async def test_the_time_reported_is_the_handlers_own(
+    spy: SpyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readings = iter([100.0, 100.25])
+    fake_time = types.SimpleNamespace(monotonic=time.monotonic, perf_counter=lambda: next(readings))
+    monkeypatch.setattr(intake, "time", fake_time)
+    timed: list[float] = []
+    running = Running(
+        InboxWorker(RecordingApp(), spy, lambda: NOW, on_update=lambda _u, s: timed.append(s))
+    )
+    running.worker.offer([update(1)])
+    await deadline(lambda: bool(timed))
+    await running.close()
+    assert timed == [0.25]
+
+
+# --- the web server --------------------------------------------------------------------------
+
+SECRET = "XXXX"  # a valid secret token (Telegram allows A-Z, a-z, 0-9, _ and -)
+
+
+class Web:
+    def __init__(self, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.accepted: list[tuple[int, str]] = []
+        self.healthy = (True, "database: ok")
+        self.fail_accept = False
+
+    async def accept(self, update_id: int, payload: str) -> None:
+        if self.fail_accept:
+            raise RuntimeError("database gone")
+        self.accepted.append((update_id, payload))
+
+    async def health(self) -> tuple[bool, str]:
+        return self.healthy
+
+    async def metrics(self) -> tuple[bytes, str]:
+        return b"coach_up 1\n", "text/plain; version=0.0.4; charset=utf-8"
+
+
+@pytest.fixture
+async def web(unused_tcp_port: int) -> AsyncIterator[Web]:
+    web = Web(unused_tcp_port)
+    server = web_server(
+        webhook=("/hook", SECRET, web.accept), health=web.health, metrics=web.metrics
+    )
+    server.listen(unused_tcp_port, "127.0.0.1")
+    yield web
+    server.stop()
+    await server.close_all_connections()
+
+
+def padded(size: int) -> bytes:
+    """A genuine update, padded with whitespace (still valid JSON) to exactly `size` bytes."""
+    body = json.dumps({"update_id": 5, "message": {"text": "hi"}}).encode()
+    return body + b" " * (size - len(body))
+
+
+async def post(web: Web, content: bytes | AsyncIterator[bytes], **headers: str) -> int:
+    async with httpx.AsyncClient(timeout=30) as http:
+        return (await http.post(f"{web.base}/hook", content=content, headers=headers)).status_code
+
+
+async def chunks(body: bytes) -> AsyncIterator[bytes]:
+    # An async iterator: httpx sends it chunked, without a Content-Length.
+    for start in range(0, len(body), 65536):
+        yield body[start : start + 65536]
+
+
+async def test_a_post_without_the_secret_header_is_refused_whatever_the_secret(
+    web: Web, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert await post(web, padded(100)) == 403
+    assert web.accepted == []
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.telegram.intake"]
+    assert lines == ["event=webhook_refused status=403"]
+
+
+async def test_a_webhook_body_of_exactly_the_limit_is_taken_and_stored_compact(
+    web: Web,
+) -> None:
+    token = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    assert await post(web, padded(MAX_BODY), **token) == 200
+    assert await post(web, chunks(padded(MAX_BODY)), **token) == 200
+    compact = '{"update_id":5,"message":{"text":"hi"}}'
+    assert web.accepted == [(5, compact), (5, compact)]
+
+
+async def test_a_webhook_body_over_the_limit_is_refused_with_or_without_its_length(
+    web: Web,
+) -> None:
+    token = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    assert await post(web, padded(MAX_BODY + 1), **token) == 413
+    # Chunked, the length is not known beforehand: the server stops reading at the limit.
+    assert await post(web, chunks(padded(MAX_BODY + 1)), **token) == 400
+    assert web.accepted == []
+
+
+async def test_a_fault_while_storing_a_webhook_update_is_logged_with_its_traceback(
+    web: Web, caplog: pytest.LogCaptureFixture
+) -> None:
+    web.fail_accept = True
+    assert await post(web, padded(100), **{"X-Telegram-Bot-Api-Secret-Token": SECRET}) == 500
+    [record] = [r for r in caplog.records if r.exc_info]
+    assert record.exc_info is not None
+    kind, error, trace = record.exc_info
+    assert kind is RuntimeError and str(error) == "database gone" and trace is not None
+
+
+@pytest.mark.parametrize(("healthy", "status"), [(True, 200), (False, 503)])
+async def test_health_is_plain_text_with_its_status(web: Web, healthy: bool, status: int) -> None:
+    web.healthy = (healthy, "database: ok\ndispatcher: running")
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(f"{web.base}/healthz")
+    assert answer.status_code == status
+    assert answer.headers["content-type"] == "text/plain; charset=utf-8"
+    assert answer.text == "database: ok\ndispatcher: running\n"
+
+
+async def test_metrics_come_with_the_exposition_content_type(web: Web) -> None:
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(f"{web.base}/metrics")
+    assert answer.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert answer.text == "coach_up 1\n"
+
+
+async def test_requests_leave_no_access_log(web: Web, caplog: pytest.LogCaptureFixture) -> None:
+    # The access log would write the webhook's path and every scrape, at INFO.
+    caplog.set_level(logging.DEBUG)
+    async with httpx.AsyncClient() as http:
+        await http.get(f"{web.base}/healthz")
+        await http.get(f"{web.base}/nowhere")
+    assert [r for r in caplog.records if r.name == "tornado.access"] == []
