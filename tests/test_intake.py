@@ -8,7 +8,7 @@ import json
 import logging
 import time
 import types
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -116,11 +116,19 @@ async def test_a_failed_poll_waits_the_back_off_of_its_rank(
         return 0.001
 
     monkeypatch.setattr(intake, "backoff", quick)
-    bot = RecordingBot(NetworkError("down"), NetworkError("down"), [{"update_id": 3}])
+    caplog.set_level(logging.INFO, logger="bot.telegram.intake")
+    bot = RecordingBot(NetworkError("down"), NetworkError("down"), [{"update_id": 3, "x": [1]}])
     delivered: list[Sequence[tuple[int, str]]] = []
     poller = Poller(bot, Store(db), lambda: NOW, delivered.append, timeout=1)
     await poll_until(poller, lambda: bool(delivered))
     assert asked == [1, 2]
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.telegram.intake"]
+    assert lines == [
+        "event=bot_api_unreachable failures=1 retry_in=0s error=NetworkError",
+        "event=bot_api_unreachable failures=2 retry_in=0s error=NetworkError",
+        "event=bot_api_back failures=2",
+    ]
+    assert delivered == [[(3, '{"update_id":3,"x":[1]}')]]  # kept compact
 
 
 def test_flood_waits_are_read_as_seconds_whichever_form_they_come_in() -> None:
@@ -156,10 +164,14 @@ class SpyStore(Store):
         self.marked: list[int] = []
         self.stale: list[tuple[int, str]] = []
         self.conversation_marks: set[int] = set()
+        self.prunes = 0
+        self.during_read: Callable[[], Awaitable[None]] | None = None
 
-    async def unhandled(self, limit: int) -> list[tuple[int, str]]:
-        rows = await super().unhandled(limit)
+    async def unhandled(self, limit: int, after: int = -1) -> list[tuple[int, str]]:
+        rows = await super().unhandled(limit, after)
         self.reads += 1
+        if self.during_read is not None:
+            await self.during_read()
         return rows + self.stale
 
     async def mark_handled(self, update_id: int, now: datetime, error: str | None = None) -> None:
@@ -168,6 +180,10 @@ class SpyStore(Store):
 
     def handled_here(self, update_id: int) -> bool:
         return update_id in self.conversation_marks
+
+    async def forget_handled(self, before: datetime) -> int:
+        self.prunes += 1
+        return await super().forget_handled(before)
 
 
 class Running:
@@ -188,8 +204,12 @@ async def spy(db: Database) -> SpyStore:
 
 
 @pytest.fixture
-async def started(spy: SpyStore) -> AsyncIterator[tuple[RecordingApp, Running]]:
-    """A worker that has read its (empty) inbox once at start and is waiting."""
+async def started(
+    spy: SpyStore, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[RecordingApp, Running]]:
+    """A worker that has read its (empty) inbox once at start and is waiting: for an offer
+    (a minute without one before it looks at the clock again, longer than any test waits)."""
+    monkeypatch.setattr(intake, "IDLE_WAKE_SECONDS", 60.0)
     app = RecordingApp()
     running = Running(InboxWorker(app, spy, lambda: NOW, concurrency=8))
     await deadline(lambda: spy.reads == 1)
@@ -219,6 +239,67 @@ async def test_more_than_a_batch_offered_is_read_back_from_the_inbox(
     await deadline(lambda: len(app.seen) == BATCH + 1)
     assert sorted(app.seen) == [n for n, _ in offered]  # each once
     assert spy.reads >= 2  # left in the inbox and read from there, not kept in memory
+
+
+async def test_a_worker_is_alive_while_it_runs(spy: SpyStore) -> None:
+    worker = InboxWorker(RecordingApp(), spy, lambda: NOW)
+    assert not worker.alive
+    running = Running(worker)
+    await deadline(lambda: spy.reads == 1)
+    assert worker.alive
+    await running.close()
+    assert not worker.alive
+
+
+async def test_an_idle_worker_still_reads_the_inbox_now_and_then(
+    spy: SpyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(intake, "IDLE_WAKE_SECONDS", 0.01)
+    monkeypatch.setattr(intake, "RESCAN_EVERY_SECONDS", 0.0)
+    app = RecordingApp()
+    running = Running(InboxWorker(app, spy, lambda: NOW))
+    await deadline(lambda: spy.reads == 1)
+    # Stored but never offered (the safety net): found by a later read all the same.
+    await spy.receive([update(1)], NOW)
+    await deadline(lambda: app.seen == [1])
+    await running.close()
+    assert spy.prunes == 1  # an hour between prunes, however often it wakes
+
+
+async def test_a_backlog_past_a_batch_is_all_started_before_any_finishes(
+    spy: SpyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(intake, "IDLE_WAKE_SECONDS", 60.0)
+    backlog = [update(n) for n in range(1, BATCH + 51)]
+    await spy.receive(backlog, NOW)  # left by a crash: nothing offers them
+    app = RecordingApp()
+    app.hold = asyncio.Event()
+    running = Running(InboxWorker(app, spy, lambda: NOW, concurrency=len(backlog)))
+    await deadline(lambda: len(app.seen) == len(backlog))
+    app.hold.set()
+    await running.close()
+    assert sorted(app.seen) == [n for n, _ in backlog]
+
+
+async def test_updates_offered_past_a_batch_during_a_read_are_not_forgotten(
+    spy: SpyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(intake, "IDLE_WAKE_SECONDS", 60.0)
+    app = RecordingApp()
+    worker = InboxWorker(app, spy, lambda: NOW)
+    late = [update(n) for n in range(1000, 1001 + BATCH)]
+
+    async def poller_stores_and_offers() -> None:
+        spy.during_read = None
+        await spy.receive(late, NOW)
+        worker.offer(late)  # too many to keep in memory: they are to be read back
+
+    await spy.receive([update(1)], NOW)
+    spy.during_read = poller_stores_and_offers  # while the worker's first read is under way
+    running = Running(worker)
+    await deadline(lambda: len(app.seen) == 1 + len(late))
+    await running.close()
+    assert sorted(app.seen) == [1] + [n for n, _ in late]
 
 
 async def test_an_update_read_again_after_its_handling_is_not_handed_over_twice(

@@ -46,6 +46,7 @@ RESCAN_EVERY_SECONDS = 60.0  # the inbox is read again now and then, in case one
 REMEMBER_FINISHED = 4096  # ids handled lately, so a stale read never hands one over twice
 KEEP_HANDLED = timedelta(days=1)
 PRUNE_EVERY_SECONDS = 3600.0
+IDLE_WAKE_SECONDS = 5.0  # an idle worker looks at the clock this often (rescan, prune)
 
 
 class Poller:
@@ -157,10 +158,12 @@ class InboxWorker:
         self._offered: deque[tuple[int, str]] = deque()
         self._rescan = True  # read the inbox: at start, and when offers were dropped
         self._next_rescan = 0.0
-        self._running: set[int] = set()
+        self._read_after = -1  # where the next inbox read starts (paging through a backlog)
+        # The updates being handled, by id: the tasks are kept here (asyncio holds only weak
+        # references) and leave when their handling ends.
+        self._running: dict[int, asyncio.Task[None]] = {}
         self._finished: OrderedDict[int, None] = OrderedDict()
         self._next_prune = 0.0
-        self._tasks: set[asyncio.Task[None]] = set()
         self.alive = False
 
     @property
@@ -189,16 +192,15 @@ class InboxWorker:
                     if update_id in self._running or update_id in self._finished:
                         continue
                     await self._slots.acquire()
-                    self._running.add(update_id)
-                    task = asyncio.create_task(self._handle(update_id, payload))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    self._running[update_id] = asyncio.create_task(
+                        self._handle(update_id, payload)
+                    )
                     started = True
                 if started:
                     continue  # more may have come meanwhile
                 if time.monotonic() >= self._next_prune:
                     await self.prune()
-                await _first(self._wake, stop, 5.0)
+                await _first(self._wake, stop, IDLE_WAKE_SECONDS)
         finally:
             self.alive = False
 
@@ -208,9 +210,15 @@ class InboxWorker:
         if self._rescan or time.monotonic() >= self._next_rescan:
             self._rescan = False
             self._next_rescan = time.monotonic() + RESCAN_EVERY_SECONDS
-            stored = await self.store.unhandled(BATCH)
-            # A full batch: more wait behind it, read them next round.
-            self._rescan = len(stored) == BATCH
+            stored = await self.store.unhandled(BATCH, self._read_after)
+            if len(stored) == BATCH:
+                # A full page: more wait behind it, read on from its end next round (the
+                # page's own updates may all still be in flight). An offer dropped during
+                # the read has set _rescan already: it is not cleared here.
+                self._rescan = True
+                self._read_after = stored[-1][0]
+            else:
+                self._read_after = -1  # the next read starts from the oldest again
             found = sorted(dict(stored + found).items())
         return found
 
@@ -222,8 +230,8 @@ class InboxWorker:
 
     async def drain(self) -> None:
         """Let the updates in flight finish (a clean stop)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._running:
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
 
     async def _handle(self, update_id: int, payload: str) -> None:
         started = time.perf_counter()
@@ -254,7 +262,7 @@ class InboxWorker:
             self._finished[update_id] = None
             if len(self._finished) > REMEMBER_FINISHED:
                 self._finished.popitem(last=False)
-            self._running.discard(update_id)
+            self._running.pop(update_id, None)
             self._slots.release()
             if self._rescan:
                 self._wake.set()  # more wait in the inbox: read them now a slot is free
