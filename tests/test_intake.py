@@ -141,17 +141,24 @@ def test_flood_waits_are_read_as_seconds_whichever_form_they_come_in() -> None:
 
 
 class RecordingApp:
-    """What the worker hands updates to. `hold` keeps every handler waiting until it is set."""
+    """What the worker hands updates to. `hold` keeps every handler waiting until it is set;
+    the handler of an id in `cancelled` is cancelled, of one in `failing` fails."""
 
     def __init__(self) -> None:
         self.bot = None
         self.seen: list[int] = []
         self.hold: asyncio.Event | None = None
+        self.cancelled: set[int] = set()
+        self.failing: set[int] = set()
 
     async def process_update(self, update: Any) -> None:
         self.seen.append(update.update_id)
         if self.hold is not None:
             await self.hold.wait()
+        if update.update_id in self.cancelled:
+            raise asyncio.CancelledError
+        if update.update_id in self.failing:
+            raise RuntimeError("handler bug")
 
 
 class SpyStore(Store):
@@ -336,6 +343,33 @@ async def test_in_flight_counts_the_updates_being_handled(
     assert running.worker.in_flight == 0
 
 
+async def test_a_clean_stop_waits_for_every_handler_even_past_a_cancelled_one(
+    started: tuple[RecordingApp, Running],
+) -> None:
+    app, running = started
+    app.hold = asyncio.Event()
+    app.cancelled = {1}
+    running.worker.offer([update(1), update(2)])
+    await deadline(lambda: len(app.seen) == 2)
+    draining = asyncio.create_task(running.worker.drain())
+    app.hold.set()
+    await asyncio.wait_for(draining, 10)  # not broken off by the cancelled one
+    assert running.worker.in_flight == 0
+
+
+async def test_a_failing_handler_is_logged_in_one_line_with_its_traceback(
+    started: tuple[RecordingApp, Running], caplog: pytest.LogCaptureFixture
+) -> None:
+    app, running = started
+    app.failing = {4}
+    running.worker.offer([update(4)])
+    await deadline(lambda: bool(caplog.records))
+    await running.worker.drain()
+    [record] = [r for r in caplog.records if r.name == "bot.telegram.intake"]
+    assert record.getMessage() == "event=update_failed update_id=4"
+    assert record.exc_info is not None and str(record.exc_info[1]) == "handler bug"
+
+
 async def test_an_update_the_conversation_marked_is_not_marked_again(
     spy: SpyStore, started: tuple[RecordingApp, Running]
 ) -> None:
@@ -486,6 +520,22 @@ async def test_metrics_come_with_the_exposition_content_type(web: Web) -> None:
         answer = await http.get(f"{web.base}/metrics")
     assert answer.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     assert answer.text == "coach_up 1\n"
+
+
+async def test_a_connection_that_sends_nothing_is_closed(
+    monkeypatch: pytest.MonkeyPatch, unused_tcp_port: int
+) -> None:
+    monkeypatch.setattr(intake, "IDLE_CONNECTION_SECONDS", 0.2)
+    web = Web(unused_tcp_port)
+    server = web_server(webhook=None, health=web.health, metrics=web.metrics)
+    server.listen(unused_tcp_port, "127.0.0.1")
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", unused_tcp_port)
+        # Held open without a request (as a slow client would): the server hangs up.
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        writer.close()
+    finally:
+        server.stop()
 
 
 async def test_requests_leave_no_access_log(web: Web, caplog: pytest.LogCaptureFixture) -> None:

@@ -47,6 +47,7 @@ REMEMBER_FINISHED = 4096  # ids handled lately, so a stale read never hands one 
 KEEP_HANDLED = timedelta(days=1)
 PRUNE_EVERY_SECONDS = 3600.0
 IDLE_WAKE_SECONDS = 5.0  # an idle worker looks at the clock this often (rescan, prune)
+IDLE_CONNECTION_SECONDS = 60.0  # a connection that sends nothing is closed after this
 
 
 class Poller:
@@ -192,9 +193,7 @@ class InboxWorker:
                     if update_id in self._running or update_id in self._finished:
                         continue
                     await self._slots.acquire()
-                    self._running[update_id] = asyncio.create_task(
-                        self._handle(update_id, payload)
-                    )
+                    self._running[update_id] = asyncio.create_task(self._handle(update_id, payload))
                     started = True
                 if started:
                     continue  # more may have come meanwhile
@@ -347,4 +346,6 @@ def web_server(
         path, secret, accept = webhook
         routes.append((path, _WebhookHandler, {"secret": secret, "accept": accept}))
     app = tornado.web.Application(routes, log_function=lambda handler: None)
-    return tornado.httpserver.HTTPServer(app, max_body_size=MAX_BODY, idle_connection_timeout=60)
+    return tornado.httpserver.HTTPServer(
+        app, max_body_size=MAX_BODY, idle_connection_timeout=IDLE_CONNECTION_SECONDS
+    )
