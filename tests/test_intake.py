@@ -172,11 +172,13 @@ class SpyStore(Store):
         self.stale: list[tuple[int, str]] = []
         self.conversation_marks: set[int] = set()
         self.prunes = 0
+        self.read_sizes: list[int] = []
         self.during_read: Callable[[], Awaitable[None]] | None = None
 
     async def unhandled(self, limit: int, after: int = -1) -> list[tuple[int, str]]:
         rows = await super().unhandled(limit, after)
         self.reads += 1
+        self.read_sizes.append(len(rows))
         if self.during_read is not None:
             await self.during_read()
         return rows + self.stale
@@ -250,12 +252,12 @@ async def test_more_than_a_batch_offered_is_read_back_from_the_inbox(
 
 async def test_a_worker_is_alive_while_it_runs(spy: SpyStore) -> None:
     worker = InboxWorker(RecordingApp(), spy, lambda: NOW)
-    assert not worker.alive
+    assert worker.alive is False
     running = Running(worker)
     await deadline(lambda: spy.reads == 1)
-    assert worker.alive
+    assert worker.alive is True
     await running.close()
-    assert not worker.alive
+    assert worker.alive is False
 
 
 async def test_an_idle_worker_still_reads_the_inbox_now_and_then(
@@ -286,6 +288,8 @@ async def test_a_backlog_past_a_batch_is_all_started_before_any_finishes(
     app.hold.set()
     await running.close()
     assert sorted(app.seen) == [n for n, _ in backlog]
+    # Page by page, never more than a batch in memory, each stored update read once.
+    assert spy.read_sizes == [BATCH, 50]
 
 
 async def test_updates_offered_past_a_batch_during_a_read_are_not_forgotten(
