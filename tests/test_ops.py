@@ -72,10 +72,10 @@ async def test_a_backup_into_a_folder_is_a_whole_dated_copy(tmp_path: Path) -> N
 async def test_a_backup_to_a_file_name_writes_that_file(tmp_path: Path) -> None:
     db = await seeded(tmp_path / "live.sqlite3")
     try:
-        made = await backups.backup(db, tmp_path / "deep" / "copy.sqlite3")
+        made = await backups.backup(db, tmp_path / "deep" / "er" / "copy.sqlite3")
     finally:
         await db.close()
-    assert made == tmp_path / "deep" / "copy.sqlite3"
+    assert made == tmp_path / "deep" / "er" / "copy.sqlite3"
     assert users_in(made) == [1, 2, 3]
 
 
@@ -89,6 +89,7 @@ async def test_backup_main_prints_where_the_copy_went(tmp_path: Path) -> None:
     assert users_in(made) == [1, 2, 3]
 
 
+@pytest.mark.usefixtures("machine_in_tokyo")
 def test_the_name_says_when_in_utc() -> None:
     berlin_noon = datetime(2026, 11, 23, 12, 0, 5).astimezone(UTC)
     assert backups.backup_name(berlin_noon) == (
@@ -111,6 +112,7 @@ def test_prune_keeps_the_newest_and_nothing_else_of_ours(tmp_path: Path) -> None
     assert sorted(p.name for p in backups.prune(tmp_path, 0)) == names[3:]
 
 
+@pytest.mark.usefixtures("machine_in_tokyo")
 def test_the_next_backup_is_strictly_later() -> None:
     at = time(3, 0)
     assert backups.next_backup(datetime(2026, 11, 23, 2, 59, tzinfo=UTC), at) == datetime(
@@ -122,6 +124,10 @@ def test_the_next_backup_is_strictly_later() -> None:
     )
     assert backups.next_backup(datetime(2026, 11, 23, 23, 0, tzinfo=UTC), at) == datetime(
         2026, 11, 24, 3, 0, tzinfo=UTC
+    )
+    # 16:00 UTC is already the 24th in Tokyo: the day is UTC's, not the machine's.
+    assert backups.next_backup(datetime(2026, 11, 23, 16, 0, tzinfo=UTC), time(23, 0)) == (
+        datetime(2026, 11, 23, 23, 0, tzinfo=UTC)
     )
 
 
@@ -142,6 +148,44 @@ async def test_daily_backs_up_when_the_time_comes_and_stops_when_asked(tmp_path:
     copies = list(folder.glob("interview_coach-*.sqlite3"))
     assert len(copies) == 1  # keep=1: older ones pruned as new ones come
     assert users_in(copies[0]) == [1, 2, 3]
+
+
+async def test_backups_into_a_new_nested_folder_and_again_into_it(tmp_path: Path) -> None:
+    db = await seeded(tmp_path / "live.sqlite3")
+    try:
+        first = await backups.backup(db, tmp_path / "a" / "b")
+        (tmp_path / "a" / "b" / first.name).rename(tmp_path / "a" / "b" / "kept.sqlite3")
+        second = await backups.backup(db, tmp_path / "a" / "b")
+    finally:
+        await db.close()
+    assert first.parent == second.parent == tmp_path / "a" / "b"
+    assert users_in(second) == [1, 2, 3]
+
+
+async def test_daily_prunes_to_keep_and_says_what_it_did(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.storage.backup")
+    db = await seeded(tmp_path / "live.sqlite3")
+    folder = tmp_path / "daily"
+    folder.mkdir()
+    old = [f"interview_coach-2026010{d}-000000.sqlite3" for d in (1, 2, 3)]
+    for name in old:
+        (folder / name).write_text("an older copy")
+    stop = asyncio.Event()
+    almost = datetime(2026, 11, 23, 3, 59, 59, 980000, tzinfo=UTC)
+    task = asyncio.create_task(backups.daily(db, folder, 2, time(4, 0), stop, clock=lambda: almost))
+    try:
+        await deadline(lambda: any(r.name == "bot.storage.backup" for r in caplog.records))
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    finally:
+        stop.set()
+        await db.close()
+    [new] = [p.name for p in folder.iterdir() if p.name not in old]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([old[2], new])
+    first = next(r for r in caplog.records if r.name == "bot.storage.backup")
+    assert first.getMessage() == f"event=backup file={new} pruned=2"
 
 
 async def test_a_failed_backup_is_logged_and_the_next_one_still_comes(
@@ -171,7 +215,9 @@ async def test_a_failed_backup_is_logged_and_the_next_one_still_comes(
     finally:
         stop.set()
         await db.close()
-    assert "event=backup_failed" in caplog.text
+    failed = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert failed[0].getMessage() == "event=backup_failed"
+    assert failed[0].exc_info is not None and str(failed[0].exc_info[1]) == "disk full"
     assert list((tmp_path / "d").glob("interview_coach-*.sqlite3"))
 
 
