@@ -3,6 +3,7 @@ the real bot runtime (PTB Application + dispatcher) wired to them."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -18,6 +19,13 @@ from bot.knowledge.classifier import ObjectionClassifier, default_classifier
 from bot.runtime import BotRuntime, open_coach
 from bot.storage.db import Database
 from tests.fakebot import FakeBotApi
+
+
+async def deadline(check: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait until `check()` holds, polling, or fail after `seconds`."""
+    async with asyncio.timeout(seconds):
+        while not check():
+            await asyncio.sleep(0.01)
 
 
 class FakeClock:

@@ -21,15 +21,9 @@ from bot.storage.db import Database
 from bot.storage.store import Store
 from bot.telegram import intake
 from bot.telegram.intake import BATCH, MAX_BODY, InboxWorker, Poller, web_server
+from tests.conftest import deadline
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
-
-
-async def deadline(check: Callable[[], bool], seconds: float = 10.0) -> None:
-    end = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < end, "timed out waiting"
-        await asyncio.sleep(0.01)
 
 
 def update(update_id: int) -> tuple[int, str]:

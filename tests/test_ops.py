@@ -26,18 +26,11 @@ from bot.storage import backup as backups
 from bot.storage import db as db_module
 from bot.storage.db import Database, DatabaseUnavailable
 from bot.storage.store import Store
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, deadline
 from tests.e2e import Conversation, texts
 from tests.fakebot import FakeBotApi
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
-
-
-async def deadline(check: Callable[[], bool], seconds: float = 10.0) -> None:
-    """Wait until `check()` holds, polling, or fail after `seconds`."""
-    async with asyncio.timeout(seconds):
-        while not check():
-            await asyncio.sleep(0.01)
 
 
 # --- backups ---------------------------------------------------------------------------------
@@ -396,47 +389,43 @@ async def test_usable_notices_a_read_only_file_or_folder(
         await db.close()
 
 
+class Failing:
+    """Work that fails with SQLite's `error` on its first `times` calls (all of them when
+    None), then is done; it counts its tries."""
+
+    def __init__(self, error: str, times: int | None = None) -> None:
+        self.error = error
+        self.times = times
+        self.tries = 0
+
+    async def __call__(self) -> str:
+        self.tries += 1
+        if self.times is None or self.tries <= self.times:
+            raise sqlite3.OperationalError(self.error)
+        return "done"
+
+
 async def test_start_up_waits_out_another_writers_lock_a_bounded_number_of_times(
     db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
-    tries = 0
-
-    async def locked_twice() -> str:
-        nonlocal tries
-        tries += 1
-        if tries <= 2:
-            raise sqlite3.OperationalError("database is locked")
-        return "done"
-
+    locked_twice = Failing("database is locked", times=2)
     with caplog.at_level(logging.WARNING, logger="bot.storage.db"):
         assert await db._retry_locked(locked_twice) == "done"
-    assert tries == 3
+    assert locked_twice.tries == 3
     assert [r.getMessage() for r in caplog.records if r.name == "bot.storage.db"] == [
         "event=database_locked attempt=1; waiting",
         "event=database_locked attempt=2; waiting",
     ]
 
-    tries = 0
-
-    async def always_locked() -> None:
-        nonlocal tries
-        tries += 1
-        raise sqlite3.OperationalError("database is locked")
-
+    always_locked = Failing("database is locked")
     with pytest.raises(sqlite3.OperationalError, match="locked"):
         await db._retry_locked(always_locked)
-    assert tries == db_module.LOCKED_TRIES  # then it gives up with SQLite's error
+    assert always_locked.tries == db_module.LOCKED_TRIES  # then it gives up with SQLite's error
 
-    tries = 0
-
-    async def broken() -> None:
-        nonlocal tries
-        tries += 1
-        raise sqlite3.OperationalError("disk I/O error")
-
+    broken = Failing("disk I/O error")
     with pytest.raises(sqlite3.OperationalError, match="disk"):
         await db._retry_locked(broken)
-    assert tries == 1  # any other error at once
+    assert broken.tries == 1  # any other error at once
 
 
 # --- the runtime's supervision -------------------------------------------------------------
