@@ -25,7 +25,7 @@ def migrations() -> list[tuple[int, str]]:
     found = []
     for item in folder.iterdir():
         if item.name.endswith(".sql"):
-            found.append((int(item.name.split("_", 1)[0]), item.read_text(encoding="utf-8")))
+            found.append((int(item.name.partition("_")[0]), item.read_text(encoding="utf-8")))
     return sorted(found)
 
 
@@ -121,8 +121,8 @@ class Database:
         await self.one("SELECT count(*) FROM sqlite_master")
 
     async def version(self) -> int:
-        row = await self.one("PRAGMA user_version")
-        return int(row[0]) if row else 0
+        # The pragma always answers one row (0 in a new file).
+        return int(await self.run(lambda c: c.execute("PRAGMA user_version").fetchone()[0]))
 
     async def one(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Row | None:
         """The first row of a query, in one hop."""
@@ -243,5 +243,5 @@ def _apply_migration(conn: sqlite3.Connection, version: int, sql: str) -> None:
 
 def _statements(sql: str) -> list[str]:
     """Split a migration script into statements (our scripts hold no ';' inside strings)."""
-    lines = [line.split("--", 1)[0] for line in sql.splitlines()]
+    lines = [line.partition("--")[0] for line in sql.splitlines()]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

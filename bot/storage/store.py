@@ -400,7 +400,7 @@ class Store:
     async def next_due_at(self) -> datetime | None:
         """The earliest pending due time, answered from the partial index alone."""
         row = await self.db.one("SELECT min(due_at) FROM nudges WHERE state = 'pending'")
-        return from_ts(row[0]) if row and row[0] is not None else None
+        return from_ts(row[0]) if row else None  # min() of no rows is NULL: None
 
     async def claim_due(
         self,
@@ -556,7 +556,7 @@ class Store:
         """Take (or renew) the lock `name` for `owner` until now + lease; None on success,
         else the owner who holds it (while their lease lasts, unless it is `dead`)."""
 
-        def take(conn: Conn) -> sqlite3.Row | None:
+        def take(conn: Conn) -> str:
             conn.execute(
                 "INSERT INTO locks (name, owner, until, acquired_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT(name) DO UPDATE SET owner = excluded.owner,"
@@ -565,13 +565,11 @@ class Store:
                 " WHERE locks.owner = excluded.owner OR locks.until <= ? OR locks.owner = ?",
                 (name, owner, to_ts(now + lease), to_ts(now), to_ts(now), dead),
             )
-            row: sqlite3.Row | None = conn.execute(
-                "SELECT owner FROM locks WHERE name = ?", (name,)
-            ).fetchone()
-            return row
+            # The row exists now: inserted, taken over, or held by someone else.
+            (holder,) = conn.execute("SELECT owner FROM locks WHERE name = ?", (name,)).fetchone()
+            return str(holder)
 
-        row = await self.db.atomic(take)
-        holder = None if row is None else str(row[0])
+        holder = await self.db.atomic(take)
         return None if holder == owner else holder
 
     async def release_lock(self, name: str, owner: str) -> None:
