@@ -220,9 +220,12 @@ def on_database(db_path: Path, work: Callable[[Store], Awaitable[T]]) -> T:
     return asyncio.run(go())
 
 
+@pytest.mark.parametrize("in_tokyo", [False, True], ids=["utc_machine", "machine_in_tokyo"])
 def test_nudges_prints_the_pending_ones_as_json_lines(
-    home: Path, capsys: pytest.CaptureFixture[str]
+    home: Path, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest, in_tokyo: bool
 ) -> None:
+    if in_tokyo:  # the times printed are UTC whatever the machine's own zone
+        request.getfixturevalue("machine_in_tokyo")
     assert run(capsys, "nudges") == (0, "", "")
     now = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
     pep = ScheduleNudge("pep", datetime(2026, 11, 24, 13, 0, tzinfo=UTC), None)
