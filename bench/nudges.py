@@ -226,6 +226,7 @@ async def child_deliver(path: Path, count: int, rate: float) -> dict[str, Any]:
             decide,
             clock,
             rate_per_second=rate,
+            per_chat_interval=1.0,  # the default setting; every message goes to its own chat
             on_sent=on_sent,
         )
         task = asyncio.create_task(dispatcher.run())

@@ -363,7 +363,9 @@ async def test_defer_puts_the_nudge_back_for_later(
         calls.append(state)
         return Defer(morning) if now < morning else await decide(row, state, now)
 
-    dispatcher = Dispatcher(store, sender, renderer, quiet, clock, per_chat_interval=0)
+    dispatcher = Dispatcher(
+        store, sender, renderer, quiet, clock, rate_per_second=1000, per_chat_interval=0
+    )
     assert (await dispatcher.run_once()).deferred == 1
     row = (await rows(db))[nudge]
     assert (row["state"], row["due_at"], row["last_error"]) == (
@@ -1313,6 +1315,43 @@ async def test_blocked_user_is_deactivated_and_their_nudges_cancelled(
     assert logged(logs, logging.INFO, "event=blocked", f"user={user_ref(1)}", f"={now_one}")
 
 
+async def test_a_flood_wait_is_waited_out_not_polled(
+    store: Store, renderer: Renderer, api: FakeBotApi, telegram: TelegramSender
+) -> None:
+    # The nudges queued behind a 429 sleep until it ends: a dispatcher polling in the meantime
+    # would keep a core busy for the whole wait (and read its clock thousands of times).
+    clock = Clock()
+    readings = 0
+
+    def counted() -> datetime:
+        nonlocal readings
+        readings += 1
+        return clock()
+
+    for user in (1, 2, 3):
+        await add(store, user, T0)
+    api.fail_next("sendMessage", 429, retry_after=1, chat_id=10)
+    dispatcher = make(store, telegram, renderer, counted, concurrency=3)
+    assert (await dispatcher.run_once()).sent == 2
+    [flood] = [c for c in api.calls_of("sendMessage") if c.status == 429]
+    assert all(c.at - flood.at >= 0.95 for c in api.calls_of("sendMessage") if c.ok)
+    assert readings < 60  # a handful per nudge
+
+
+async def test_a_round_keeps_no_bookkeeping_for_the_nudges_it_finished(
+    store: Store, renderer: Renderer
+) -> None:
+    # Running for months: what a round learns about its claims must go with the round.
+    sender = RecordingSender()
+    sender.errors[20] = [SendError("timed out")]
+    for user in (1, 2, 3):
+        await add(store, user, T0)
+    dispatcher = make(store, sender, renderer, Clock())
+    stats = await dispatcher.run_once()
+    assert (stats.sent, stats.retried) == (2, 1)
+    assert dispatcher._leases == {}
+
+
 async def test_flood_wait_pauses_sending_then_retries_without_duplicates(
     db: Database, store: Store, renderer: Renderer, api: FakeBotApi, telegram: TelegramSender
 ) -> None:
@@ -1363,6 +1402,25 @@ async def test_server_errors_back_off_then_give_up(
     assert logged(logs, logging.ERROR, f"nudge {nudge}", "3", "Internal Server Error")
     clock.advance(3600)
     assert (await dispatcher.run_once()).total == 0
+
+
+async def test_a_nudge_that_keeps_failing_gets_eight_tries_by_default(
+    db: Database, store: Store, renderer: Renderer, api: FakeBotApi, telegram: TelegramSender
+) -> None:
+    # The runtime keeps the dispatcher's own retry budget: eight real failures, then given up.
+    clock = Clock()
+    nudge = await add(store, 1, T0)
+    api.fail_next("sendMessage", 500, chat_id=10, times=20)
+    dispatcher = make(store, telegram, renderer, clock, backoff_base=1)
+    outcomes = []
+    for _ in range(12):
+        stats = await dispatcher.run_once()
+        outcomes.append((stats.retried, stats.failed))
+        clock.advance(3600)  # past any backoff
+    assert outcomes == [(1, 0)] * 7 + [(0, 1)] + [(0, 0)] * 4
+    row = (await rows(db))[nudge]
+    assert (row["state"], row["attempts"]) == ("failed", 8)
+    assert len(api.calls_of("sendMessage")) == 8
 
 
 async def test_bad_request_fails_at_once(

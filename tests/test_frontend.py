@@ -1036,6 +1036,10 @@ async def test_the_bot_api_client_has_a_connection_per_update_in_flight(
         in_flight = InboxWorker(app, coach.store, clock).concurrency
         assert calls.connections >= in_flight
         assert polling.connections == 1
+        # When every connection is busy a call waits its turn for a while (a burst of 64
+        # calls clears in a second or two), but not for ever: a handler must not hang.
+        for request in (calls, polling):
+            assert request.pool_timeout is not None and 5 <= request.pool_timeout <= 60
         assert app.bot._request == (polling, calls)  # PTB: (getUpdates, everything else)
     finally:
         await coach.store.db.close()

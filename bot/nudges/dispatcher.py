@@ -175,8 +175,9 @@ class Dispatcher:
         decide: Decide,
         clock: Callable[[], datetime],
         *,
-        rate_per_second: float = 25.0,
-        per_chat_interval: float = 1.0,
+        # The two Telegram limits come from the settings, always: no second default here.
+        rate_per_second: float,
+        per_chat_interval: float,
         concurrency: int = 16,
         batch_size: int = 200,
         max_attempts: int = 8,

@@ -64,7 +64,10 @@ Served = tuple[str | None, Callable[[], Awaitable[None]]]
 
 class TelegramFrontEnd:
     def __init__(
-        self, coach: Coach, application: Application[Any, Any, Any, Any, Any, Any]
+        self,
+        coach: Coach,
+        application: Application[Any, Any, Any, Any, Any, Any],
+        requests: tuple[AiohttpRequest, ...],
     ) -> None:
         self.coach = coach
         self.app = application
@@ -73,7 +76,7 @@ class TelegramFrontEnd:
         self.desk: RecruiterDesk | None = None
         # Updates come from the inbox (the runtime's intake): handle them exactly once.
         self.durable = False
-        self.requests: tuple[AiohttpRequest, ...] = ()  # set by build_application
+        self.requests = requests  # the HTTP sessions the Application uses, closed by close()
 
     async def close(self) -> None:
         """Close the HTTP sessions, also when the Application never finished initialising
@@ -330,8 +333,7 @@ def build_application(
         .job_queue(None)
         .build()
     )
-    front = TelegramFrontEnd(coach, application)
-    front.requests = (calls, polling)
+    front = TelegramFrontEnd(coach, application, (calls, polling))
     # Private chats only (groups and channels are ignored), and new messages only: an edited
     # "/stop" must not run again.
     private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE

@@ -54,6 +54,11 @@ class AiohttpRequest(BaseRequest):
         self._proxy_for: dict[tuple[str, str], str | None] = {}
 
     @property
+    def pool_timeout(self) -> float | None:
+        """How long a request waits for a free connection (None: for ever)."""
+        return self._pool
+
+    @property
     def read_timeout(self) -> float | None:
         return self._read
 
