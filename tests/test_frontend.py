@@ -32,6 +32,7 @@ from bot.logs import user_ref
 from bot.render import RenderedMessage
 from bot.runtime import BotRuntime, open_coach
 from bot.sending import Blocked, Document, Photo, Rejected, RetryLater, SendError
+from bot.service import Coach
 from bot.storage.store import from_ts
 from bot.telegram.app import TelegramFrontEnd, build_application
 from bot.telegram.intake import InboxWorker
@@ -474,22 +475,28 @@ class Alone:
 
 
 @pytest.fixture
-async def alone(
-    api: FakeBotApi,
+async def coach(
     make_settings: Callable[..., Settings],
     clock: FakeClock,
     kb: KnowledgeBase,
     classifier: ObjectionClassifier,
 ) -> Any:
-    settings = make_settings()
-    coach = await open_coach(settings, clock=clock, kb=kb, classifier=classifier)
+    """The bot's coach on its own database, without a runtime around it."""
+    opened = await open_coach(make_settings(), clock=clock, kb=kb, classifier=classifier)
+    try:
+        yield opened
+    finally:
+        await opened.store.db.close()
+
+
+@pytest.fixture
+async def alone(api: FakeBotApi, coach: Coach) -> Any:
     app, front = build_application(coach, "123:abc", api.base_url)
     await app.initialize()
     try:
         yield Alone(api, app, front)
     finally:
         await app.shutdown()
-        await coach.store.db.close()
 
 
 async def reply_rows(alone: Alone) -> list[Any]:
@@ -504,24 +511,15 @@ async def test_alone_there_is_no_recruiters_desk(alone: Alone) -> None:
     assert typed and all(m["text"] != APOLOGY for m in typed)
 
 
-async def test_files_come_from_the_same_server_as_the_bot_api(
-    make_settings: Callable[..., Settings],
-    clock: FakeClock,
-    kb: KnowledgeBase,
-    classifier: ObjectionClassifier,
-) -> None:
-    coach = await open_coach(make_settings(), clock=clock, kb=kb, classifier=classifier)
-    try:
-        for base, files in [
-            ("https://api.telegram.org/bot", "https://api.telegram.org/file/bot"),
-            ("http://botapi:8081/bot", "http://botapi:8081/file/bot"),
-            ("http://127.0.0.1:8081/custom", "http://127.0.0.1:8081/custom"),
-        ]:
-            app, _ = build_application(coach, "123:abc", base)
-            assert app.bot.base_url == f"{base}123:abc"
-            assert app.bot.base_file_url == f"{files}123:abc", base
-    finally:
-        await coach.store.db.close()
+async def test_files_come_from_the_same_server_as_the_bot_api(coach: Coach) -> None:
+    for base, files in [
+        ("https://api.telegram.org/bot", "https://api.telegram.org/file/bot"),
+        ("http://botapi:8081/bot", "http://botapi:8081/file/bot"),
+        ("http://127.0.0.1:8081/custom", "http://127.0.0.1:8081/custom"),
+    ]:
+        app, _ = build_application(coach, "123:abc", base)
+        assert app.bot.base_url == f"{base}123:abc"
+        assert app.bot.base_file_url == f"{files}123:abc", base
 
 
 async def test_alone_the_front_end_sends_replies_at_once_and_queues_none(alone: Alone) -> None:
@@ -1022,24 +1020,17 @@ async def test_a_token_refused_at_start_leaves_no_http_session_open(
 
 
 async def test_the_bot_api_client_has_a_connection_per_update_in_flight(
-    make_settings: Callable[..., Settings],
-    clock: FakeClock,
-    kb: KnowledgeBase,
-    classifier: ObjectionClassifier,
+    coach: Coach, clock: FakeClock
 ) -> None:
     # Against Telegram a call takes tens to hundreds of ms: fewer connections than updates
     # handled at once would make the pool, not Telegram, the limit. Long polling has its own.
-    coach = await open_coach(make_settings(), clock=clock, kb=kb, classifier=classifier)
-    try:
-        app, front = build_application(coach, "123:abc", "http://127.0.0.1:1/bot")
-        calls, polling = front.requests
-        in_flight = InboxWorker(app, coach.store, clock).concurrency
-        assert calls.connections >= in_flight
-        assert polling.connections == 1
-        # When every connection is busy a call waits its turn for a while (a burst of 64
-        # calls clears in a second or two), but not for ever: a handler must not hang.
-        for request in (calls, polling):
-            assert request.pool_timeout is not None and 5 <= request.pool_timeout <= 60
-        assert app.bot._request == (polling, calls)  # PTB: (getUpdates, everything else)
-    finally:
-        await coach.store.db.close()
+    app, front = build_application(coach, "123:abc", "http://127.0.0.1:1/bot")
+    calls, polling = front.requests
+    in_flight = InboxWorker(app, coach.store, clock).concurrency
+    assert calls.connections >= in_flight
+    assert polling.connections == 1
+    # When every connection is busy a call waits its turn for a while (a burst of 64
+    # calls clears in a second or two), but not for ever: a handler must not hang.
+    for request in (calls, polling):
+        assert request.pool_timeout is not None and 5 <= request.pool_timeout <= 60
+    assert app.bot._request == (polling, calls)  # PTB: (getUpdates, everything else)
