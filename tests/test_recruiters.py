@@ -41,7 +41,7 @@ from bot.recruiters.follower import (
 )
 from bot.render import Renderer
 from bot.storage.db import Database
-from bot.storage.store import Conn, NudgeRow
+from bot.storage.store import Conn, NudgeRow, Store
 from tests.conftest import FakeClock
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday
@@ -61,17 +61,27 @@ def follower(db: Database, clock: FakeClock) -> RecruiterFollower:
     )
 
 
-@pytest.fixture
-def desk(db: Database, follower: RecruiterFollower, clock: FakeClock) -> RecruiterDesk:
+def make_desk(
+    db: Database,
+    follower: RecruiterFollower,
+    clock: FakeClock,
+    admins: frozenset[int] = frozenset({ADMIN}),
+) -> RecruiterDesk:
+    """A desk as the bot builds it at start-up: a new one stands for a restart."""
     return RecruiterDesk(
         db,
         RENDERER,
         follower,
-        admin_ids=frozenset({ADMIN}),
+        admin_ids=admins,
         clock=clock,
         bot_username=lambda: "coach_bot",
         worry_labels={"nervous": "I'm nervous"},
     )
+
+
+@pytest.fixture
+def desk(db: Database, follower: RecruiterFollower, clock: FakeClock) -> RecruiterDesk:
+    return make_desk(db, follower, clock)
 
 
 async def setup_opening(
@@ -111,6 +121,11 @@ async def invite(follower: RecruiterFollower, event: Event) -> Invitation | None
 async def rows(db: Database, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     async with db.conn.execute(sql, params) as cur:
         return [tuple(r) for r in await cur.fetchall()]
+
+
+async def pending(db: Database, recipient: int, kind: str = RELAY) -> list[NudgeRow]:
+    """The messages queued for `recipient` and not sent yet, earliest first."""
+    return [n for n in await Store(db).all_pending() if n.user_id == recipient and n.kind == kind]
 
 
 async def queued(db: Database, recipient: int, kind: str = RELAY) -> list[dict[str, Any]]:
