@@ -105,6 +105,20 @@ def test_prune_keeps_the_newest_and_nothing_else_of_ours(tmp_path: Path) -> None
     assert sorted(p.name for p in backups.prune(tmp_path, 0)) == names[3:]
 
 
+def test_prune_lets_a_copy_deleted_meanwhile_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The daily backup and an operator (or a second bot on the folder) prune the same copies:
+    # one already gone by the time we delete it is not an error.
+    kept = tmp_path / "interview_coach-20260105-000000.sqlite3"
+    kept.write_text("x")
+    gone = tmp_path / "interview_coach-20260101-000000.sqlite3"  # listed, then deleted
+    listed = Path.glob
+    monkeypatch.setattr(Path, "glob", lambda self, pattern: [gone, *listed(self, pattern)])
+    assert backups.prune(tmp_path, 1) == [gone]
+    assert kept.exists()
+
+
 @pytest.mark.usefixtures("machine_in_tokyo")
 def test_the_next_backup_is_strictly_later() -> None:
     at = time(3, 0)

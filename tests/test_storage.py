@@ -644,6 +644,23 @@ async def test_load_reads_what_an_update_needs_in_one_go(store: Store, db: Datab
     assert (stranger.record, stranger.pending, stranger.tapped) == (None, [], None)
 
 
+async def test_load_asks_only_what_the_user_can_have(store: Store, db: Database) -> None:
+    # Every update starts with a load (README, "Benchmarks": at most three hops per update):
+    # a stranger has no nudges to read, and one who tapped nothing has no tapped nudge.
+    (theirs,) = await store.commit(1, 100, State(), [nudge("pep", 1)], NOW)
+    statements: list[str] = []
+    await db.conn.set_trace_callback(statements.append)
+
+    async def selects(user_id: int, tapped_id: int | None = None) -> int:
+        statements.clear()
+        await store.load(user_id, tapped_id=tapped_id)
+        return sum(1 for s in statements if s.lstrip().upper().startswith("SELECT"))
+
+    assert await selects(3, tapped_id=theirs) == 1  # a stranger: only the user lookup
+    assert await selects(1) == 2  # the user and their pending nudges
+    assert await selects(1, tapped_id=theirs) == 3  # and the one they tapped
+
+
 async def test_get_nudge_finds_a_users_own_nudge_in_any_state(store: Store) -> None:
     ids = await one_in_each_state(store)
     for nid in ids.values():
