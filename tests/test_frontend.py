@@ -33,6 +33,7 @@ from bot.render import RenderedMessage
 from bot.runtime import BotRuntime, open_coach
 from bot.sending import Blocked, Document, Photo, Rejected, RetryLater, SendError
 from bot.service import Coach
+from bot.storage import store as store_module
 from bot.storage.store import from_ts
 from bot.telegram.app import TelegramFrontEnd, build_application
 from bot.telegram.intake import InboxWorker
@@ -427,6 +428,28 @@ async def test_replies_another_process_took_over_are_left_to_it(
         (USER,),
     )
     assert [(r["state"], r["claimed_by"]) for r in rows] == [("sending", other)] * 2
+
+
+async def test_a_single_reply_is_recorded_without_a_hop_of_its_own(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each /start's one reply is recorded by the next update's own read, before that
+    # update's reply goes: no hop is added to wait for it.
+    store = bot.runtime.coach.store
+    real = store.db.run
+    waits: list[object] = []
+
+    async def run(work: Any, *args: Any, **kw: Any) -> Any:
+        if work is store_module._nothing:
+            waits.append(work)
+        return await real(work, *args, **kw)
+
+    monkeypatch.setattr(store.db, "run", run)
+    for _ in range(3):
+        assert len(await bot.say("/start")) == 1
+    assert waits == []
+    *_, before_last, last = await bot.replies()
+    assert before_last[0] == "sent" and last[0] in ("sending", "sent")
 
 
 @pytest.mark.parametrize(

@@ -132,6 +132,53 @@ async def test_a_reply_telegram_did_not_take_is_sent_again(
     assert [c.status for c in api.calls_of("sendMessage")].count(502) == 1
 
 
+async def test_a_kill_after_two_replies_went_out_repeats_one_of_them_at_most(
+    api: FakeBotApi,
+    running_bot: Any,
+    db_path: Path,
+    tmp_path: Path,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The process dies the moment Telegram took the second of /help's two replies: the
+    database as it is then (a copy) holds the first as sent, so a restart on it sends the
+    second again, and only that one."""
+    image = tmp_path / "killed.sqlite3"
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        await chat.say(7, "/start")
+        sender = runtime.front.sender
+        real = sender.send
+        killed, finish = asyncio.Event(), asyncio.Event()
+
+        async def send(chat_id: int, message: Any) -> None:
+            await real(chat_id, message)
+            if "What I can do" not in message.text:  # /help's second reply went out: killed
+                with sqlite3.connect(db_path) as live, sqlite3.connect(image) as copy:
+                    live.backup(copy)
+                killed.set()
+                await finish.wait()
+
+        monkeypatch.setattr(sender, "send", send)
+        api.push_message(7, "/help")
+        await asyncio.wait_for(killed.wait(), 10)
+        helped = api.sent_texts(7)[-2:]
+        assert "What I can do" in helped[0] and len(helped) == 2
+        finish.set()
+    clock.advance(minutes=3)  # the dead process's lock and leases ran out
+    mark = api.mark()
+    async with running_bot(database_path=image) as restarted:
+        store = restarted.coach.store
+        await api.wait_for("sendMessage", lambda c: c.ok, after=mark)
+        async with asyncio.timeout(10):
+            while await store.db.one(
+                "SELECT id FROM nudges WHERE kind = 'reply' AND state != 'sent'"
+            ):
+                await asyncio.sleep(0.01)
+    again = [str(c.params["text"]) for c in api.calls[mark:] if c.method == "sendMessage"]
+    assert again == [helped[1]]
+
+
 async def test_an_update_the_library_cannot_parse_is_skipped_once(
     api: FakeBotApi, running_bot: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

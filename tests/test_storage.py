@@ -864,6 +864,38 @@ async def test_a_sent_mark_rides_with_the_next_hop(store: Store, db: Database) -
         db.conn._execute = real  # type: ignore[method-assign]
 
 
+async def test_settling_a_mark_costs_a_hop_only_when_none_carried_it(
+    store: Store, db: Database
+) -> None:
+    first, second = await sending_replies(store)
+    hops = 0
+    real = db.conn._execute
+
+    async def counting(fn: Any, *args: Any, **kw: Any) -> Any:
+        nonlocal hops
+        hops += 1
+        return await real(fn, *args, **kw)
+
+    db.conn._execute = counting  # type: ignore[method-assign]
+    try:
+        # Nothing came by: settling writes it, in one hop.
+        mark = store.sent([first], NOW, "me")
+        assert not mark.written
+        await store.settle(mark)
+        assert mark.written and hops == 1
+        # Another update's read carried it: settling is free.
+        mark = store.sent([second], NOW, "me")
+        await store.load(1)
+        assert mark.written and hops == 2
+        await store.settle(mark)
+        assert hops == 2
+        # Nothing to record: written from the start.
+        assert store.sent([], NOW, "me").written
+    finally:
+        db.conn._execute = real  # type: ignore[method-assign]
+    assert await reply_states(db) == {first: "sent", second: "sent"}
+
+
 async def test_a_sent_mark_is_written_by_the_timer_when_no_hop_comes(
     store: Store, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:

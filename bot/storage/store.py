@@ -75,6 +75,17 @@ REPLY = "reply"
 MARK_WITHIN = 0.1
 
 
+@dataclass
+class Mark:
+    """A deferred record of replies that went out (`Store.sent`): `written` once it is."""
+
+    written: bool = False
+
+
+def _nothing(conn: Conn) -> None:
+    """A hop with no work of its own: it carries the deferred writes."""
+
+
 class AlreadyHandled(Exception):
     """The update this state came from was handled before: the state is not saved again."""
 
@@ -466,20 +477,37 @@ class Store:
         )
         return changed == 1
 
-    def sent(self, nudge_ids: Sequence[int], now: datetime, owner: str) -> None:
+    def sent(self, nudge_ids: Sequence[int], now: datetime, owner: str) -> Mark:
         """Record claimed nudges that went out (an update's replies) as sent, if `owner` still
         holds them: written with the next hop to the database (or within MARK_WITHIN seconds),
-        without a hop of its own; `db.flush()` writes it now. Should the process die
-        first, they are sent again after the restart (at most twice, as for any claim)."""
+        without a hop of its own; `settle(mark)` makes sure it is written. Should the process
+        die first, they are sent again after the restart (at most twice, as for any claim)."""
+        mark = Mark()
         if not nudge_ids:
-            return
+            mark.written = True
+            return mark
         marks = ",".join("?" * len(nudge_ids))
         sql = (
             "UPDATE nudges SET state = 'sent', last_error = NULL, lease_until = NULL,"
             f" sent_at = ? WHERE id IN ({marks}) AND state = 'sending' AND claimed_by = ?"
         )
         params = (to_ts(now), *nudge_ids, owner)
-        self.db.defer(lambda conn: conn.execute(sql, params), MARK_WITHIN)
+
+        def write(conn: Conn) -> None:
+            # Outside any transaction (a hop runs deferred writes before its own work): on
+            # disk when execute returns.
+            conn.execute(sql, params)
+            mark.written = True
+
+        self.db.defer(write, MARK_WITHIN)
+        return mark
+
+    async def settle(self, mark: Mark) -> None:
+        """Wait until a deferred `sent` record is written: at no cost when a hop carried it
+        already, else one hop (which also waits out a hop that took it and still runs: the
+        database thread runs hops in order)."""
+        if not mark.written:
+            await self.db.run(_nothing)
 
     async def retry(
         self,

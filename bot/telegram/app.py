@@ -32,7 +32,7 @@ from bot.recruiters.desk import Answer, RecruiterDesk
 from bot.render import PROMPTS_DIR, RenderedMessage
 from bot.sending import Blocked, Outgoing, Rejected, RetryLater, SendError
 from bot.service import Coach, Handled
-from bot.storage.store import AlreadyHandled
+from bot.storage.store import AlreadyHandled, Mark
 from bot.telegram.http import AiohttpRequest
 from bot.telegram.sender import TelegramSender
 
@@ -58,6 +58,7 @@ def clean(event: Event) -> Event:
 
 
 REPLY_RETRY_SECONDS = 5.0  # a reply Telegram did not take goes again this soon
+MARKS_KEPT = 1024  # chats whose last reply record may still wait, before a sweep
 # What handling an update gives back: the toast for a button press, and how to send replies.
 Served = tuple[str | None, Callable[[], Awaitable[None]]]
 
@@ -77,6 +78,8 @@ class TelegramFrontEnd:
         # Updates come from the inbox (the runtime's intake): handle them exactly once.
         self.durable = False
         self.requests = requests  # the HTTP sessions the Application uses, closed by close()
+        # Each chat's latest reply record that may still be deferred (Store.sent).
+        self._marks: dict[int, Mark] = {}
 
     async def close(self) -> None:
         """Close the HTTP sessions, also when the Application never finished initialising
@@ -228,9 +231,10 @@ class TelegramFrontEnd:
             log.info("event=callback_unanswered query=%s error=%s", query.id, exc)
 
     async def _send_replies(self, user_id: int, chat_id: int, handled: Handled) -> None:
-        """Send what the conversation answered. Durable replies are marked sent one by one;
-        any Telegram did not take (5xx, a timeout, flood control) stay queued for the
-        dispatcher, so none is dropped."""
+        """Send what the conversation answered. Durable replies are marked sent one by one,
+        each on record before the next message goes to the chat (a kill between a send and
+        its record repeats that one message, never a batch); any Telegram did not take (5xx,
+        a timeout, flood control) stay queued for the dispatcher, so none is dropped."""
         if not handled.reply_ids:
             await self._send_all(user_id, chat_id, handled.messages)
             return
@@ -239,6 +243,10 @@ class TelegramFrontEnd:
         sent: list[int] = []
         try:
             for index, (message, reply_id) in enumerate(pairs):
+                if sent:
+                    self._marked(chat_id, store.sent(sent, self.coach.clock(), owner))
+                    sent.clear()
+                await self._settled(chat_id)
                 try:
                     await self.sender.send(chat_id, message)
                 except Blocked:
@@ -266,11 +274,28 @@ class TelegramFrontEnd:
                     return
                 sent.append(reply_id)
         finally:
-            # One write for all that went out (usually every reply of the update), carried
-            # by the next hop to the database (the next update's, usually).
-            store.sent(sent, self.coach.clock(), owner)
+            # The last one's record rides with the next hop to the database (usually the next
+            # update's, which is written before that update's replies go out), or is settled
+            # before another message goes to this chat, whichever comes first.
+            if sent:
+                self._marked(chat_id, store.sent(sent, self.coach.clock(), owner))
+
+    def _marked(self, chat_id: int, mark: Mark) -> None:
+        if len(self._marks) >= MARKS_KEPT:
+            # Records written since carry no information: forget them.
+            self._marks = {c: m for c, m in self._marks.items() if not m.written}
+        self._marks[chat_id] = mark
+
+    async def _settled(self, chat_id: int) -> None:
+        """The chat's last reply on record before another goes (free when a hop carried it)."""
+        mark = self._marks.get(chat_id)
+        if mark is not None:
+            await self.coach.store.settle(mark)
+            if self._marks.get(chat_id) is mark:
+                del self._marks[chat_id]
 
     async def _send_all(self, user_id: int, chat_id: int, messages: tuple[Outgoing, ...]) -> None:
+        await self._settled(chat_id)
         for message in messages:
             try:
                 await self.sender.send_any(chat_id, message)
