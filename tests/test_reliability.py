@@ -420,6 +420,30 @@ async def test_a_user_who_blocked_the_bot_gets_their_plan_back(
         assert [n.kind for n in await runtime.coach.store.pending_nudges(7)] == planned
 
 
+async def test_a_user_who_blocked_the_bot_and_writes_first_gets_their_plan_back_once(
+    api: FakeBotApi, running_bot: Any
+) -> None:
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        await chat.say(7, "/start")
+        await chat.tap(7, "Going, want to prepare")
+        await chat.say(7, "Fri 3pm")
+        await chat.tap(7, "Yes")
+        planned = [n.kind for n in await runtime.coach.store.pending_nudges(7)]
+        assert planned == ["prep", "pep", "debrief"]
+        api.block_user(7)
+        await chat.say(7, "/nudges")  # the reply fails with 403: the user is deactivated
+        assert await runtime.coach.store.pending_nudges(7) == []
+        api.unblock_user(7)
+        sent = await chat.say(7, "hi, I'm back")
+        assert texts(sent).startswith("Welcome back")
+        assert [n.kind for n in await runtime.coach.store.pending_nudges(7)] == planned
+        # Once: /start afterwards is a plain welcome, and the plan is not doubled.
+        again = await chat.say(7, "/start")
+        assert "Welcome back" not in texts(again)
+        assert [n.kind for n in await runtime.coach.store.pending_nudges(7)] == planned
+
+
 # --- proof -----------------------------------------------------------------------------------
 
 
