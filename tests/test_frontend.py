@@ -375,6 +375,11 @@ async def test_a_reply_telegram_could_not_take_now_waits_with_the_rest_for_the_d
     later = clock() + timedelta(seconds=wait)
     assert first[:2] == second[:2] == ("pending", later)
     assert first[2] is not None and error in first[2] and len(first[2]) <= 500
+    # A 5xx is a failure of the reply that met it; a flood wait is none, and the reply after
+    # it was not even tried: neither uses up a try.
+    last_two = "SELECT attempts FROM nudges WHERE kind = 'reply' ORDER BY id DESC LIMIT 2"
+    attempts = await bot.runtime.coach.store.db.all(last_two)
+    assert [r[0] for r in reversed(attempts)] == [0 if status == 429 else 1, 0]
     assert woken, "the dispatcher is woken for the queued replies"
     [line] = events(caplog, "reply_queued")
     assert line["user"] == user_ref(USER) and error in line["error"]

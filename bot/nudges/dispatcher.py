@@ -50,6 +50,11 @@ ERROR_PAUSE_SECONDS = 5.0
 MIN_DEFER = timedelta(seconds=1)
 MAX_ERROR_CHARS = 500
 MAX_BACKOFF = timedelta(hours=1)  # however many failures, try again within the hour
+# A reply answers something the user just did: once Telegram is back, it goes within minutes.
+REPLY_MAX_BACKOFF = timedelta(minutes=5)
+# The last try of a failing nudge is this long before its deadline (the engine expires a
+# nudge at its deadline, so a try then would never be made).
+LAST_TRY_BEFORE = timedelta(seconds=5)
 
 
 def process_owner() -> str:
@@ -336,6 +341,11 @@ class Dispatcher:
         if row.kind == REPLY:
             # A reply a saved state owes (its process died before Telegram took it): no
             # quiet hours, no opt-out, it answers something the user just did.
+            if row.deadline is not None and row.deadline <= now:
+                await self._store.finish(row.id, "expired", now, "too late", owner=self.owner)
+                stats.expired += 1
+                log.info("nudge %d (%s) expired: too late to answer", row.id, row.kind)
+                return
             try:
                 message = RenderedMessage.from_json(row.payload or "")
             except (ValueError, KeyError, TypeError):
@@ -468,21 +478,28 @@ class Dispatcher:
         self, row: NudgeRow, exc: BaseException, stats: DispatchStats
     ) -> None:
         """A real failure: try again later, with exponential backoff and jitter, for as long
-        as the nudge still makes sense (its deadline); a counter only for those without one."""
+        as the nudge still makes sense (its deadline, the last try just before it); a counter
+        only for those without one."""
         now = self._clock()
         failures = row.attempts + 1
-        backoff = min(self._backoff_base * 2 ** (failures - 1), MAX_BACKOFF.total_seconds())
-        again = _ceil_second(now + timedelta(seconds=self._jitter(backoff)))
-        out_of_time = row.deadline is not None and again >= row.deadline
-        out_of_tries = row.deadline is None and failures >= self._max_attempts
-        if out_of_time or out_of_tries:
+        cap = REPLY_MAX_BACKOFF if row.kind == REPLY else MAX_BACKOFF
+        backoff = min(self._backoff_base * 2 ** (failures - 1), cap.total_seconds())
+        again = now + timedelta(seconds=self._jitter(backoff))
+        if row.deadline is None:
+            give_up = failures >= self._max_attempts
+        else:
+            # A backoff that would pass the deadline still leaves a last try just before it.
+            last_try = row.deadline - LAST_TRY_BEFORE
+            give_up = last_try <= now
+            again = min(again, last_try)
+        if give_up:
             log.error("nudge %d gave up after %d failures: %s", row.id, failures, exc)
             await self._store.finish(
                 row.id, "failed", now, _describe(exc), owner=self.owner, attempted=True
             )
             stats.failed += 1
         else:
-            await self._store.retry(row.id, again, _describe(exc), owner=self.owner)
+            await self._store.retry(row.id, _ceil_second(again), _describe(exc), owner=self.owner)
             stats.retried += 1
 
     # --- sending within Telegram's limits --------------------------------------------------

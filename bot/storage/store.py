@@ -71,6 +71,9 @@ _HANDLED = (
 # Replies owed for a saved state are nudges of this kind: sent at once by the process that
 # handled the update (it holds their lease), or by the dispatcher if that process died.
 REPLY = "reply"
+# Until when a reply Telegram did not take is tried again (an outage): a day later, an answer
+# to what the user did no longer helps them.
+REPLY_DEADLINE = timedelta(days=1)
 # How long a reply that went out may wait to be marked sent with the next hop (Store.sent).
 MARK_WITHIN = 0.1
 
@@ -233,11 +236,12 @@ def _apply(conn: Conn, user_id: int, effect: Effect, ts: int) -> int | None:
 
 def _queue_replies(conn: Conn, user_id: int, durable: Durable, now: datetime) -> None:
     ts, lease_until = to_ts(now), to_ts(now + durable.lease)
+    deadline = to_ts(now + REPLY_DEADLINE)
     for payload in durable.replies:
         cur = conn.execute(
-            "INSERT INTO nudges (user_id, kind, due_at, created_at, payload, state,"
-            " claimed_by, lease_until) VALUES (?, ?, ?, ?, ?, 'sending', ?, ?)",
-            (user_id, REPLY, ts, ts, payload, durable.owner, lease_until),
+            "INSERT INTO nudges (user_id, kind, due_at, deadline, created_at, payload, state,"
+            " claimed_by, lease_until) VALUES (?, ?, ?, ?, ?, ?, 'sending', ?, ?)",
+            (user_id, REPLY, ts, deadline, ts, payload, durable.owner, lease_until),
         )
         assert cur.lastrowid is not None
         durable.ids.append(cur.lastrowid)

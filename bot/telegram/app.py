@@ -264,11 +264,17 @@ class TelegramFrontEnd:
                     )
                     continue
                 except SendError as exc:
+                    flood = isinstance(exc, RetryLater)
                     wait = exc.seconds if isinstance(exc, RetryLater) else REPLY_RETRY_SECONDS
                     later = self.coach.clock() + timedelta(seconds=wait)
                     log.warning("event=reply_queued user=%s error=%s", user_ref(user_id), exc)
                     for _message, rest in pairs[index:]:
-                        await store.retry(rest, later, str(exc)[:500], owner=owner)
+                        # A failure counts for the reply that met it; a flood wait is none,
+                        # and the replies after it were not even tried.
+                        failed = rest == reply_id and not flood
+                        await store.retry(
+                            rest, later, str(exc)[:500], count_attempt=failed, owner=owner
+                        )
                     if self.coach.on_schedule is not None:
                         self.coach.on_schedule()
                     return
