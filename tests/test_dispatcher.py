@@ -39,7 +39,16 @@ from bot.nudges.dispatcher import (
     process_owner,
 )
 from bot.render import RenderedMessage, Renderer
-from bot.sending import Blocked, Rejected, RetryLater, SendError
+from bot.sending import (
+    Blocked,
+    Document,
+    Photo,
+    Rejected,
+    RetryLater,
+    SendError,
+    from_payload,
+    to_payload,
+)
 from bot.storage.db import Database
 from bot.storage.store import Durable, NudgeRow, Store, UserRecord
 from bot.telegram.sender import TelegramSender
@@ -1752,6 +1761,36 @@ async def test_a_reply_a_day_late_is_not_sent(
     assert stats.expired == 1 and sender.attempts == 0
     [row] = (await rows(db)).values()
     assert (row["state"], row["last_error"]) == ("expired", "too late")
+
+
+def test_the_outbox_keeps_messages_pictures_and_files_whole() -> None:
+    caption = RenderedMessage("<b>Your link</b>", ((("Open", "r1:open:1"),),))
+    message = RenderedMessage("Hello <i>again</i>", caption.keyboard)
+    items = (
+        message,
+        Photo(bytes(range(256)), caption),
+        Document(b"name,decision\r\n\xff\x00", "candidates.csv", RenderedMessage("CSV")),
+    )
+    for item in items:
+        assert from_payload(to_payload(item)) == item
+    # A message is stored as an update's queued replies are: either reads the other.
+    assert to_payload(message) == message.to_json()
+    for broken in ('{"caption": {"text": "x"}, "photo": "not base64!"}', '{"caption": 1}', "[]"):
+        with pytest.raises((ValueError, KeyError, TypeError)):
+            from_payload(broken)
+
+
+async def test_a_picture_in_the_outbox_needs_a_sender_that_sends_pictures(
+    db: Database, store: Store, renderer: Renderer
+) -> None:
+    picture = to_payload(Photo(b"png", RenderedMessage("QR")))
+    ids = await store.queue_replies(1, 10, [picture, '{"text":"after"}'], T0, "Bad Gateway", T0)
+    sender = RecordingSender()  # messages only
+    stats = await make(store, sender, renderer, Clock(), concurrency=1).run_once()
+    assert (stats.failed, stats.sent) == (1, 1) and sender.texts() == ["after"]
+    states = await rows(db)
+    assert [states[i]["state"] for i in ids] == ["failed", "sent"]
+    assert "no pictures or files" in states[ids[0]]["last_error"]
 
 
 async def test_backoff_is_capped_and_jittered(

@@ -489,6 +489,118 @@ async def test_blocked_after_the_first_reply_cancels_the_rest(
     assert record is not None and not record.active
 
 
+# --- answers not queued before they went: a recruiter's, the apology --------------------------
+
+
+async def outbox(bot: Bot, user: int = USER) -> list[tuple[str, int, int, str | None]]:
+    """The queued replies for `user`: (state, due in seconds, attempts, error)."""
+    rows = await bot.runtime.coach.store.db.all(
+        "SELECT state, due_at, attempts, last_error FROM nudges"
+        " WHERE user_id = ? AND kind = 'reply' ORDER BY id",
+        (user,),
+    )
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+async def recorded(bot: Bot, states: list[str]) -> None:
+    """Wait (polling, with a deadline) until the queued replies are in these states: the
+    dispatcher records a send just after Telegram took it."""
+    async with asyncio.timeout(10):
+        while [row[0] for row in await outbox(bot)] != states:
+            await asyncio.sleep(0.01)
+
+
+async def after_the_wait(bot: Bot, clock: FakeClock, seconds: int, method: str) -> list[Call]:
+    """Move the clock past the wait and let the dispatcher send what it holds."""
+    mark = bot.api.mark()
+    clock.advance(seconds=seconds)
+    bot.runtime.dispatcher.wake()
+    return await bot.api.wait_for(
+        method, lambda c: c.ok and int(c.params["chat_id"]) == USER, after=mark
+    )
+
+
+@pytest.mark.parametrize(("status", "retry_after", "wait"), [(502, None, 5), (429, 3, 3)])
+async def test_a_request_to_become_a_recruiter_telegram_did_not_take_is_sent_later(
+    api: FakeBotApi,
+    running_bot: Any,
+    clock: FakeClock,
+    status: int,
+    retry_after: int | None,
+    wait: int,
+) -> None:
+    async with running_bot(admin_ids=frozenset({99})) as runtime:
+        bot = Bot(api, runtime)
+        api.fail_next("sendMessage", status, retry_after=retry_after, chat_id=USER)
+        assert await bot.say("/recruiter") == []
+        due = int(clock().timestamp()) + wait
+        [(state, due_at, attempts, error)] = await outbox(bot)
+        # A 5xx is a failure, counted; a flood wait is none.
+        assert (state, due_at, attempts) == ("pending", due, 0 if status == 429 else 1)
+        assert error is not None and error != ""
+        [call] = await after_the_wait(bot, clock, wait, "sendMessage")
+        assert "asked the administrators" in call.params["text"]
+        assert int(call.params["chat_id"]) == USER
+        await recorded(bot, ["sent"])
+
+
+async def test_an_administrators_links_and_qr_code_are_sent_later(
+    api: FakeBotApi, running_bot: Any, clock: FakeClock
+) -> None:
+    # An administrator who never talked to the coach: the outbox needs a row to address.
+    async with running_bot(admin_ids=frozenset({USER})) as runtime:
+        bot = Bot(api, runtime)
+        api.fail_next("sendMessage", 502, chat_id=USER)
+        assert await bot.say("/links", first_name="Ada") == []
+        [call] = await after_the_wait(bot, clock, 5, "sendMessage")
+        assert "/newlink" in call.params["text"]
+        # A picture too: the link's text went, its QR code waits in the outbox.
+        api.fail_next("sendPhoto", 502, chat_id=USER)
+        mark = api.mark()
+        await bot.say("/newlink Designer at Acme")
+        [failed] = [c for c in api.calls[mark:] if c.method == "sendPhoto"]
+        assert failed.status == 502
+        [photo] = await after_the_wait(bot, clock, 5, "sendPhoto")
+        assert photo.params["photo"].data == failed.params["photo"].data
+        assert photo.params["caption"] == failed.params["caption"]
+        assert photo.params.get("reply_markup") == failed.params.get("reply_markup")
+        await recorded(bot, ["sent", "sent"])
+
+
+async def test_the_apology_telegram_did_not_take_is_sent_later(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    await bot.say("/start")
+    failing_coach(bot, monkeypatch)
+    bot.api.fail_next("sendMessage", 502, chat_id=USER)
+    assert await bot.say("/help") == []
+    [call] = await after_the_wait(bot, clock, 5, "sendMessage")
+    assert call.params["text"] == APOLOGY
+
+
+async def test_after_one_answer_telegram_did_not_take_the_rest_wait_behind_it_in_order(
+    bot: Bot, clock: FakeClock
+) -> None:
+    front = bot.runtime.front
+    answers_ = (RenderedMessage("one"), Photo(b"\x89PNG two", CAPTION), RenderedMessage("three"))
+    bot.api.fail_next("sendMessage", 502, chat_id=USER)
+    await front._send_all(USER, USER, answers_)
+    # The first met the failure (counted); the other two were not tried.
+    queued = [(r[0], r[2]) for r in await outbox(bot)]
+    assert queued == [("pending", 1), ("pending", 0), ("pending", 0)]
+    mark = bot.api.mark()
+    clock.advance(seconds=5)
+    bot.runtime.dispatcher.wake()
+    await bot.api.wait_for("sendMessage", lambda c: c.ok, count=2, after=mark)
+    sends = [c for c in bot.api.calls[mark:] if c.method in ("sendMessage", "sendPhoto")]
+    assert [c.params.get("text", c.params.get("caption")) for c in sends] == [
+        "one",
+        CAPTION.text,
+        "three",
+    ]
+    assert sends[1].params["photo"].data == b"\x89PNG two"
+
+
 class Alone:
     """The front end on its own (`build_application`, no inbox, no dispatcher): PTB's
     Application handles each update as it is given, as a front end without a runtime would."""

@@ -33,7 +33,15 @@ from bot.engine.decide import Defer, Expire, NudgeDecision
 from bot.engine.model import Reply, State
 from bot.logs import user_ref
 from bot.render import RenderedMessage, Renderer
-from bot.sending import Blocked, Rejected, RetryLater, Sender
+from bot.sending import (
+    Blocked,
+    FileSender,
+    Outgoing,
+    Rejected,
+    RetryLater,
+    Sender,
+    from_payload,
+)
 from bot.storage.store import DEFAULT_LEASE, REPLY, NudgeRow, Store
 
 log = logging.getLogger(__name__)
@@ -347,7 +355,7 @@ class Dispatcher:
                 log.info("nudge %d (%s) expired: too late to answer", row.id, row.kind)
                 return
             try:
-                message = RenderedMessage.from_json(row.payload or "")
+                message = from_payload(row.payload or "")
             except (ValueError, KeyError, TypeError):
                 await self._store.finish(row.id, "failed", now, "unreadable", owner=self.owner)
                 stats.failed += 1
@@ -384,7 +392,7 @@ class Dispatcher:
         self,
         row: NudgeRow,
         chat_id: int,
-        messages: Sequence[RenderedMessage],
+        messages: Sequence[Outgoing],
         stats: DispatchStats,
     ) -> None:
         if not messages:
@@ -508,7 +516,7 @@ class Dispatcher:
         self,
         row: NudgeRow,
         chat_id: int,
-        message: RenderedMessage,
+        message: Outgoing,
         then: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         async with self._pacer.slot(chat_id):
@@ -526,10 +534,18 @@ class Dispatcher:
                     # The rate is taken here, next to the send: taken before queueing, the
                     # turns would pile up behind a slow send and then all go at once.
                     await self._limiter.acquire()
-                    await self._sender.send(chat_id, message)
+                    await self._send_one(chat_id, message)
                     if then is not None:
                         await then()
                     return
+
+    async def _send_one(self, chat_id: int, message: Outgoing) -> None:
+        if isinstance(message, RenderedMessage):
+            await self._sender.send(chat_id, message)
+        elif isinstance(self._sender, FileSender):
+            await self._sender.send_any(chat_id, message)  # a picture or a file in the outbox
+        else:
+            raise Rejected("this sender sends no pictures or files")
 
     async def _keep_lease(self, row: NudgeRow) -> None:
         """Renew the lease when half of it is gone (a long flood wait, a big batch); a lease

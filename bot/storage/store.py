@@ -513,6 +513,52 @@ class Store:
         if not mark.written:
             await self.db.run(_nothing)
 
+    async def queue_replies(
+        self,
+        user_id: int,
+        chat_id: int,
+        payloads: Sequence[str],
+        due_at: datetime,
+        error: str,
+        now: datetime,
+        *,
+        failed: bool = True,
+    ) -> list[int]:
+        """Messages Telegram did not take (a 5xx, a timeout, a flood wait) that were not
+        queued before they went (a recruiter's answers, an apology): into the outbox, due at
+        `due_at`, for the dispatcher to send in order. `failed`: the first met a real failure
+        (counted); the others were not tried."""
+        ts = to_ts(now)
+
+        def write(conn: Conn) -> list[int]:
+            # Someone the conversation never saw (an administrator) needs a row to address.
+            conn.execute(
+                "INSERT OR IGNORE INTO users (user_id, chat_id, state, created_at, updated_at)"
+                " VALUES (?, ?, '{}', ?, ?)",
+                (user_id, chat_id, ts, ts),
+            )
+            ids = []
+            for n, payload in enumerate(payloads):
+                cur = conn.execute(
+                    "INSERT INTO nudges (user_id, kind, due_at, deadline, created_at, payload,"
+                    " last_error, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        user_id,
+                        REPLY,
+                        to_ts(due_at),
+                        to_ts(now + REPLY_DEADLINE),
+                        ts,
+                        payload,
+                        error,
+                        int(failed and n == 0),
+                    ),
+                )
+                assert cur.lastrowid is not None
+                ids.append(cur.lastrowid)
+            return ids
+
+        return await self.db.atomic(write)
+
     async def retry(
         self,
         nudge_id: int,

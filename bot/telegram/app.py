@@ -30,7 +30,7 @@ from bot.logs import user_ref
 from bot.recruiters.desk import COMMANDS as RECRUITER_COMMANDS
 from bot.recruiters.desk import Answer, RecruiterDesk
 from bot.render import PROMPTS_DIR, RenderedMessage
-from bot.sending import Blocked, Outgoing, Rejected, RetryLater, SendError
+from bot.sending import Blocked, Outgoing, Rejected, RetryLater, SendError, to_payload
 from bot.service import Coach, Handled
 from bot.storage.store import AlreadyHandled, Mark
 from bot.telegram.http import AiohttpRequest
@@ -301,17 +301,46 @@ class TelegramFrontEnd:
                 del self._marks[chat_id]
 
     async def _send_all(self, user_id: int, chat_id: int, messages: tuple[Outgoing, ...]) -> None:
+        """Messages that were not queued before they went (a recruiter's answers, the
+        apology, all of them without the inbox). One Telegram could not take now (a 5xx, a
+        timeout, a flood wait) goes into the outbox with those after it, for the dispatcher,
+        when there is one (durable); without it, the rest are dropped and logged."""
         await self._settled(chat_id)
-        for message in messages:
+        for index, message in enumerate(messages):
             try:
                 await self.sender.send_any(chat_id, message)
             except Blocked:
                 log.info("event=blocked user=%s", user_ref(user_id))
                 await self.coach.store.deactivate(user_id)
                 return
-            except SendError as exc:
+            except Rejected as exc:
                 log.warning("event=send_failed user=%s error=%s", user_ref(user_id), exc)
                 return
+            except SendError as exc:
+                if not self.durable:
+                    log.warning("event=send_failed user=%s error=%s", user_ref(user_id), exc)
+                    return
+                await self._queue(user_id, chat_id, messages[index:], exc)
+                return
+
+    async def _queue(
+        self, user_id: int, chat_id: int, rest: tuple[Outgoing, ...], exc: SendError
+    ) -> None:
+        flood = isinstance(exc, RetryLater)
+        wait = exc.seconds if isinstance(exc, RetryLater) else REPLY_RETRY_SECONDS
+        now = self.coach.clock()
+        await self.coach.store.queue_replies(
+            user_id,
+            chat_id,
+            [to_payload(item) for item in rest],
+            now + timedelta(seconds=wait),
+            str(exc)[:500],
+            now,
+            failed=not flood,
+        )
+        log.warning("event=reply_queued user=%s error=%s", user_ref(user_id), exc)
+        if self.coach.on_schedule is not None:
+            self.coach.on_schedule()
 
 
 def load_commands(*, recruiter: bool = False) -> list[BotCommand]:
