@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -76,6 +78,8 @@ REPLY = "reply"
 REPLY_DEADLINE = timedelta(days=1)
 # How long a reply that went out may wait to be marked sent with the next hop (Store.sent).
 MARK_WITHIN = 0.1
+# How long `Store.settle` waits for another hop to write a mark before making one itself.
+SETTLE_WITHIN = 2 * MARK_WITHIN
 
 
 @dataclass
@@ -83,6 +87,7 @@ class Mark:
     """A deferred record of replies that went out (`Store.sent`): `written` once it is."""
 
     written: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)  # set with `written`
 
 
 def _nothing(conn: Conn) -> None:
@@ -484,11 +489,12 @@ class Store:
     def sent(self, nudge_ids: Sequence[int], now: datetime, owner: str) -> Mark:
         """Record claimed nudges that went out (an update's replies) as sent, if `owner` still
         holds them: written with the next hop to the database (or within MARK_WITHIN seconds),
-        without a hop of its own; `settle(mark)` makes sure it is written. Should the process
+        without a hop of its own; `settle(mark)` waits until it is written. Should the process
         die first, they are sent again after the restart (at most twice, as for any claim)."""
         mark = Mark()
         if not nudge_ids:
             mark.written = True
+            mark.done.set()
             return mark
         marks = ",".join("?" * len(nudge_ids))
         sql = (
@@ -496,21 +502,28 @@ class Store:
             f" sent_at = ? WHERE id IN ({marks}) AND state = 'sending' AND claimed_by = ?"
         )
         params = (to_ts(now), *nudge_ids, owner)
+        loop = asyncio.get_running_loop()
 
         def write(conn: Conn) -> None:
             # Outside any transaction (a hop runs deferred writes before its own work): on
             # disk when execute returns.
             conn.execute(sql, params)
             mark.written = True
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                loop.call_soon_threadsafe(mark.done.set)
 
         self.db.defer(write, MARK_WITHIN)
         return mark
 
     async def settle(self, mark: Mark) -> None:
-        """Wait until a deferred `sent` record is written: at no cost when a hop carried it
-        already, else one hop (which also waits out a hop that took it and still runs: the
-        database thread runs hops in order)."""
-        if not mark.written:
+        """Wait until a deferred `sent` record is written: by the next hop, whoever makes it,
+        or by the flush timer within MARK_WITHIN seconds, so it costs no hop of its own; one
+        only if neither wrote it in time (a failed write)."""
+        if mark.written:
+            return
+        try:
+            await asyncio.wait_for(mark.done.wait(), SETTLE_WITHIN)
+        except TimeoutError:
             await self.db.run(_nothing)
 
     async def queue_replies(
