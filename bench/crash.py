@@ -1,21 +1,28 @@
 """Crash bench: the real bot, killed with SIGKILL at random moments under load, must lose
 nothing and repeat at most what was in flight at each kill (one reply per conversation, one
-reminder).
+reminder), and a second process beside it must send nothing the first one sends.
 
-`python -m bench.crash` (defaults: 200 users, 5 messages each, 25 crashes, about two minutes):
+`python -m bench.crash` (defaults: 200 users, 5 messages each, 25 crashes, about a minute):
 a loopback fake Bot API that holds updates until a later getUpdates offset acknowledges them
 (as Telegram does) serves `python -m bot run` in a subprocess. Every user sends /start and
 /help in turn (one and two replies), one after another; every user also has a check-back
-reminder due at once.
-Meanwhile the bot is killed with SIGKILL and restarted, and once a second copy is started
-beside it (it must refuse to poll). At the end it counts, per user, the replies that arrived
-against those owed, and the reminders:
+reminder, due at a random moment while the bot is being killed.
+Meanwhile the bot is killed with SIGKILL and restarted; beside it, from the first kill to the
+last, a second process delivers reminders from the same database (the bot's own dispatcher,
+with nothing else: a second poller would be refused, and a second copy started once checks
+that it is). Each process calls the fake with a token of its own, so every message is known
+by its sender. At the end it counts, per user, the replies that arrived against those owed,
+and the reminders:
 
 - updates lost: an update whose replies never came (it was acknowledged, then forgotten);
 - replies lost: a reply owed that never came;
 - duplicates: replies that came twice, per crash, and the most in one conversation (a kill
   can repeat the one message each conversation had in flight, sent but not yet recorded);
-- reminders sent twice, and reminders never sent.
+- reminders repeated after a kill: the last one a killed process sent, sent again (Telegram
+  took it, the kill came before its record; Telegram offers no idempotent send): at most one
+  per kill;
+- reminders sent twice otherwise (two processes, or recovery taking back a live claim): must
+  be 0; and reminders never sent.
 
 Needs the test suite's fake Bot API (tests/fakebot.py); writes nothing but a temporary folder.
 """
@@ -25,19 +32,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import random
+import signal
 import sqlite3
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fakebot import FakeBotApi  # noqa: E402
+from tests.fakebot import Call, FakeBotApi  # noqa: E402
 
 REMINDER = "Have you decided?"
 # What each user sends in turn, and how many messages answer it.
@@ -53,9 +63,14 @@ class Result:
     replies_lost: int = 0
     duplicate_replies: int = 0
     worst_user_duplicates: int = 0  # a crash can repeat one message per conversation
-    reminders_twice: int = 0
+    reminders: int = 0  # sent, copies included
+    reminders_after_kill: int = 0  # a killed process's last one, sent again: <= 1 per kill
+    reminders_twice: int = 0  # sent twice any other way: by two processes, or by recovery
     reminders_missing: int = 0
     second_copy_exit: int | None = None
+    beside_seconds: float = 0.0  # how long the second process delivered reminders beside
+    beside_reminders: int = 0  # reminders it sent
+    beside_twice: int = 0  # of the reminders sent twice, those it sent or had sent first
     seconds: float = 0.0
     restarts: list[float] = field(default_factory=list)
 
@@ -73,10 +88,19 @@ class Result:
                 f"{self.duplicate_replies} ({self.duplicates_per_crash:.2f})",
             ),
             ("most duplicates in one conversation", str(self.worst_user_duplicates)),
-            ("reminders sent twice", str(self.reminders_twice)),
+            (
+                "reminders repeated after a kill (the one in flight)",
+                f"{self.reminders_after_kill} (at most 1 per kill)",
+            ),
+            ("reminders sent twice otherwise (two processes, recovery)", str(self.reminders_twice)),
             ("reminders never sent", str(self.reminders_missing)),
             (
-                "second copy",
+                "second process delivering reminders beside",
+                f"{self.beside_seconds:.0f} s, {self.beside_reminders} of {self.reminders} sent,"
+                f" {self.beside_twice} twice",
+            ),
+            (
+                "second copy polling",
                 f"refused to poll (exit {self.second_copy_exit})"
                 if self.second_copy_exit == 3
                 else f"exit {self.second_copy_exit}",
@@ -87,8 +111,8 @@ class Result:
         return "\n".join(lines)
 
 
-def seed(db_path: Path, users: range) -> None:
-    """Users who are still unsure, each with a check-back due now."""
+def seed(db_path: Path, users: range, due_within: float, rng: random.Random) -> None:
+    """Users who are still unsure, each with a check-back due within `due_within` seconds."""
     subprocess_env = {**os.environ, "DATABASE_PATH": str(db_path), "LOG_LEVEL": "WARNING"}
     import subprocess
 
@@ -110,21 +134,46 @@ def seed(db_path: Path, users: range) -> None:
         conn.executemany(
             "INSERT INTO nudges (user_id, kind, due_at, deadline, created_at)"
             " VALUES (?, 'checkback', ?, ?, ?)",
-            [(u, now, now + 86400, now) for u in users],
+            [
+                (u, due, due + 86400, now)
+                for u in users
+                for due in [now + round(rng.uniform(0, due_within))]
+            ],
         )
 
 
-async def start_bot(api: FakeBotApi, env: dict[str, str]) -> asyncio.subprocess.Process:
+async def start_bot(
+    api: FakeBotApi, env: dict[str, str], token: str, *, beside: bool = False
+) -> asyncio.subprocess.Process:
+    command = ("-m", "bench.crash", "--beside") if beside else ("-m", "bot", "run")
     return await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "bot",
-        "run",
-        env=env,
+        *command,
+        env={**env, "TELEGRAM_BOT_TOKEN": token},
         cwd=ROOT,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
+
+
+async def deliver_beside() -> None:
+    """The bot's own dispatcher, on its own (`--beside`): a second process on the same
+    database that delivers reminders, as the overlap of a restart or a second copy in
+    webhook mode would, until SIGTERM."""
+    from bot.config import load_settings
+    from bot.runtime import BotRuntime, open_coach
+
+    settings = load_settings()
+    coach = await open_coach(settings)
+    runtime = BotRuntime(settings, coach)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        await runtime.app.initialize()
+        coach.owner = runtime.dispatcher.owner
+        await runtime.dispatcher.run(stop)
+    finally:
+        await runtime.stop()
 
 
 def replies_to(api: FakeBotApi, user: int) -> int:
@@ -147,6 +196,33 @@ async def user_walk(api: FakeBotApi, user: int, messages: int, patience: float) 
             await asyncio.sleep(0.05)
 
 
+def count_reminders(
+    result: Result, calls: list[Call], killed: set[str], beside: str, users: range
+) -> None:
+    """Sort the reminders that came twice by why: the last reminder a killed process sent,
+    sent again (in flight at the kill), or anything else (two processes, recovery)."""
+    reminders = [
+        c
+        for c in calls
+        if c.method == "sendMessage" and c.ok and REMINDER in str(c.params.get("text", ""))
+    ]
+    last: dict[str, Call] = {c.token: c for c in reminders}  # each process's last one
+    copies: defaultdict[int, list[Call]] = defaultdict(list)
+    for c in reminders:
+        copies[int(c.params["chat_id"])].append(c)
+    result.reminders = len(reminders)
+    result.beside_reminders = sum(c.token == beside for c in reminders)
+    for u in users:
+        sent = copies.get(u, [])
+        result.reminders_missing += not sent
+        for before, again in itertools.pairwise(sent):
+            if before.token in killed and last[before.token] is before:
+                result.reminders_after_kill += 1
+            else:
+                result.reminders_twice += 1
+                result.beside_twice += beside in (before.token, again.token)
+
+
 async def run(
     users: int = 200,
     messages: int = 5,
@@ -160,11 +236,11 @@ async def run(
     ids = range(10_000, 10_000 + users)
     with tempfile.TemporaryDirectory(prefix="crash-bench-") as folder:
         db_path = Path(folder) / "bench.sqlite3"
-        seed(db_path, ids)
+        # Reminders come due while the bot is being killed (1.75 s between kills on average).
+        seed(db_path, ids, crashes * 1.75, rng)
         async with FakeBotApi() as api:
             env = {
                 **os.environ,
-                "TELEGRAM_BOT_TOKEN": "123:abc",
                 "TELEGRAM_API_BASE_URL": api.base_url,
                 "DATABASE_PATH": str(db_path),
                 "LOG_LEVEL": "WARNING",
@@ -175,18 +251,31 @@ async def run(
                 "QUIET_HOURS_END": "00:00",
             }
             result = Result(users=users, updates=users * messages, crashes=crashes)
-            bot = await start_bot(api, env)
+            # A token per process: the fake records which one made each call.
+            tokens = (f"123:bot{n}" for n in range(10**6))
+            killed: set[str] = set()
+            token = next(tokens)
+            bot = await start_bot(api, env, token)
+            beside_token = "123:beside"
+            beside = await start_bot(api, env, beside_token, beside=True)
+            beside_began = time.monotonic()
             walkers = [asyncio.create_task(user_walk(api, u, messages, patience)) for u in ids]
             for crash in range(crashes):
                 await asyncio.sleep(rng.uniform(0.5, 3.0))
                 if crash == crashes // 2:
-                    second = await start_bot(api, env)
+                    second = await start_bot(api, env, next(tokens))
                     result.second_copy_exit = await asyncio.wait_for(second.wait(), 60)
                 bot.kill()  # SIGKILL: no cleanup, no goodbye
                 await bot.wait()
+                killed.add(token)
                 restarted = time.monotonic()
-                bot = await start_bot(api, env)
+                token = next(tokens)
+                bot = await start_bot(api, env, token)
                 result.restarts.append(restarted)
+            beside.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(beside.wait(), 30)
+            result.beside_seconds = time.monotonic() - beside_began
             await asyncio.gather(*walkers)
             owed = sum(SCRIPT[n % len(SCRIPT)][1] for n in range(messages))
             deadline = time.monotonic() + settle
@@ -199,14 +288,13 @@ async def run(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(bot.wait(), 30)
             for u in ids:
-                got, reminders = replies_to(api, u), reminders_to(api, u)
+                got = replies_to(api, u)
                 missing = max(owed - got, 0)
                 result.replies_lost += missing
                 result.updates_lost += -(-missing // max(r for _, r in SCRIPT))
                 result.duplicate_replies += max(got - owed, 0)
                 result.worst_user_duplicates = max(result.worst_user_duplicates, got - owed)
-                result.reminders_twice += max(reminders - 1, 0)
-                result.reminders_missing += reminders == 0
+            count_reminders(result, api.calls, killed, beside_token, ids)
     result.seconds = time.monotonic() - began
     return result
 
@@ -217,7 +305,11 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=5)
     parser.add_argument("--crashes", type=int, default=25)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--beside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.beside:
+        asyncio.run(deliver_beside())
+        return
     result = asyncio.run(run(args.users, args.messages, args.crashes, args.seed))
     print(result.table())
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bot.render import RenderedMessage
 
@@ -26,6 +28,37 @@ class Document:
 
 
 Outgoing = RenderedMessage | Photo | Document
+
+
+def to_payload(item: Outgoing) -> str:
+    """What goes in the outbox for a message Telegram did not take yet. A message is stored
+    as `RenderedMessage.to_json` (what an update's queued replies hold); a picture or a file
+    with its bytes in base64 and its caption."""
+    if isinstance(item, RenderedMessage):
+        return item.to_json()
+    data: dict[str, Any] = {"caption": json.loads(item.caption.to_json())}
+    if isinstance(item, Photo):
+        data["photo"] = base64.b64encode(item.png).decode("ascii")
+    else:
+        data["document"] = base64.b64encode(item.data).decode("ascii")
+        data["filename"] = item.filename
+    return json.dumps(data, separators=(",", ":"))
+
+
+def from_payload(raw: str) -> Outgoing:
+    """`to_payload` read back; ValueError, KeyError or TypeError if it is not one."""
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("not a message")
+    if "caption" not in data:
+        return RenderedMessage.from_json(raw)
+    if not isinstance(data["caption"], dict):
+        raise ValueError("not a caption")
+    caption = RenderedMessage.from_json(json.dumps(data["caption"]))
+    if "photo" in data:
+        return Photo(base64.b64decode(data["photo"], validate=True), caption)
+    body = base64.b64decode(data["document"], validate=True)
+    return Document(body, str(data["filename"]), caption)
 
 
 class SendError(Exception):
@@ -51,3 +84,9 @@ class Rejected(SendError):
 class Sender(Protocol):
     async def send(self, chat_id: int, message: RenderedMessage) -> None:
         """Deliver one message or raise a SendError."""
+
+
+@runtime_checkable
+class FileSender(Sender, Protocol):
+    async def send_any(self, chat_id: int, item: Outgoing) -> None:
+        """Deliver a message, a picture or a file, or raise a SendError."""

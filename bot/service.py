@@ -25,6 +25,7 @@ from bot.engine.model import (
 )
 from bot.engine.nudging import decide_nudge
 from bot.engine.planner import QuietHours
+from bot.engine.returning import welcome_back
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.classifier import ObjectionClassifier
 from bot.render import RenderedMessage, Renderer
@@ -130,7 +131,8 @@ class Coach:
                 invitation=loaded.also,
                 returning=record is not None and not record.active,
             )
-            outcome = flow.handle(event, state, ctx)
+            # Back after blocking the bot: their first update, whatever it is, gets the plan back.
+            outcome = welcome_back(event, flow.handle(event, state, ctx), ctx)
             # Render before committing: a broken template must not leave state half-moved.
             messages = tuple(self.renderer.render(reply) for reply in outcome.replies)
             queued = False

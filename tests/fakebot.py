@@ -186,6 +186,7 @@ class Call:
     status: int = 200
     result: Any = None
     error: str | None = None
+    token: str = ""  # the bot token in the URL: which process made the call, when they differ
 
     @property
     def ok(self) -> bool:
@@ -1237,7 +1238,15 @@ class FakeBotApi:
         self.counts[name] += 1
         if self.record:
             self.calls.append(
-                Call(method=name, params=params, at=at, status=status, result=result, error=error)
+                Call(
+                    method=name,
+                    params=params,
+                    at=at,
+                    status=status,
+                    result=result,
+                    error=error,
+                    token=f"{bot_id}:{secret}",
+                )
             )
         self._notify()
         if handler.gone.is_set():

@@ -39,7 +39,16 @@ from bot.nudges.dispatcher import (
     process_owner,
 )
 from bot.render import RenderedMessage, Renderer
-from bot.sending import Blocked, Rejected, RetryLater, SendError
+from bot.sending import (
+    Blocked,
+    Document,
+    Photo,
+    Rejected,
+    RetryLater,
+    SendError,
+    from_payload,
+    to_payload,
+)
 from bot.storage.db import Database
 from bot.storage.store import Durable, NudgeRow, Store, UserRecord
 from bot.telegram.sender import TelegramSender
@@ -1657,6 +1666,21 @@ async def test_a_partly_sent_nudge_whose_lease_was_lost_is_left_to_its_new_owner
     assert (row["state"], row["claimed_by"], row["last_error"]) == ("sending", "other", None)
 
 
+async def retry_waits(
+    dispatcher: Dispatcher, clock: Clock, db: Database, nudge: int
+) -> tuple[list[int], dict[str, Any]]:
+    """Run rounds, each when the nudge's retry is due, until it is no longer pending: the
+    waits between tries, and the row as it ended."""
+    waits = []
+    while True:
+        await dispatcher.run_once()
+        row = (await rows(db))[nudge]
+        if row["state"] != "pending":
+            return waits, row
+        waits.append(row["due_at"] - ts(clock.now))
+        clock.now = datetime.fromtimestamp(row["due_at"], UTC)
+
+
 async def test_failures_retry_until_the_deadline_not_a_counter(
     db: Database, store: Store, renderer: Renderer, api: FakeBotApi, telegram: TelegramSender
 ) -> None:
@@ -1665,19 +1689,108 @@ async def test_failures_retry_until_the_deadline_not_a_counter(
     nudge = await add(store, 1, T0, deadline=T0 + timedelta(hours=3))
     api.fail_next("sendMessage", 502, chat_id=10, times=20)
     dispatcher = make(store, telegram, renderer, clock, max_attempts=2, backoff_base=60)
-    waits = []
-    while True:
-        stats = await dispatcher.run_once()
-        row = (await rows(db))[nudge]
-        if row["state"] != "pending":
-            break
-        waits.append(row["due_at"] - ts(clock.now))
-        clock.now = datetime.fromtimestamp(row["due_at"], UTC)
-    # 1, 2, 4, 8, 16, 32 minutes, then capped at an hour (123 minutes in all); the next try
-    # would come after the deadline, so it gives up then, not after max_attempts (2).
-    assert waits == [60, 120, 240, 480, 960, 1920, 3600]
-    assert stats.failed == 1 and (row["state"], row["attempts"]) == ("failed", 8)
-    assert len(api.calls_of("sendMessage")) == 8
+    waits, row = await retry_waits(dispatcher, clock, db, nudge)
+    # 1, 2, 4, 8, 16, 32 minutes, then capped at an hour (123 minutes in all); the next hour
+    # would pass the deadline, so the last try is 5 s before it (10,795 s in), and that one
+    # failing is the end: not after max_attempts (2), nor with an hour left.
+    assert waits == [60, 120, 240, 480, 960, 1920, 3600, 10_795 - 7380]
+    assert (row["state"], row["attempts"]) == ("failed", 9)
+    assert clock.now == T0 + timedelta(hours=3, seconds=-5)
+    assert len(api.calls_of("sendMessage")) == 9
+
+
+async def test_a_pep_talk_against_a_sender_that_always_fails_is_tried_to_its_deadline(
+    db: Database, store: Store, renderer: Renderer
+) -> None:
+    # The audit's case: two hours to the interview, the dispatcher's own backoff (30 s on).
+    # It used to give up after 8 failures, 56 minutes before the deadline.
+    clock, sender = Clock(), RecordingSender()
+    nudge = await add(store, 1, T0, deadline=T0 + timedelta(hours=2))
+    sender.errors[10] = [RuntimeError("down")] * 50
+    dispatcher = make(store, sender, renderer, clock)
+    waits, row = await retry_waits(dispatcher, clock, db, nudge)
+    assert waits[:7] == [30, 60, 120, 240, 480, 960, 1920]
+    assert clock.now == T0 + timedelta(hours=2, seconds=-5)  # the last try, just before it
+    assert (row["state"], row["attempts"], sender.attempts) == ("failed", 9, 9)
+    assert sender.sent == []
+
+
+async def test_with_jitter_the_tries_still_run_to_the_deadline(
+    db: Database, store: Store, renderer: Renderer
+) -> None:
+    clock, sender = Clock(), RecordingSender()
+    nudge = await add(store, 1, T0, deadline=T0 + timedelta(hours=2))
+    sender.errors[10] = [RuntimeError("down")] * 100
+    dispatcher = make(store, sender, renderer, clock, jitter=full_jitter)
+    waits, row = await retry_waits(dispatcher, clock, db, nudge)
+    assert row["state"] == "failed" and clock.now == T0 + timedelta(hours=2, seconds=-5)
+    # Each wait between half of its backoff and all of it (30 s, doubling, an hour at most),
+    # but the last, which stops at the deadline.
+    for n, wait in enumerate(waits[:-1]):
+        backoff = min(30 * 2**n, 3600)
+        assert backoff // 2 <= wait <= backoff
+
+
+async def test_a_reply_is_tried_through_an_hours_outage_minutes_apart_and_then_sent(
+    db: Database, store: Store, renderer: Renderer
+) -> None:
+    clock, sender = Clock(), RecordingSender()
+    await store.receive([(1, "{}")], T0)
+    durable = Durable(1, ['{"text":"Hello again"}'], "dead process")
+    await store.commit(1, 10, State(), [], T0, durable=durable)
+    [reply] = durable.ids
+    await store.release_claims("dead process")
+    sender.errors[10] = [RuntimeError("Bad Gateway")] * 20  # about an hour and a half
+    dispatcher = make(store, sender, renderer, clock)
+    waits, row = await retry_waits(dispatcher, clock, db, reply)
+    assert row["state"] == "sent" and sender.texts() == ["Hello again"]
+    assert sum(waits) > 3600 and max(waits) == 300  # never more than 5 minutes apart
+    assert row["attempts"] == 20
+
+
+async def test_a_reply_a_day_late_is_not_sent(
+    db: Database, store: Store, renderer: Renderer
+) -> None:
+    clock, sender = Clock(), RecordingSender()
+    await store.receive([(1, "{}")], T0)
+    durable = Durable(1, ['{"text":"Hello again"}'], "dead process")
+    await store.commit(1, 10, State(), [], T0, durable=durable)
+    await store.release_claims("dead process")
+    clock.now = T0 + timedelta(days=1)
+    stats = await make(store, sender, renderer, clock).run_once()
+    assert stats.expired == 1 and sender.attempts == 0
+    [row] = (await rows(db)).values()
+    assert (row["state"], row["last_error"]) == ("expired", "too late")
+
+
+def test_the_outbox_keeps_messages_pictures_and_files_whole() -> None:
+    caption = RenderedMessage("<b>Your link</b>", ((("Open", "r1:open:1"),),))
+    message = RenderedMessage("Hello <i>again</i>", caption.keyboard)
+    items = (
+        message,
+        Photo(bytes(range(256)), caption),
+        Document(b"name,decision\r\n\xff\x00", "candidates.csv", RenderedMessage("CSV")),
+    )
+    for item in items:
+        assert from_payload(to_payload(item)) == item
+    # A message is stored as an update's queued replies are: either reads the other.
+    assert to_payload(message) == message.to_json()
+    for broken in ('{"caption": {"text": "x"}, "photo": "not base64!"}', '{"caption": 1}', "[]"):
+        with pytest.raises((ValueError, KeyError, TypeError)):
+            from_payload(broken)
+
+
+async def test_a_picture_in_the_outbox_needs_a_sender_that_sends_pictures(
+    db: Database, store: Store, renderer: Renderer
+) -> None:
+    picture = to_payload(Photo(b"png", RenderedMessage("QR")))
+    ids = await store.queue_replies(1, 10, [picture, '{"text":"after"}'], T0, "Bad Gateway", T0)
+    sender = RecordingSender()  # messages only
+    stats = await make(store, sender, renderer, Clock(), concurrency=1).run_once()
+    assert (stats.failed, stats.sent) == (1, 1) and sender.texts() == ["after"]
+    states = await rows(db)
+    assert [states[i]["state"] for i in ids] == ["failed", "sent"]
+    assert "no pictures or files" in states[ids[0]]["last_error"]
 
 
 async def test_backoff_is_capped_and_jittered(
@@ -1695,22 +1808,26 @@ async def test_backoff_is_capped_and_jittered(
     assert len(spread) > 1 and all(50.0 <= d <= 100.0 for d in spread)
 
 
-@pytest.mark.parametrize(("deadline_in", "outcome"), [(30, "failed"), (31, "pending")])
-async def test_no_retry_is_scheduled_at_or_after_the_deadline(
-    db: Database, store: Store, renderer: Renderer, deadline_in: int, outcome: str
+@pytest.mark.parametrize(
+    ("deadline_in", "retry_in"), [(5, None), (6, 1), (30, 25), (35, 30), (90, 30)]
+)
+async def test_the_last_retry_is_just_before_the_deadline(
+    db: Database, store: Store, renderer: Renderer, deadline_in: int, retry_in: int | None
 ) -> None:
-    """The engine expires a nudge once its deadline is reached: a retry due then would never
-    be sent, so the failure is final. With a deadline, the counter does not apply."""
+    """The engine expires a nudge once its deadline is reached: a backoff that would pass it
+    leaves a last try 5 s before it, and with no time left for one the failure is final.
+    With a deadline, the counter does not apply."""
     sender = RecordingSender()
     nudge = await add(store, 1, T0, deadline=T0 + timedelta(seconds=deadline_in))
     sender.errors[10] = [RuntimeError("down")]
     dispatcher = make(store, sender, renderer, Clock(), backoff_base=30, max_attempts=1)
     stats = await dispatcher.run_once()
     row = (await rows(db))[nudge]
+    outcome = "failed" if retry_in is None else "pending"
     assert (row["state"], row["attempts"]) == (outcome, 1)
-    assert (stats.failed, stats.retried) == ((1, 0) if outcome == "failed" else (0, 1))
-    if outcome == "pending":
-        assert row["due_at"] == ts(T0) + 30
+    assert (stats.failed, stats.retried) == ((1, 0) if retry_in is None else (0, 1))
+    if retry_in is not None:
+        assert row["due_at"] == ts(T0) + retry_in
 
 
 @pytest.mark.parametrize(("stuck", "lease_at_send"), [(20, 60), (30, 90)])

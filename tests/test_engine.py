@@ -44,6 +44,7 @@ from bot.engine.model import (
     WorryNamed,
 )
 from bot.engine.nudging import nudge_reply
+from bot.engine.returning import welcome_back
 from bot.knowledge.base import KnowledgeBase, load_default
 from bot.knowledge.classifier import (
     Alternative,
@@ -1386,6 +1387,11 @@ def test_every_template_renders_with_the_contexts_the_engine_produces() -> None:
     late.tap(B.pack("nudge", 7, "later"))
     assert late.templates == ["snooze_too_late"]
     tour(late)
+    # Through the engine's outcome, by the service: a returning user's first word.
+    back, hi = make_ctx(returning=True), Event(1, "text", "hi", "", "Ada")
+    for reply in welcome_back(hi, flow.handle(hi, going_state(), back), back).replies:
+        check_reply(reply)
+        seen.add(reply.template)
     for name in ("error",):
         check_reply(Reply(name))
         seen.add(name)

@@ -178,6 +178,17 @@ async def test_polling_round_trip(api: FakeBotApi) -> None:
     assert recorder.errors == []
 
 
+async def test_each_call_records_the_token_it_came_with(api: FakeBotApi) -> None:
+    # Processes that share one fake with tokens of their own can be told apart (bench/crash.py).
+    async with httpx.AsyncClient() as client:
+        for token in ("123:first", "123:second"):
+            await client.post(f"{api.url}/bot{token}/sendMessage", json={"chat_id": 1, "text": "x"})
+    assert [(c.method, c.token) for c in api.calls] == [
+        ("sendMessage", "123:first"),
+        ("sendMessage", "123:second"),
+    ]
+
+
 async def test_callback_query_is_answered_and_message_edited(api: FakeBotApi) -> None:
     recorder = Recorder()
     async with polling_app(api, recorder) as app:

@@ -33,6 +33,7 @@ from bot.render import RenderedMessage
 from bot.runtime import BotRuntime, open_coach
 from bot.sending import Blocked, Document, Photo, Rejected, RetryLater, SendError
 from bot.service import Coach
+from bot.storage import store as store_module
 from bot.storage.store import from_ts
 from bot.telegram.app import TelegramFrontEnd, build_application
 from bot.telegram.intake import InboxWorker
@@ -374,6 +375,11 @@ async def test_a_reply_telegram_could_not_take_now_waits_with_the_rest_for_the_d
     later = clock() + timedelta(seconds=wait)
     assert first[:2] == second[:2] == ("pending", later)
     assert first[2] is not None and error in first[2] and len(first[2]) <= 500
+    # A 5xx is a failure of the reply that met it; a flood wait is none, and the reply after
+    # it was not even tried: neither uses up a try.
+    last_two = "SELECT attempts FROM nudges WHERE kind = 'reply' ORDER BY id DESC LIMIT 2"
+    attempts = await bot.runtime.coach.store.db.all(last_two)
+    assert [r[0] for r in reversed(attempts)] == [0 if status == 429 else 1, 0]
     assert woken, "the dispatcher is woken for the queued replies"
     [line] = events(caplog, "reply_queued")
     assert line["user"] == user_ref(USER) and error in line["error"]
@@ -429,6 +435,28 @@ async def test_replies_another_process_took_over_are_left_to_it(
     assert [(r["state"], r["claimed_by"]) for r in rows] == [("sending", other)] * 2
 
 
+async def test_a_single_reply_is_recorded_without_a_hop_of_its_own(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each /start's one reply is recorded by the next update's own read, before that
+    # update's reply goes: no hop is added to wait for it.
+    store = bot.runtime.coach.store
+    real = store.db.run
+    waits: list[object] = []
+
+    async def run(work: Any, *args: Any, **kw: Any) -> Any:
+        if work is store_module._nothing:
+            waits.append(work)
+        return await real(work, *args, **kw)
+
+    monkeypatch.setattr(store.db, "run", run)
+    for _ in range(3):
+        assert len(await bot.say("/start")) == 1
+    assert waits == []
+    *_, before_last, last = await bot.replies()
+    assert before_last[0] == "sent" and last[0] in ("sending", "sent")
+
+
 @pytest.mark.parametrize(
     ("status", "description"),
     [(403, "Forbidden: bot was blocked by the user"), (400, "Bad Request: chat not found")],
@@ -459,6 +487,118 @@ async def test_blocked_after_the_first_reply_cancels_the_rest(
     assert (first[0], last[0]) == ("sent", "cancelled")
     record = await bot.runtime.coach.store.load_user(USER)
     assert record is not None and not record.active
+
+
+# --- answers not queued before they went: a recruiter's, the apology --------------------------
+
+
+async def outbox(bot: Bot, user: int = USER) -> list[tuple[str, int, int, str | None]]:
+    """The queued replies for `user`: (state, due in seconds, attempts, error)."""
+    rows = await bot.runtime.coach.store.db.all(
+        "SELECT state, due_at, attempts, last_error FROM nudges"
+        " WHERE user_id = ? AND kind = 'reply' ORDER BY id",
+        (user,),
+    )
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+async def recorded(bot: Bot, states: list[str]) -> None:
+    """Wait (polling, with a deadline) until the queued replies are in these states: the
+    dispatcher records a send just after Telegram took it."""
+    async with asyncio.timeout(10):
+        while [row[0] for row in await outbox(bot)] != states:
+            await asyncio.sleep(0.01)
+
+
+async def after_the_wait(bot: Bot, clock: FakeClock, seconds: int, method: str) -> list[Call]:
+    """Move the clock past the wait and let the dispatcher send what it holds."""
+    mark = bot.api.mark()
+    clock.advance(seconds=seconds)
+    bot.runtime.dispatcher.wake()
+    return await bot.api.wait_for(
+        method, lambda c: c.ok and int(c.params["chat_id"]) == USER, after=mark
+    )
+
+
+@pytest.mark.parametrize(("status", "retry_after", "wait"), [(502, None, 5), (429, 3, 3)])
+async def test_a_request_to_become_a_recruiter_telegram_did_not_take_is_sent_later(
+    api: FakeBotApi,
+    running_bot: Any,
+    clock: FakeClock,
+    status: int,
+    retry_after: int | None,
+    wait: int,
+) -> None:
+    async with running_bot(admin_ids=frozenset({99})) as runtime:
+        bot = Bot(api, runtime)
+        api.fail_next("sendMessage", status, retry_after=retry_after, chat_id=USER)
+        assert await bot.say("/recruiter") == []
+        due = int(clock().timestamp()) + wait
+        [(state, due_at, attempts, error)] = await outbox(bot)
+        # A 5xx is a failure, counted; a flood wait is none.
+        assert (state, due_at, attempts) == ("pending", due, 0 if status == 429 else 1)
+        assert error is not None and error != ""
+        [call] = await after_the_wait(bot, clock, wait, "sendMessage")
+        assert "asked the administrators" in call.params["text"]
+        assert int(call.params["chat_id"]) == USER
+        await recorded(bot, ["sent"])
+
+
+async def test_an_administrators_links_and_qr_code_are_sent_later(
+    api: FakeBotApi, running_bot: Any, clock: FakeClock
+) -> None:
+    # An administrator who never talked to the coach: the outbox needs a row to address.
+    async with running_bot(admin_ids=frozenset({USER})) as runtime:
+        bot = Bot(api, runtime)
+        api.fail_next("sendMessage", 502, chat_id=USER)
+        assert await bot.say("/links", first_name="Ada") == []
+        [call] = await after_the_wait(bot, clock, 5, "sendMessage")
+        assert "/newlink" in call.params["text"]
+        # A picture too: the link's text went, its QR code waits in the outbox.
+        api.fail_next("sendPhoto", 502, chat_id=USER)
+        mark = api.mark()
+        await bot.say("/newlink Designer at Acme")
+        [failed] = [c for c in api.calls[mark:] if c.method == "sendPhoto"]
+        assert failed.status == 502
+        [photo] = await after_the_wait(bot, clock, 5, "sendPhoto")
+        assert photo.params["photo"].data == failed.params["photo"].data
+        assert photo.params["caption"] == failed.params["caption"]
+        assert photo.params.get("reply_markup") == failed.params.get("reply_markup")
+        await recorded(bot, ["sent", "sent"])
+
+
+async def test_the_apology_telegram_did_not_take_is_sent_later(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    await bot.say("/start")
+    failing_coach(bot, monkeypatch)
+    bot.api.fail_next("sendMessage", 502, chat_id=USER)
+    assert await bot.say("/help") == []
+    [call] = await after_the_wait(bot, clock, 5, "sendMessage")
+    assert call.params["text"] == APOLOGY
+
+
+async def test_after_one_answer_telegram_did_not_take_the_rest_wait_behind_it_in_order(
+    bot: Bot, clock: FakeClock
+) -> None:
+    front = bot.runtime.front
+    answers_ = (RenderedMessage("one"), Photo(b"\x89PNG two", CAPTION), RenderedMessage("three"))
+    bot.api.fail_next("sendMessage", 502, chat_id=USER)
+    await front._send_all(USER, USER, answers_)
+    # The first met the failure (counted); the other two were not tried.
+    queued = [(r[0], r[2]) for r in await outbox(bot)]
+    assert queued == [("pending", 1), ("pending", 0), ("pending", 0)]
+    mark = bot.api.mark()
+    clock.advance(seconds=5)
+    bot.runtime.dispatcher.wake()
+    await bot.api.wait_for("sendMessage", lambda c: c.ok, count=2, after=mark)
+    sends = [c for c in bot.api.calls[mark:] if c.method in ("sendMessage", "sendPhoto")]
+    assert [c.params.get("text", c.params.get("caption")) for c in sends] == [
+        "one",
+        CAPTION.text,
+        "three",
+    ]
+    assert sends[1].params["photo"].data == b"\x89PNG two"
 
 
 class Alone:

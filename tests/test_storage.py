@@ -864,6 +864,67 @@ async def test_a_sent_mark_rides_with_the_next_hop(store: Store, db: Database) -
         db.conn._execute = real  # type: ignore[method-assign]
 
 
+class Hops:
+    """Counts the database's hops, and those `Store.settle` makes of its own."""
+
+    def __init__(self, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.all = 0
+        self.own = 0
+        real = db.conn._execute
+
+        async def counting(fn: Any, *args: Any, **kw: Any) -> Any:
+            self.all += 1
+            self.own += getattr(fn, "__name__", "") == "_nothing"  # wrapped by a carrying hop
+            return await real(fn, *args, **kw)
+
+        monkeypatch.setattr(db.conn, "_execute", counting)
+
+
+async def test_settling_waits_for_the_next_hop_without_one_of_its_own(
+    store: Store, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = await sending_replies(store)
+    monkeypatch.setattr(store_module, "MARK_WITHIN", 60.0)  # no timer comes meanwhile
+    hops = Hops(db, monkeypatch)
+    mark = store.sent([first], NOW, "me")
+    assert not mark.written
+    settling = asyncio.create_task(store.settle(mark))
+    await asyncio.sleep(0)  # it waits...
+    assert not settling.done()
+    await store.load(1)  # ...for another update's read, which carries the record
+    await asyncio.wait_for(settling, 5)
+    assert mark.written and (hops.all, hops.own) == (1, 0)
+    # Written already: nothing to wait for.
+    await store.settle(mark)
+    assert hops.all == 1
+    assert store.sent([], NOW, "me").written  # nothing to record
+    assert await reply_states(db) == {first: "sent", second: "sending"}
+
+
+async def test_settling_with_no_hop_coming_is_done_by_the_flush_timer(
+    store: Store, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [first, _] = await sending_replies(store)
+    monkeypatch.setattr(store_module, "MARK_WITHIN", 0.0)
+    hops = Hops(db, monkeypatch)
+    mark = store.sent([first], NOW, "me")
+    await asyncio.wait_for(store.settle(mark), 5)
+    assert mark.written and (hops.all, hops.own) == (1, 0)
+
+
+async def test_settling_makes_a_hop_of_its_own_when_none_wrote_the_record_in_time(
+    store: Store, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [first, _] = await sending_replies(store)
+    monkeypatch.setattr(store_module, "MARK_WITHIN", 60.0)
+    monkeypatch.setattr(store_module, "SETTLE_WITHIN", 0.0)
+    hops = Hops(db, monkeypatch)
+    mark = store.sent([first], NOW, "me")
+    await asyncio.wait_for(store.settle(mark), 5)
+    assert mark.written and (hops.all, hops.own) == (1, 1)
+    assert await reply_states(db) == {first: "sent", _: "sending"}
+
+
 async def test_a_sent_mark_is_written_by_the_timer_when_no_hop_comes(
     store: Store, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -33,7 +33,15 @@ from bot.engine.decide import Defer, Expire, NudgeDecision
 from bot.engine.model import Reply, State
 from bot.logs import user_ref
 from bot.render import RenderedMessage, Renderer
-from bot.sending import Blocked, Rejected, RetryLater, Sender
+from bot.sending import (
+    Blocked,
+    FileSender,
+    Outgoing,
+    Rejected,
+    RetryLater,
+    Sender,
+    from_payload,
+)
 from bot.storage.store import DEFAULT_LEASE, REPLY, NudgeRow, Store
 
 log = logging.getLogger(__name__)
@@ -50,6 +58,11 @@ ERROR_PAUSE_SECONDS = 5.0
 MIN_DEFER = timedelta(seconds=1)
 MAX_ERROR_CHARS = 500
 MAX_BACKOFF = timedelta(hours=1)  # however many failures, try again within the hour
+# A reply answers something the user just did: once Telegram is back, it goes within minutes.
+REPLY_MAX_BACKOFF = timedelta(minutes=5)
+# The last try of a failing nudge is this long before its deadline (the engine expires a
+# nudge at its deadline, so a try then would never be made).
+LAST_TRY_BEFORE = timedelta(seconds=5)
 
 
 def process_owner() -> str:
@@ -336,8 +349,13 @@ class Dispatcher:
         if row.kind == REPLY:
             # A reply a saved state owes (its process died before Telegram took it): no
             # quiet hours, no opt-out, it answers something the user just did.
+            if row.deadline is not None and row.deadline <= now:
+                await self._store.finish(row.id, "expired", now, "too late", owner=self.owner)
+                stats.expired += 1
+                log.info("nudge %d (%s) expired: too late to answer", row.id, row.kind)
+                return
             try:
-                message = RenderedMessage.from_json(row.payload or "")
+                message = from_payload(row.payload or "")
             except (ValueError, KeyError, TypeError):
                 await self._store.finish(row.id, "failed", now, "unreadable", owner=self.owner)
                 stats.failed += 1
@@ -374,7 +392,7 @@ class Dispatcher:
         self,
         row: NudgeRow,
         chat_id: int,
-        messages: Sequence[RenderedMessage],
+        messages: Sequence[Outgoing],
         stats: DispatchStats,
     ) -> None:
         if not messages:
@@ -468,21 +486,28 @@ class Dispatcher:
         self, row: NudgeRow, exc: BaseException, stats: DispatchStats
     ) -> None:
         """A real failure: try again later, with exponential backoff and jitter, for as long
-        as the nudge still makes sense (its deadline); a counter only for those without one."""
+        as the nudge still makes sense (its deadline, the last try just before it); a counter
+        only for those without one."""
         now = self._clock()
         failures = row.attempts + 1
-        backoff = min(self._backoff_base * 2 ** (failures - 1), MAX_BACKOFF.total_seconds())
-        again = _ceil_second(now + timedelta(seconds=self._jitter(backoff)))
-        out_of_time = row.deadline is not None and again >= row.deadline
-        out_of_tries = row.deadline is None and failures >= self._max_attempts
-        if out_of_time or out_of_tries:
+        cap = REPLY_MAX_BACKOFF if row.kind == REPLY else MAX_BACKOFF
+        backoff = min(self._backoff_base * 2 ** (failures - 1), cap.total_seconds())
+        again = now + timedelta(seconds=self._jitter(backoff))
+        if row.deadline is None:
+            give_up = failures >= self._max_attempts
+        else:
+            # A backoff that would pass the deadline still leaves a last try just before it.
+            last_try = row.deadline - LAST_TRY_BEFORE
+            give_up = last_try <= now
+            again = min(again, last_try)
+        if give_up:
             log.error("nudge %d gave up after %d failures: %s", row.id, failures, exc)
             await self._store.finish(
                 row.id, "failed", now, _describe(exc), owner=self.owner, attempted=True
             )
             stats.failed += 1
         else:
-            await self._store.retry(row.id, again, _describe(exc), owner=self.owner)
+            await self._store.retry(row.id, _ceil_second(again), _describe(exc), owner=self.owner)
             stats.retried += 1
 
     # --- sending within Telegram's limits --------------------------------------------------
@@ -491,7 +516,7 @@ class Dispatcher:
         self,
         row: NudgeRow,
         chat_id: int,
-        message: RenderedMessage,
+        message: Outgoing,
         then: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         async with self._pacer.slot(chat_id):
@@ -509,10 +534,18 @@ class Dispatcher:
                     # The rate is taken here, next to the send: taken before queueing, the
                     # turns would pile up behind a slow send and then all go at once.
                     await self._limiter.acquire()
-                    await self._sender.send(chat_id, message)
+                    await self._send_one(chat_id, message)
                     if then is not None:
                         await then()
                     return
+
+    async def _send_one(self, chat_id: int, message: Outgoing) -> None:
+        if isinstance(message, RenderedMessage):
+            await self._sender.send(chat_id, message)
+        elif isinstance(self._sender, FileSender):
+            await self._sender.send_any(chat_id, message)  # a picture or a file in the outbox
+        else:
+            raise Rejected("this sender sends no pictures or files")
 
     async def _keep_lease(self, row: NudgeRow) -> None:
         """Renew the lease when half of it is gone (a long flood wait, a big batch); a lease

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -71,8 +73,25 @@ _HANDLED = (
 # Replies owed for a saved state are nudges of this kind: sent at once by the process that
 # handled the update (it holds their lease), or by the dispatcher if that process died.
 REPLY = "reply"
+# Until when a reply Telegram did not take is tried again (an outage): a day later, an answer
+# to what the user did no longer helps them.
+REPLY_DEADLINE = timedelta(days=1)
 # How long a reply that went out may wait to be marked sent with the next hop (Store.sent).
 MARK_WITHIN = 0.1
+# How long `Store.settle` waits for another hop to write a mark before making one itself.
+SETTLE_WITHIN = 2 * MARK_WITHIN
+
+
+@dataclass
+class Mark:
+    """A deferred record of replies that went out (`Store.sent`): `written` once it is."""
+
+    written: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)  # set with `written`
+
+
+def _nothing(conn: Conn) -> None:
+    """A hop with no work of its own: it carries the deferred writes."""
 
 
 class AlreadyHandled(Exception):
@@ -222,11 +241,12 @@ def _apply(conn: Conn, user_id: int, effect: Effect, ts: int) -> int | None:
 
 def _queue_replies(conn: Conn, user_id: int, durable: Durable, now: datetime) -> None:
     ts, lease_until = to_ts(now), to_ts(now + durable.lease)
+    deadline = to_ts(now + REPLY_DEADLINE)
     for payload in durable.replies:
         cur = conn.execute(
-            "INSERT INTO nudges (user_id, kind, due_at, created_at, payload, state,"
-            " claimed_by, lease_until) VALUES (?, ?, ?, ?, ?, 'sending', ?, ?)",
-            (user_id, REPLY, ts, ts, payload, durable.owner, lease_until),
+            "INSERT INTO nudges (user_id, kind, due_at, deadline, created_at, payload, state,"
+            " claimed_by, lease_until) VALUES (?, ?, ?, ?, ?, ?, 'sending', ?, ?)",
+            (user_id, REPLY, ts, deadline, ts, payload, durable.owner, lease_until),
         )
         assert cur.lastrowid is not None
         durable.ids.append(cur.lastrowid)
@@ -466,20 +486,91 @@ class Store:
         )
         return changed == 1
 
-    def sent(self, nudge_ids: Sequence[int], now: datetime, owner: str) -> None:
+    def sent(self, nudge_ids: Sequence[int], now: datetime, owner: str) -> Mark:
         """Record claimed nudges that went out (an update's replies) as sent, if `owner` still
         holds them: written with the next hop to the database (or within MARK_WITHIN seconds),
-        without a hop of its own; `db.flush()` writes it now. Should the process die
-        first, they are sent again after the restart (at most twice, as for any claim)."""
+        without a hop of its own; `settle(mark)` waits until it is written. Should the process
+        die first, they are sent again after the restart (at most twice, as for any claim)."""
+        mark = Mark()
         if not nudge_ids:
-            return
+            mark.written = True
+            mark.done.set()
+            return mark
         marks = ",".join("?" * len(nudge_ids))
         sql = (
             "UPDATE nudges SET state = 'sent', last_error = NULL, lease_until = NULL,"
             f" sent_at = ? WHERE id IN ({marks}) AND state = 'sending' AND claimed_by = ?"
         )
         params = (to_ts(now), *nudge_ids, owner)
-        self.db.defer(lambda conn: conn.execute(sql, params), MARK_WITHIN)
+        loop = asyncio.get_running_loop()
+
+        def write(conn: Conn) -> None:
+            # Outside any transaction (a hop runs deferred writes before its own work): on
+            # disk when execute returns.
+            conn.execute(sql, params)
+            mark.written = True
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                loop.call_soon_threadsafe(mark.done.set)
+
+        self.db.defer(write, MARK_WITHIN)
+        return mark
+
+    async def settle(self, mark: Mark) -> None:
+        """Wait until a deferred `sent` record is written: by the next hop, whoever makes it,
+        or by the flush timer within MARK_WITHIN seconds, so it costs no hop of its own; one
+        only if neither wrote it in time (a failed write)."""
+        if mark.written:
+            return
+        try:
+            await asyncio.wait_for(mark.done.wait(), SETTLE_WITHIN)
+        except TimeoutError:
+            await self.db.run(_nothing)
+
+    async def queue_replies(
+        self,
+        user_id: int,
+        chat_id: int,
+        payloads: Sequence[str],
+        due_at: datetime,
+        error: str,
+        now: datetime,
+        *,
+        failed: bool = True,
+    ) -> list[int]:
+        """Messages Telegram did not take (a 5xx, a timeout, a flood wait) that were not
+        queued before they went (a recruiter's answers, an apology): into the outbox, due at
+        `due_at`, for the dispatcher to send in order. `failed`: the first met a real failure
+        (counted); the others were not tried."""
+        ts = to_ts(now)
+
+        def write(conn: Conn) -> list[int]:
+            # Someone the conversation never saw (an administrator) needs a row to address.
+            conn.execute(
+                "INSERT OR IGNORE INTO users (user_id, chat_id, state, created_at, updated_at)"
+                " VALUES (?, ?, '{}', ?, ?)",
+                (user_id, chat_id, ts, ts),
+            )
+            ids = []
+            for n, payload in enumerate(payloads):
+                cur = conn.execute(
+                    "INSERT INTO nudges (user_id, kind, due_at, deadline, created_at, payload,"
+                    " last_error, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        user_id,
+                        REPLY,
+                        to_ts(due_at),
+                        to_ts(now + REPLY_DEADLINE),
+                        ts,
+                        payload,
+                        error,
+                        int(failed and n == 0),
+                    ),
+                )
+                assert cur.lastrowid is not None
+                ids.append(cur.lastrowid)
+            return ids
+
+        return await self.db.atomic(write)
 
     async def retry(
         self,

@@ -30,9 +30,9 @@ from bot.logs import user_ref
 from bot.recruiters.desk import COMMANDS as RECRUITER_COMMANDS
 from bot.recruiters.desk import Answer, RecruiterDesk
 from bot.render import PROMPTS_DIR, RenderedMessage
-from bot.sending import Blocked, Outgoing, Rejected, RetryLater, SendError
+from bot.sending import Blocked, Outgoing, Rejected, RetryLater, SendError, to_payload
 from bot.service import Coach, Handled
-from bot.storage.store import AlreadyHandled
+from bot.storage.store import AlreadyHandled, Mark
 from bot.telegram.http import AiohttpRequest
 from bot.telegram.sender import TelegramSender
 
@@ -58,6 +58,7 @@ def clean(event: Event) -> Event:
 
 
 REPLY_RETRY_SECONDS = 5.0  # a reply Telegram did not take goes again this soon
+MARKS_KEPT = 1024  # chats whose last reply record may still wait, before a sweep
 # What handling an update gives back: the toast for a button press, and how to send replies.
 Served = tuple[str | None, Callable[[], Awaitable[None]]]
 
@@ -77,6 +78,8 @@ class TelegramFrontEnd:
         # Updates come from the inbox (the runtime's intake): handle them exactly once.
         self.durable = False
         self.requests = requests  # the HTTP sessions the Application uses, closed by close()
+        # Each chat's latest reply record that may still be deferred (Store.sent).
+        self._marks: dict[int, Mark] = {}
 
     async def close(self) -> None:
         """Close the HTTP sessions, also when the Application never finished initialising
@@ -228,9 +231,10 @@ class TelegramFrontEnd:
             log.info("event=callback_unanswered query=%s error=%s", query.id, exc)
 
     async def _send_replies(self, user_id: int, chat_id: int, handled: Handled) -> None:
-        """Send what the conversation answered. Durable replies are marked sent one by one;
-        any Telegram did not take (5xx, a timeout, flood control) stay queued for the
-        dispatcher, so none is dropped."""
+        """Send what the conversation answered. Durable replies are marked sent one by one,
+        each on record before the next message goes to the chat (a kill between a send and
+        its record repeats that one message, never a batch); any Telegram did not take (5xx,
+        a timeout, flood control) stay queued for the dispatcher, so none is dropped."""
         if not handled.reply_ids:
             await self._send_all(user_id, chat_id, handled.messages)
             return
@@ -239,6 +243,10 @@ class TelegramFrontEnd:
         sent: list[int] = []
         try:
             for index, (message, reply_id) in enumerate(pairs):
+                if sent:
+                    self._marked(chat_id, store.sent(sent, self.coach.clock(), owner))
+                    sent.clear()
+                await self._settled(chat_id)
                 try:
                     await self.sender.send(chat_id, message)
                 except Blocked:
@@ -256,31 +264,83 @@ class TelegramFrontEnd:
                     )
                     continue
                 except SendError as exc:
+                    flood = isinstance(exc, RetryLater)
                     wait = exc.seconds if isinstance(exc, RetryLater) else REPLY_RETRY_SECONDS
                     later = self.coach.clock() + timedelta(seconds=wait)
                     log.warning("event=reply_queued user=%s error=%s", user_ref(user_id), exc)
                     for _message, rest in pairs[index:]:
-                        await store.retry(rest, later, str(exc)[:500], owner=owner)
+                        # A failure counts for the reply that met it; a flood wait is none,
+                        # and the replies after it were not even tried.
+                        failed = rest == reply_id and not flood
+                        await store.retry(
+                            rest, later, str(exc)[:500], count_attempt=failed, owner=owner
+                        )
                     if self.coach.on_schedule is not None:
                         self.coach.on_schedule()
                     return
                 sent.append(reply_id)
         finally:
-            # One write for all that went out (usually every reply of the update), carried
-            # by the next hop to the database (the next update's, usually).
-            store.sent(sent, self.coach.clock(), owner)
+            # The last one's record rides with the next hop to the database (usually the next
+            # update's, which is written before that update's replies go out), or is settled
+            # before another message goes to this chat, whichever comes first.
+            if sent:
+                self._marked(chat_id, store.sent(sent, self.coach.clock(), owner))
+
+    def _marked(self, chat_id: int, mark: Mark) -> None:
+        if len(self._marks) >= MARKS_KEPT:
+            # Records written since carry no information: forget them.
+            self._marks = {c: m for c, m in self._marks.items() if not m.written}
+        self._marks[chat_id] = mark
+
+    async def _settled(self, chat_id: int) -> None:
+        """The chat's last reply on record before another goes (free when a hop carried it)."""
+        mark = self._marks.get(chat_id)
+        if mark is not None:
+            await self.coach.store.settle(mark)
+            if self._marks.get(chat_id) is mark:
+                del self._marks[chat_id]
 
     async def _send_all(self, user_id: int, chat_id: int, messages: tuple[Outgoing, ...]) -> None:
-        for message in messages:
+        """Messages that were not queued before they went (a recruiter's answers, the
+        apology, all of them without the inbox). One Telegram could not take now (a 5xx, a
+        timeout, a flood wait) goes into the outbox with those after it, for the dispatcher,
+        when there is one (durable); without it, the rest are dropped and logged."""
+        await self._settled(chat_id)
+        for index, message in enumerate(messages):
             try:
                 await self.sender.send_any(chat_id, message)
             except Blocked:
                 log.info("event=blocked user=%s", user_ref(user_id))
                 await self.coach.store.deactivate(user_id)
                 return
-            except SendError as exc:
+            except Rejected as exc:
                 log.warning("event=send_failed user=%s error=%s", user_ref(user_id), exc)
                 return
+            except SendError as exc:
+                if not self.durable:
+                    log.warning("event=send_failed user=%s error=%s", user_ref(user_id), exc)
+                    return
+                await self._queue(user_id, chat_id, messages[index:], exc)
+                return
+
+    async def _queue(
+        self, user_id: int, chat_id: int, rest: tuple[Outgoing, ...], exc: SendError
+    ) -> None:
+        flood = isinstance(exc, RetryLater)
+        wait = exc.seconds if isinstance(exc, RetryLater) else REPLY_RETRY_SECONDS
+        now = self.coach.clock()
+        await self.coach.store.queue_replies(
+            user_id,
+            chat_id,
+            [to_payload(item) for item in rest],
+            now + timedelta(seconds=wait),
+            str(exc)[:500],
+            now,
+            failed=not flood,
+        )
+        log.warning("event=reply_queued user=%s error=%s", user_ref(user_id), exc)
+        if self.coach.on_schedule is not None:
+            self.coach.on_schedule()
 
 
 def load_commands(*, recruiter: bool = False) -> list[BotCommand]:
