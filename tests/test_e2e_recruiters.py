@@ -389,3 +389,100 @@ async def test_the_weekly_digest_comes_on_monday_morning_after_a_restart(
         chat = Conversation(api, runtime)
         sent = await chat.tap(RECRUITER, "No weekly digest")
         assert "No more weekly digests" in texts(sent)
+
+
+async def export_names(chat: Conversation, api: FakeBotApi, user: int) -> list[str]:
+    """The names in `user`'s /export (empty when there is nothing to export)."""
+    mark = api.mark()
+    await chat.say(user, "/export")
+    documents = [c for c in api.calls[mark:] if c.method == "sendDocument"]
+    if not documents:
+        return []
+    data = documents[0].params["document"].data.decode("utf-8-sig")
+    return [row[0] for row in list(csv.reader(io.StringIO(data)))[1:]]
+
+
+async def test_consent_to_a_closed_opening_can_still_be_seen_and_withdrawn(
+    api: FakeBotApi, running_bot: Any, db_path: Path
+) -> None:
+    await approve(db_path, RECRUITER)
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        _url, code = await new_link(chat, api, "Backend Engineer at Acme")
+        await chat.say(CANDIDATE, f"/start {code}", first_name="Dana")
+        await chat.say(CANDIDATE, "ok fine I'll go")
+        await chat.tap(CANDIDATE, "Yes, they may see it")
+        await chat.press(RECRUITER, "r1:op:1:close")
+        # Closed: the recruiter still has Dana (she may be coming), and she still sees that.
+        assert await export_names(chat, api, RECRUITER) == ["Dana"]
+        sent = html.unescape(texts(await chat.say(CANDIDATE, "/mydata")))
+        assert "link: Backend Engineer at Acme (closed); they see your first name" in sent
+        assert "what recruiters see included" in sent
+        sent = html.unescape(texts(await chat.say(CANDIDATE, "/privacy")))
+        assert "didn't come through a recruiter's link" not in sent
+        assert (
+            "• Backend Engineer at Acme (closed): they see your first name, decision and"
+            " interview time" in sent
+        )
+        assert chat.labels(CANDIDATE) == ["Withdraw my consent"]  # nothing open to agree to
+        withdrawn = await chat.tap(CANDIDATE, "Withdraw my consent")
+        sent = html.unescape(texts(withdrawn))
+        assert "no recruiter sees your name or plans any more" in sent
+        assert "• Backend Engineer at Acme (closed): counts only" in sent
+        assert "reply_markup" not in withdrawn[-1]  # nothing left to withdraw or agree to
+        assert await export_names(chat, api, RECRUITER) == []
+        # Reopened: she is not shared again behind her back.
+        await chat.press(RECRUITER, "r1:op:1:reopen")
+        sent = html.unescape(texts(await chat.say(CANDIDATE, "/privacy")))
+        assert "You agreed" not in sent and "Only counts" in sent
+        assert chat.labels(CANDIDATE) == ["Let them see it"]
+        assert await export_names(chat, api, RECRUITER) == []
+
+
+async def test_privacy_lists_every_opening_and_withdraws_from_all(
+    api: FakeBotApi, running_bot: Any, db_path: Path
+) -> None:
+    await approve(db_path, RECRUITER)
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        _url, first = await new_link(chat, api, "Backend Engineer at Acme")
+        _url, second = await new_link(chat, api, "Data Analyst at Globex")
+        await chat.say(CANDIDATE, f"/start {first}", first_name="Dana")
+        await chat.say(CANDIDATE, "ok fine I'll go")
+        await chat.tap(CANDIDATE, "Yes, they may see it")
+        await chat.press(RECRUITER, "r1:op:1:close")
+        # Then she comes through the second opening and has said nothing about it yet.
+        await chat.say(CANDIDATE, f"/start {second}", first_name="Dana")
+        sent = html.unescape(texts(await chat.say(CANDIDATE, "/mydata")))
+        assert "Backend Engineer at Acme (closed); they see your first name" in sent
+        assert "Data Analyst at Globex; they see counts only" in sent
+        sent = html.unescape(texts(await chat.say(CANDIDATE, "/privacy")))
+        assert "What the recruiter sees</b> (Globex, Data Analyst)\nOnly counts" in sent
+        assert "Other openings you came through" in sent
+        assert "• Backend Engineer at Acme (closed): they see your first name" in sent
+        assert chat.labels(CANDIDATE) == ["Withdraw my consent", "Let them see it"]
+        sent = html.unescape(texts(await chat.tap(CANDIDATE, "Withdraw my consent")))
+        assert "• Backend Engineer at Acme (closed): counts only" in sent
+        assert await export_names(chat, api, RECRUITER) == []
+
+
+async def test_a_removed_recruiters_candidates_are_exported_to_nobody(
+    api: FakeBotApi, running_bot: Any, db_path: Path
+) -> None:
+    await approve(db_path, RECRUITER)
+    async with running_bot(admin_ids=frozenset({ADMIN})) as runtime:
+        chat = Conversation(api, runtime)
+        _url, code = await new_link(chat, api, "Backend Engineer at Acme")
+        await chat.say(CANDIDATE, f"/start {code}", first_name="Dana")
+        await chat.say(CANDIDATE, "ok fine I'll go")
+        await chat.tap(CANDIDATE, "Yes, they may see it")
+        assert await export_names(chat, api, ADMIN) == ["Dana"]
+    assert await recruiters_main(db_path, "remove", RECRUITER, io.StringIO()) == 0
+    async with running_bot(admin_ids=frozenset({ADMIN})) as runtime:
+        chat = Conversation(api, runtime)
+        # Dana agreed to be shown to that recruiter, not to whoever runs the bot.
+        assert await export_names(chat, api, ADMIN) == []
+        # She still sees her consent, and can take it back.
+        sent = html.unescape(texts(await chat.say(CANDIDATE, "/privacy")))
+        assert "• Backend Engineer at Acme (closed): they see your first name" in sent
+        assert chat.labels(CANDIDATE) == ["Withdraw my consent"]

@@ -31,6 +31,7 @@ from bot.engine.model import (
     MoveNudge,
     Outcome,
     QuestionAsked,
+    Referral,
     Reply,
     ScheduleNudge,
     SetOptOut,
@@ -351,10 +352,15 @@ def on_consent(choice: str, state: State, ctx: Context) -> Outcome:
     allowed = choice == "yes"
     given = ConsentGiven(allowed, everywhere=choice == "none")
     if state.step != Step.CONSENT:
-        context = {"invitation": ctx.invitation, "allowed": allowed, "changed": True}
-        return Outcome(
-            (Reply("privacy", context, privacy_keyboard(ctx, allowed)),), state, (), None, (given,)
-        )
+        referrals = tuple(r.after_consent(choice) for r in ctx.referrals)
+        context = {
+            "invitation": ctx.invitation,
+            "allowed": allowed,
+            "changed": True,
+            "referrals": referrals,
+        }
+        keyboard = privacy_keyboard(ctx, allowed, referrals)
+        return Outcome((Reply("privacy", context, keyboard),), state, (), None, (given,))
     back = state.return_step or Step.GO
     new = state.evolve(step=back, return_step=None, after_consent=None)
     replies: Replies
@@ -366,12 +372,14 @@ def on_consent(choice: str, state: State, ctx: Context) -> Outcome:
     return Outcome(replies, new, (), notice, (given,))
 
 
-def privacy_keyboard(ctx: Context, allowed: bool | None) -> Keyboard:
-    if ctx.invitation is None:
-        return ()
-    if allowed:
-        return rows(btn("consent_withdraw", "consent", "none"))
-    return rows(btn("consent_allow", "consent", "yes"))
+def privacy_keyboard(ctx: Context, allowed: bool | None, referrals: Sequence[Referral]) -> Keyboard:
+    """Withdraw while any recruiter may see something (an opening closed since included);
+    agree only to the opening the conversation is about."""
+    withdraw = allowed or any(r.allowed for r in referrals)
+    return rows(
+        *([btn("consent_withdraw", "consent", "none")] if withdraw else []),
+        *([btn("consent_allow", "consent", "yes")] if ctx.invitation and not allowed else []),
+    )
 
 
 def ask_screen(ctx: Context) -> Replies:
@@ -700,8 +708,14 @@ def on_command(event: Event, state: State, ctx: Context) -> Outcome:
         return ask_recruiter(state, ctx)
     if name == "privacy":
         consent = ctx.invitation.consent if ctx.invitation else None
-        view = {"invitation": ctx.invitation, "allowed": consent, "changed": False}
-        return Outcome((Reply("privacy", view, privacy_keyboard(ctx, consent)),), state)
+        view = {
+            "invitation": ctx.invitation,
+            "allowed": consent,
+            "changed": False,
+            "referrals": ctx.referrals,
+        }
+        keyboard = privacy_keyboard(ctx, consent, ctx.referrals)
+        return Outcome((Reply("privacy", view, keyboard),), state)
     if name == "stop":
         return Outcome((Reply("stopped", {}),), state, (CancelNudges(), SetOptOut(True)))
     return Outcome((Reply("unknown_command", {}), *current_screen(state, ctx)), state)
@@ -716,6 +730,7 @@ def mydata_context(state: State, ctx: Context) -> dict[str, object]:
         "zone": ctx.zone_name(state),
         "pending": list(ctx.pending),
         "invitation": ctx.invitation,
+        "referrals": ctx.referrals,
     }
 
 

@@ -176,6 +176,28 @@ class Invitation:
 
 
 @dataclass(frozen=True)
+class Referral:
+    """An opening a recruiter's link brought the candidate to, whatever became of it since:
+    what /privacy and /mydata list, and what withdrawing consent covers."""
+
+    role: str
+    company: str
+    allowed: bool | None = None  # that recruiter may see name, decision, time; None: not asked
+    current: bool = False  # the opening of the invitation the conversation is about
+    closed: bool = False  # closed, or its recruiter is no longer one: no new candidates
+    questions: int = 0  # questions relayed to that recruiter
+
+    def after_consent(self, choice: str) -> Referral:
+        """As it stands once the candidate chose: yes | no (the current opening) | none
+        (withdrawn everywhere)."""
+        if choice == "none":
+            return replace(self, allowed=False)
+        if self.current:
+            return replace(self, allowed=choice == "yes")
+        return self
+
+
+@dataclass(frozen=True)
 class Button:
     """A button: `label` names an entry of prompts/buttons.toml, rendered with `params`."""
 

@@ -24,6 +24,7 @@ from bot.engine.model import (
     Invitation,
     Outcome,
     QuestionAsked,
+    Referral,
     Reply,
     State,
     WorryNamed,
@@ -122,8 +123,35 @@ class RecruiterFollower:
 
     # --- before the engine -------------------------------------------------------------------
 
-    def invitation(self, conn: Conn, event: Event, now: datetime) -> Invitation | None:
+    def recruitment(
+        self, conn: Conn, event: Event, now: datetime
+    ) -> tuple[Invitation | None, tuple[Referral, ...]]:
         found = self._opening_for(conn, event)
+        invitation = self._invitation(conn, event, found, now)
+        current = found[0].id if found else None
+        referrals = tuple(
+            Referral(
+                role=came.role,
+                company=came.company,
+                allowed=came.consent,
+                current=came.opening_id == current,
+                closed=came.closed,
+                questions=came.questions,
+            )
+            for came in repo.openings_of_candidate(conn, event.user_id)
+        )
+        return invitation, referrals
+
+    def invitation(self, conn: Conn, event: Event, now: datetime) -> Invitation | None:
+        return self._invitation(conn, event, self._opening_for(conn, event), now)
+
+    def _invitation(
+        self,
+        conn: Conn,
+        event: Event,
+        found: tuple[repo.Opening, bool | None] | None,
+        now: datetime,
+    ) -> Invitation | None:
         if found is None:
             return None
         opening, consent = found
@@ -152,10 +180,16 @@ class RecruiterFollower:
         if latest is None:
             return None
         candidate, opening = latest
-        recruiter = repo.approved_recruiter(conn, opening.recruiter_id)
-        if opening.status == "closed" or recruiter is None:
+        if not self._current(conn, opening):
             return None
         return opening, candidate.consent
+
+    @staticmethod
+    def _current(conn: Conn, opening: repo.Opening) -> bool:
+        """The opening a candidate already came through is still one to talk about: not
+        closed, and its recruiter still approved."""
+        recruiter = repo.approved_recruiter(conn, opening.recruiter_id)
+        return opening.status != "closed" and recruiter is not None
 
     # --- in the commit transaction -----------------------------------------------------------
 
@@ -208,6 +242,8 @@ class RecruiterFollower:
                     repo.reach(conn, candidate, "attended", now)
                 notices.append("attended" if milestone.how != "missed" else "missed")
             elif isinstance(milestone, ConsentGiven):
+                if milestone.allowed and not self._current(conn, opening):
+                    continue  # a stale "Allow" for an opening closed since: nothing to agree to
                 scope = None if milestone.everywhere else opening.id
                 name = event.first_name.strip()[:64] or None
                 repo.set_consent(conn, user, scope, milestone.allowed, name)

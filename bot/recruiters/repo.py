@@ -292,6 +292,44 @@ def latest_candidate(conn: Conn, user_id: int) -> tuple[Candidate, Opening] | No
     return None if opening is None else (candidate, opening)
 
 
+@dataclass(frozen=True)
+class Came:
+    """An opening a candidate came to through a link, as /privacy and /mydata show it."""
+
+    opening_id: int
+    role: str
+    company: str
+    consent: bool | None
+    closed: bool  # the opening is closed or its recruiter no longer approved
+    questions: int
+
+
+def openings_of_candidate(conn: Conn, user_id: int) -> list[Came]:
+    """Every opening the candidate came through, whatever its status, first one first."""
+    rows = _all(
+        conn,
+        "SELECT c.opening_id, o.role, o.company, c.consent,"
+        " o.status = 'closed' OR coalesce(r.status, '') <> 'approved' AS closed,"
+        " (SELECT count(*) FROM questions q"
+        "  WHERE q.user_id = c.user_id AND q.opening_id = c.opening_id) AS questions"
+        " FROM candidates c JOIN openings o ON o.id = c.opening_id"
+        " LEFT JOIN recruiters r ON r.user_id = o.recruiter_id"
+        " WHERE c.user_id = ? ORDER BY c.first_at, c.opening_id",
+        user_id,
+    )
+    return [
+        Came(
+            opening_id=row["opening_id"],
+            role=row["role"],
+            company=row["company"],
+            consent=None if row["consent"] is None else bool(row["consent"]),
+            closed=bool(row["closed"]),
+            questions=int(row["questions"]),
+        )
+        for row in rows
+    ]
+
+
 def touch(conn: Conn, user_id: int, link: Link, now: datetime) -> Candidate:
     """The candidate opened a link: the first link is kept, a later one recorded as latest."""
     conn.execute(
