@@ -486,3 +486,67 @@ async def test_a_removed_recruiters_candidates_are_exported_to_nobody(
         sent = html.unescape(texts(await chat.say(CANDIDATE, "/privacy")))
         assert "• Backend Engineer at Acme (closed): they see your first name" in sent
         assert chat.labels(CANDIDATE) == ["Withdraw my consent"]
+
+
+async def test_a_time_typed_at_the_consent_question_is_the_interview_time(
+    api: FakeBotApi, running_bot: Any, db_path: Path
+) -> None:
+    await approve(db_path, RECRUITER)
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        _url, code = await new_link(chat, api, "Backend Engineer at Acme")
+        await chat.say(CANDIDATE, f"/start {code}", first_name="Dana")
+        await chat.tap(CANDIDATE, "Unsure about an invite")
+        await chat.tap(CANDIDATE, "Leaning yes")
+        sent = await chat.tap(CANDIDATE, "I'll go")
+        assert "May the recruiter who invited you" in texts(sent)
+        # She answers the question she expected ("When is it?"), not the one on screen.
+        sent = await chat.say(CANDIDATE, "Thursday at 3pm", first_name="Dana")
+        assert "Thursday 26 Nov at 15:00</b>, UTC time: right?" in texts(sent)
+        assert "not sure I understood" not in texts(sent)
+        sent = await chat.tap(CANDIDATE, "Yes")
+        assert "Thursday 26 Nov at 15:00" in texts(sent)
+        # The consent question's buttons still work, and the recruiter then hears it all.
+        mark = api.mark()
+        await chat.press(CANDIDATE, "v1:consent:yes")
+        notice = await delivered(api, RECRUITER, "plans to attend", mark)
+        assert "Dana" in notice and "Thu 26 Nov 15:00" in notice
+        # "tomorrow 3pm" is a time too, not a change of heart to "unsure".
+        other = CANDIDATE + 1
+        await chat.say(other, f"/start {code}", first_name="Sam")
+        await chat.tap(other, "Unsure about an invite")
+        await chat.tap(other, "Leaning yes")
+        await chat.tap(other, "I'll go")
+        sent = await chat.say(other, "tomorrow 3pm", first_name="Sam")
+        assert "Tuesday 24 Nov at 15:00</b>, UTC time: right?" in texts(sent)
+        await chat.tap(other, "Yes")
+        sent = await chat.say(other, "/mydata")
+        assert "decision: going" in texts(sent)
+
+
+async def test_the_consent_question_is_put_once(
+    api: FakeBotApi, running_bot: Any, db_path: Path
+) -> None:
+    await approve(db_path, RECRUITER)
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        _url, code = await new_link(chat, api, "Backend Engineer at Acme")
+        await chat.say(CANDIDATE, f"/start {code}", first_name="Dana")
+        await chat.tap(CANDIDATE, "Unsure about an invite")
+        await chat.tap(CANDIDATE, "Leaning yes")
+        sent = await chat.tap(CANDIDATE, "I'll go")
+        assert "May the recruiter who invited you" in texts(sent)
+        # A question for the recruiter instead: afterwards, the time question, not consent.
+        await chat.say(CANDIDATE, "/ask")
+        sent = await chat.say(CANDIDATE, "Is it remote?", first_name="Dana")
+        assert "Sent to the recruiter" in texts(sent)
+        assert "May the recruiter" not in texts(sent) and "When is the interview?" in texts(sent)
+        # Nor at a later decision: unanswered, it stays a no, and /privacy can change that.
+        sent = await chat.say(CANDIDATE, "actually I'll pass, I don't want it")
+        assert "May the recruiter" not in texts(sent)
+        sent = await chat.say(CANDIDATE, "ok fine I'll go")
+        assert "May the recruiter" not in texts(sent)
+        sent = await chat.say(CANDIDATE, "/privacy")
+        assert "Only counts" in texts(sent) and chat.labels(CANDIDATE) == ["Let them see it"]
+    to_recruiter = [m["text"] for m in api.sent_messages(RECRUITER)]
+    assert not [t for t in to_recruiter if "plans to attend" in t or "won't attend" in t]

@@ -7,7 +7,7 @@ they gave; the recruiter who invited them, and only while approved, may see them
 
 from __future__ import annotations
 
-from bot.engine.model import ConsentGiven, Decided, Event, Referral, State
+from bot.engine.model import ConsentAsked, ConsentGiven, Decided, Event, Referral, State
 from bot.recruiters import repo, stats
 from bot.recruiters.follower import RecruiterFollower
 from bot.storage.db import Database
@@ -97,3 +97,20 @@ def test_a_referral_after_each_choice() -> None:
     assert there.after_consent("no").allowed is True
     assert here.after_consent("none").allowed is False
     assert there.after_consent("none").allowed is False
+
+
+async def test_the_consent_question_once_put_is_a_no_until_answered(
+    db: Database, follower: RecruiterFollower
+) -> None:
+    opening, link = await setup_opening(db)
+    await record(db, follower, start(link.code))
+    invitation, _ = await db.run(follower.recruitment, said(), NOW)
+    assert invitation is not None and invitation.consent is None  # not asked: the engine asks
+    await record(db, follower, said(), Decided("go", None), ConsentAsked())
+    invitation, _ = await db.run(follower.recruitment, said(), NOW)
+    assert invitation is not None and invitation.consent is False  # asked: not again
+    await record(db, follower, said(), ConsentGiven(True), state=State(decision="go"))
+    # Asked again somehow (an old message): an answer already given stands.
+    await record(db, follower, said(), ConsentAsked())
+    candidate = await db.run(repo.get_candidate, CANDIDATE, opening.id)
+    assert candidate is not None and candidate.consent is True

@@ -20,6 +20,7 @@ from bot.engine.model import (
     CancelNudge,
     CancelNudges,
     CantMakeIt,
+    ConsentAsked,
     ConsentGiven,
     Decided,
     DeleteUserData,
@@ -339,7 +340,8 @@ def ask_consent(outcome: Outcome, ctx: Context) -> Outcome:
     state = outcome.state.evolve(
         step=Step.CONSENT, return_step=outcome.state.step, after_consent=held
     )
-    return replace(outcome, replies=(first, *consent_screen(ctx)), state=state)
+    asked = replace(outcome, replies=(first, *consent_screen(ctx)), state=state)
+    return noting(asked, ConsentAsked())  # once: not again at a later decision
 
 
 def consent_screen(ctx: Context) -> Replies:
@@ -735,7 +737,11 @@ def mydata_context(state: State, ctx: Context) -> dict[str, object]:
 
 
 def _return_to(state: State) -> Step:
-    return state.return_step if state.step == Step.ASK_TZ and state.return_step else state.step
+    """The step to come back to after a detour. Not the consent question: it is put once,
+    and the step it stood in front of is where the conversation goes on."""
+    if state.step in (Step.ASK_TZ, Step.CONSENT) and state.return_step:
+        return state.return_step
+    return state.step
 
 
 def nudges_screen(state: State, ctx: Context, cancelled: int | None = None) -> Replies:
@@ -1114,5 +1120,11 @@ def handle(event: Event, state: State, ctx: Context) -> Outcome:
             return set_timezone(text, state, ctx)
         if state.step == Step.ASK_RECRUITER:
             return on_question(text, state, ctx)
+        if state.step == Step.CONSENT and state.return_step == Step.ASK_WHEN:
+            # The consent question stands in for "When is the interview?": a typed time
+            # answers that one (the consent buttons keep working, and /privacy has them).
+            asking = state.evolve(step=Step.ASK_WHEN, return_step=None, after_consent=None)
+            if parse_when(text, ctx.now, ctx.zone(state), day=state.proposed_at) is not None:
+                return on_when_text(text, asking, ctx)
         return understand(text, state, ctx)
     return Outcome((Reply("non_text", {}), *current_screen(state, ctx)), state)

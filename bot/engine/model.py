@@ -170,7 +170,9 @@ class Invitation:
     company: str
     format: str | None = None
     note: str | None = None
-    consent: bool | None = None  # may the recruiter see name, decision, time? None: not asked
+    # May the recruiter see name, decision, time? None: not asked yet; False: no, or asked
+    # and not answered (the question is put once).
+    consent: bool | None = None
     can_ask: bool = True  # no question waiting for an answer, and under the day's limit
     questions: int = 0  # questions relayed so far (for /mydata)
 
@@ -310,12 +312,24 @@ class ConsentGiven:
 
 
 @dataclass(frozen=True)
+class ConsentAsked:
+    """The consent question was put: once per opening; unanswered, it stays a no."""
+
+
+@dataclass(frozen=True)
 class QuestionAsked:
     text: str
 
 
 Milestone = (
-    WorryNamed | Decided | InterviewSet | CantMakeIt | Attended | ConsentGiven | QuestionAsked
+    WorryNamed
+    | Decided
+    | InterviewSet
+    | CantMakeIt
+    | Attended
+    | ConsentAsked
+    | ConsentGiven
+    | QuestionAsked
 )
 
 

@@ -17,6 +17,7 @@ from bot.engine.model import (
     Attended,
     Button,
     CantMakeIt,
+    ConsentAsked,
     ConsentGiven,
     Decided,
     Event,
@@ -241,6 +242,8 @@ class RecruiterFollower:
                 if milestone.how in ("went_well", "mixed"):
                     repo.reach(conn, candidate, "attended", now)
                 notices.append("attended" if milestone.how != "missed" else "missed")
+            elif isinstance(milestone, ConsentAsked):
+                repo.consent_asked(conn, user, opening.id)
             elif isinstance(milestone, ConsentGiven):
                 if milestone.allowed and not self._current(conn, opening):
                     continue  # a stale "Allow" for an opening closed since: nothing to agree to

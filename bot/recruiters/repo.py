@@ -378,6 +378,16 @@ def set_consent(
         )
 
 
+def consent_asked(conn: Conn, user_id: int, opening_id: int) -> None:
+    """The consent question was put: until answered, that is a no (the default), and it is
+    not put again."""
+    conn.execute(
+        "UPDATE candidates SET consent = 0 WHERE user_id = ? AND opening_id = ?"
+        " AND consent IS NULL",
+        (user_id, opening_id),
+    )
+
+
 def share_plans(
     conn: Conn,
     user_id: int,
