@@ -550,3 +550,55 @@ async def test_the_consent_question_is_put_once(
         assert "Only counts" in texts(sent) and chat.labels(CANDIDATE) == ["Let them see it"]
     to_recruiter = [m["text"] for m in api.sent_messages(RECRUITER)]
     assert not [t for t in to_recruiter if "plans to attend" in t or "won't attend" in t]
+
+
+async def test_links_page_through_many_long_openings_and_channels(
+    api: FakeBotApi, running_bot: Any, db_path: Path
+) -> None:
+    await approve(db_path, RECRUITER)
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        roles = [f"{'R' * 78}{n:02d}" for n in range(30)]  # the longest a role may be
+        for role in roles:
+            await chat.say(RECRUITER, f"/newlink {role} at {'C' * 80}")
+        # Every opening has a button on some page, newest first; no message is too long.
+        seen: list[str] = []
+        sent = await chat.say(RECRUITER, "/links")
+        while True:
+            assert len(sent) == 1 and len(sent[0]["text"]) < 4000
+            keyboard = [b for row in api.last_keyboard(RECRUITER) for b in row]
+            assert len(keyboard) <= 6
+            seen += [b["callback_data"] for b in keyboard if b["text"].startswith("R")]
+            if "Older \u00bb" not in chat.labels(RECRUITER):
+                break
+            sent = await chat.tap(RECRUITER, "Older \u00bb")
+        assert seen == [f"r1:open:{n}" for n in range(30, 0, -1)]
+        assert "(page 8 of 8, newest first)" in texts(sent)
+        # The oldest one, from the last page, can be managed.
+        sent = await chat.press(RECRUITER, seen[-1])
+        assert f"<b>{roles[0]}</b>" in texts(sent)
+        assert "Link for a channel" in chat.labels(RECRUITER)
+        for n in range(7):
+            await chat.press(RECRUITER, "r1:op:1:channel")
+            await chat.say(RECRUITER, f"{'L' * 38}{n:02d}")
+        sent = await chat.press(RECRUITER, "r1:open:1")
+        assert "…and 5 more links" in texts(sent) and len(texts(sent)) < 4000
+        assert "All 8 links" in chat.labels(RECRUITER)
+        sent = await chat.press(RECRUITER, "r1:stats:o:1:all")
+        assert "All 8 links" in chat.labels(RECRUITER)
+        sent = await chat.tap(RECRUITER, "All 8 links")
+        urls: set[str] = set()
+        buttons: list[str] = []
+        while True:
+            assert len(texts(sent)) < 4000 and len(chat.labels(RECRUITER)) <= 6
+            urls |= set(LINK_RE.findall(texts(sent)))
+            keyboard = [b for row in api.last_keyboard(RECRUITER) for b in row]
+            buttons += [b["callback_data"] for b in keyboard if "stats:l:" in b["callback_data"]]
+            if "Next \u00bb" not in chat.labels(RECRUITER):
+                break
+            sent = await chat.tap(RECRUITER, "Next \u00bb")
+        # The main link and seven channels: each link shown, and each with its numbers.
+        assert len(urls) == 8 and len(set(buttons)) == 8
+        sent = await chat.press(RECRUITER, buttons[-1])
+        assert "· " + "L" * 38 + "06</b>, last 30 days" in texts(sent)
+    assert not [c for c in api.calls if not c.ok]

@@ -253,19 +253,44 @@ def find_code(conn: Conn, code: str) -> tuple[Link, Opening] | None:
     return None if opening is None else (link, opening)
 
 
-def link_counts(conn: Conn, opening_id: int) -> dict[int, tuple[int, int]]:
-    """(opened, decided to go) per link of an opening, from the funnel's covering index."""
+def link_counts(
+    conn: Conn, opening_id: int, since: datetime | None = None
+) -> dict[int, tuple[int, int]]:
+    """(opened, decided to go) per link of an opening, reached since `since` (None: ever).
+
+    One statement; each count reads a range of funnel_by_link (link_id, step, at), the index
+    alone. (Grouping the opening's rows by link instead would visit every row of the table:
+    funnel_by_opening does not hold the link.)
+    """
+    start = 0 if since is None else ts(since)
     rows = _all(
         conn,
-        "SELECT link_id, step, count(*) AS n FROM funnel"
-        " WHERE opening_id = ? AND step IN ('opened', 'go') GROUP BY link_id, step",
+        "SELECT l.id,"
+        " (SELECT count(*) FROM funnel f WHERE f.link_id = l.id AND f.step = 'opened'"
+        "  AND f.at >= ?1) AS opened,"
+        " (SELECT count(*) FROM funnel f WHERE f.link_id = l.id AND f.step = 'go'"
+        "  AND f.at >= ?1) AS going"
+        " FROM links l WHERE l.opening_id = ?2",
+        start,
         opening_id,
     )
-    counts: dict[int, list[int]] = {}
-    for row in rows:
-        pair = counts.setdefault(row["link_id"], [0, 0])
-        pair[0 if row["step"] == "opened" else 1] = row["n"]
-    return {link_id: (pair[0], pair[1]) for link_id, pair in counts.items()}
+    return {int(row["id"]): (int(row["opened"]), int(row["going"])) for row in rows}
+
+
+def opening_counts(conn: Conn, opening_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """(opened, decided to go) per opening, ever: two index-only counts each
+    (funnel_by_opening), for the openings on one page of /links."""
+    counts = {}
+    for opening_id in opening_ids:
+        row = _one(
+            conn,
+            "SELECT (SELECT count(*) FROM funnel WHERE opening_id = ?1 AND step = 'opened'),"
+            " (SELECT count(*) FROM funnel WHERE opening_id = ?1 AND step = 'go')",
+            opening_id,
+        )
+        assert row is not None
+        counts[opening_id] = (int(row[0]), int(row[1]))
+    return counts
 
 
 # --- candidates and the funnel ---------------------------------------------------------------
