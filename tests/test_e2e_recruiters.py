@@ -7,6 +7,7 @@ import csv
 import html
 import io
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -602,3 +603,37 @@ async def test_links_page_through_many_long_openings_and_channels(
         sent = await chat.press(RECRUITER, buttons[-1])
         assert "· " + "L" * 38 + "06</b>, last 30 days" in texts(sent)
     assert not [c for c in api.calls if not c.ok]
+
+
+async def test_a_digest_missed_while_the_bot_was_down_does_not_stop_the_next(
+    api: FakeBotApi, running_bot: Any, db_path: Path, clock: FakeClock
+) -> None:
+    # Monday 23 Nov 10:00 UTC: the first digest is due Monday 30 Nov, 09:00.
+    await approve(db_path, RECRUITER)
+    async with running_bot() as runtime:
+        await Conversation(api, runtime).say(RECRUITER, "/links")
+    clock.advance(days=8)  # Tuesday 1 Dec, 10:00: down over Monday, that digest's day is over
+    async with running_bot() as runtime:
+        clock.advance(days=5, hours=23, minutes=1)  # Monday 7 Dec, 09:01
+        mark = api.mark()
+        runtime.dispatcher.wake()
+        assert "Your week" in await delivered(api, RECRUITER, "Your week", mark)
+
+        def digests(conn: Any) -> list[tuple[str, str]]:
+            return [
+                (state, str(datetime.fromtimestamp(due, UTC))[:16])
+                for state, due in conn.execute(
+                    "SELECT state, due_at FROM nudges WHERE kind = 'digest' ORDER BY due_at"
+                )
+            ]
+
+        found = await runtime.coach.store.db.run(digests)
+    # The missed one expired unsent; the next week's went out and the week after is planned.
+    assert found[0] == ("expired", "2026-11-30 09:00")
+    assert found[1:] == [
+        (found[1][0], "2026-12-07 09:00"),  # sent (or being recorded as sent just now)
+        ("pending", "2026-12-14 09:00"),
+    ]
+    assert found[1][0] in ("sending", "sent")
+    weekly = [m for m in api.sent_messages(RECRUITER) if "Your week" in m["text"]]
+    assert len(weekly) == 1

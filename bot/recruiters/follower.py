@@ -20,6 +20,7 @@ from bot.engine.model import (
     ConsentAsked,
     ConsentGiven,
     Decided,
+    DeleteUserData,
     Event,
     InterviewSet,
     Invitation,
@@ -203,10 +204,13 @@ class RecruiterFollower:
         now: datetime,
     ) -> bool:
         user = event.user_id
-        moved = before.timezone != outcome.state.timezone
-        if moved and repo.has_pending(conn, user, DIGEST):
+        if before.timezone != outcome.state.timezone:
             # A recruiter's digest comes on Monday 09:00 in their zone: follow it.
             repo.cancel_queued(conn, user, DIGEST)
+        if not any(isinstance(effect, DeleteUserData) for effect in outcome.effects):
+            # Planned again if anything ended it: a new zone, a /stop or a decision that
+            # cancelled all their messages, a digest cancelled while they had blocked the
+            # bot. For anyone but a recruiter, one lookup that finds nothing.
             self.schedule_digest(conn, user, now)
         code = start_code(event)
         if code is not None:
@@ -321,6 +325,11 @@ class RecruiterFollower:
     # --- when a queued message is due --------------------------------------------------------
 
     async def decide(self, nudge: NudgeRow, now: datetime) -> NudgeDecision:
+        if nudge.kind == DIGEST:
+            # Next Monday's first, whatever becomes of this one: sent, expired (the bot was
+            # down over Monday), refused by Telegram or failed.
+            after = max(now, nudge.due_at)  # the Monday after this one's, never the same
+            await self.db.atomic(self.schedule_digest, nudge.user_id, after, nudge.id)
         try:
             payload = json.loads(nudge.payload or "{}")
         except ValueError:
@@ -353,9 +362,7 @@ class RecruiterFollower:
 
     async def after_sent(self, nudge: NudgeRow) -> None:
         now = self.clock()
-        if nudge.kind == DIGEST:
-            await self.db.atomic(self.schedule_digest, nudge.user_id, now)
-        elif nudge.kind in (planner.PREP, planner.PEP):
+        if nudge.kind in (planner.PREP, planner.PEP):
 
             def reminded(conn: Conn) -> None:
                 latest = repo.latest_candidate(conn, nudge.user_id)
@@ -364,12 +371,15 @@ class RecruiterFollower:
 
             await self.db.atomic(reminded)
 
-    def schedule_digest(self, conn: Conn, recruiter_id: int, now: datetime) -> bool:
-        """The next weekly digest, unless one is queued or the recruiter turned it off."""
+    def schedule_digest(
+        self, conn: Conn, recruiter_id: int, now: datetime, besides: int | None = None
+    ) -> bool:
+        """The next weekly digest, unless the recruiter turned it off or one is still to come
+        (one past its deadline only waits to expire; `besides`: the one being decided)."""
         recruiter = repo.approved_recruiter(conn, recruiter_id)
         if recruiter is None or not recruiter.digest:
             return False
-        if repo.has_pending(conn, recruiter_id, DIGEST):
+        if repo.has_pending(conn, recruiter_id, DIGEST, now, besides):
             return False
         due = next_digest(now, self._recruiter_zone(conn, recruiter_id))
         repo.queue(conn, recruiter_id, DIGEST, {}, due, due + timedelta(days=1), now)

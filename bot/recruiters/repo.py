@@ -532,12 +532,24 @@ def cancel_queued(conn: Conn, recipient: int, kind: str) -> None:
     )
 
 
-def has_pending(conn: Conn, recipient: int, kind: str) -> bool:
+def has_pending(
+    conn: Conn,
+    recipient: int,
+    kind: str,
+    now: datetime | None = None,
+    besides: int | None = None,
+) -> bool:
+    """A message of this kind still to go: pending or being sent, not past its deadline at
+    `now` (if given; such a row will only expire), and not the row `besides`."""
     row = _one(
         conn,
-        "SELECT 1 FROM nudges WHERE user_id = ? AND kind = ? AND state IN ('pending', 'sending')",
+        "SELECT 1 FROM nudges WHERE user_id = ? AND kind = ? AND state IN ('pending', 'sending')"
+        " AND (? IS NULL OR deadline IS NULL OR deadline > ?) AND id IS NOT ?",
         recipient,
         kind,
+        None if now is None else ts(now),
+        None if now is None else ts(now),
+        besides,
     )
     return row is not None
 
