@@ -506,6 +506,7 @@ class RecruiterDesk:
             **title_context,
             "period": chosen.value,
             "stages": numbers.stages(),
+            "decisions": numbers.decisions,
             "empty": numbers.empty,
             "reasons": [(r.label(self.worry_labels), r.shown) for r in reasons],
             "channels": channels[:CHANNELS_LISTED],

@@ -354,6 +354,7 @@ class RecruiterFollower:
         reasons = stats.reasons(conn, scope, since)
         context = {
             "stages": numbers.stages(),
+            "decisions": numbers.decisions,
             "empty": numbers.empty,
             "reasons": [(r.label(self.worry_labels), r.shown) for r in reasons[:5]],
         }

@@ -100,6 +100,12 @@ class Funnel:
     def empty(self) -> bool:
         return not any(self.counts.values())
 
+    @property
+    def decisions(self) -> dict[str, int]:
+        """go / unsure / pass: candidates who gave that answer (one who changed their mind
+        counts under each, so these may add up to more than `decided`)."""
+        return {d: self.counts[d] for d in DECISIONS}
+
 
 @dataclass(frozen=True)
 class Reason:
