@@ -315,6 +315,9 @@ async def test_stats_funnel_reasons_and_chart_and_one_recruiter_cannot_see_anoth
         assert "I'm nervous: 4" in text and "Not the right job: fewer than 3" in text
         (chart,) = [c for c in api.calls[mark:] if c.method == "sendPhoto"]
         assert chart.params["photo"].data.startswith(b"\x89PNG")
+        # The numbers as text first; the chart, slower to draw, follows.
+        sends = [c.method for c in api.calls[mark:] if c.method in ("sendMessage", "sendPhoto")]
+        assert sends == ["sendMessage", "sendPhoto"]
         sent = await chat.tap(RECRUITER, "All time")
         assert "all time" in texts(sent)
         # The other recruiter sees none of it, and cannot forge their way in.

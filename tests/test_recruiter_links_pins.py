@@ -371,14 +371,22 @@ async def test_stats_keep_to_the_chosen_period(
         return real(*args)
 
     monkeypatch.setattr(stats, "chart_png", spy)
-    month = text_of(await desk.stats(RECRUITER, "o", opening.id, "30d"))
+    answer = await desk.stats(RECRUITER, "o", opening.id, "30d")
+    assert not drawn  # the text does not wait for the chart
+    assert answer.later is not None
+    (chart,) = await answer.later()
+    assert isinstance(chart, Photo) and chart.caption.plain_text
+    month = text_of(answer)
     assert "Dev at Acme, last 30 days" in month
     assert "• Opened the link: 1" in month
     assert "Why they hesitate" not in month
     # An unknown period (an old or forged button) shows the last 30 days.
     forged = await desk.button(RECRUITER, "Rita", DESK.pack("stats", "o", opening.id, "forever"))
     assert text_of(forged) == month
-    everything = text_of(await desk.stats(RECRUITER, "o", opening.id, "all"))
+    all_time = await desk.stats(RECRUITER, "o", opening.id, "all")
+    assert all_time.later is not None
+    await all_time.later()
+    everything = text_of(all_time)
     assert "• Opened the link: 4" in everything
     assert "• I'm nervous: 3" in everything
     # The chart names the worries as the text does.
