@@ -640,3 +640,27 @@ async def test_a_digest_missed_while_the_bot_was_down_does_not_stop_the_next(
     assert found[1][0] in ("sending", "sent")
     weekly = [m for m in api.sent_messages(RECRUITER) if "Your week" in m["text"]]
     assert len(weekly) == 1
+
+
+async def test_a_removed_recruiters_link_starts_the_normal_conversation(
+    api: FakeBotApi, running_bot: Any, db_path: Path
+) -> None:
+    await approve(db_path, RECRUITER)
+    async with running_bot() as runtime:
+        _url, code = await new_link(Conversation(api, runtime), api, "Backend Engineer at Acme")
+    assert await recruiters_main(db_path, "remove", RECRUITER, io.StringIO()) == 0
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        sent = await chat.say(CANDIDATE, f"/start {code}", first_name="Dana")
+        assert "invited" not in texts(sent) and "What brings you here?" in texts(sent)
+        sent = await chat.say(CANDIDATE, "/ask")
+        assert "Your question for the recruiter" not in texts(sent)
+    db = await Database.open(db_path)
+    try:
+        async with db.conn.execute(
+            "SELECT (SELECT count(*) FROM candidates), (SELECT count(*) FROM funnel)"
+        ) as cur:
+            row = await cur.fetchone()
+    finally:
+        await db.close()
+    assert row is not None and tuple(row) == (0, 0)  # not in anyone's counts either

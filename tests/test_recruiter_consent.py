@@ -114,3 +114,19 @@ async def test_the_consent_question_once_put_is_a_no_until_answered(
     await record(db, follower, said(), ConsentAsked())
     candidate = await db.run(repo.get_candidate, CANDIDATE, opening.id)
     assert candidate is not None and candidate.consent is True
+
+
+async def test_a_removed_recruiters_link_is_an_unknown_code(
+    db: Database, follower: RecruiterFollower
+) -> None:
+    _opening, link = await setup_opening(db)
+    await db.run(repo.set_status, RECRUITER, "removed", NOW)
+    invitation, referrals = await db.run(follower.recruitment, start(link.code), NOW)
+    assert invitation is None and referrals == ()
+    await record(db, follower, start(link.code))
+    assert await base.rows(db, "SELECT count(*) FROM candidates") == [(0,)]
+    assert await base.rows(db, "SELECT count(*) FROM funnel") == [(0,)]
+    # Approved again: the same link works again.
+    await db.run(repo.set_status, RECRUITER, "approved", NOW)
+    invitation, _ = await db.run(follower.recruitment, start(link.code), NOW)
+    assert invitation is not None and invitation.role == "Dev"

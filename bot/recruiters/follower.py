@@ -48,9 +48,12 @@ OPEN_QUESTION_WAIT = timedelta(days=7)  # after this an unanswered question no l
 PERIOD_DAYS = 7
 
 
-def usable(link: repo.Link, opening: repo.Opening) -> bool:
-    """A link that still brings new candidates: current code, opening open."""
-    return link.active and opening.status == "open"
+def usable(conn: Conn, link: repo.Link, opening: repo.Opening) -> bool:
+    """A link that still brings new candidates: current code, opening open, its recruiter
+    still approved (a removed recruiter's links are unknown codes: no invitation, no count)."""
+    if not link.active or opening.status != "open":
+        return False
+    return repo.approved_recruiter(conn, opening.recruiter_id) is not None
 
 
 def start_code(event: Event) -> str | None:
@@ -174,7 +177,7 @@ class RecruiterFollower:
         code = start_code(event)
         if code is not None:
             hit = repo.find_code(conn, code)
-            if hit is not None and usable(*hit):
+            if hit is not None and usable(conn, *hit):
                 _link, opening = hit
                 candidate = repo.get_candidate(conn, event.user_id, opening.id)
                 return opening, candidate.consent if candidate else None
@@ -215,7 +218,7 @@ class RecruiterFollower:
         code = start_code(event)
         if code is not None:
             hit = repo.find_code(conn, code)
-            if hit is not None and usable(*hit):
+            if hit is not None and usable(conn, *hit):
                 repo.touch(conn, user, hit[0], now)
         if not outcome.milestones:
             return False
