@@ -664,3 +664,34 @@ async def test_a_removed_recruiters_link_starts_the_normal_conversation(
     finally:
         await db.close()
     assert row is not None and tuple(row) == (0, 0)  # not in anyone's counts either
+
+
+async def test_access_changed_at_the_shell_while_the_bot_runs_is_told_and_shown(
+    api: FakeBotApi, running_bot: Any, db_path: Path, clock: FakeClock
+) -> None:
+    def scoped(method: str, mark: int) -> Any:
+        return api.wait_for(
+            method,
+            lambda c: (c.params.get("scope") or {}).get("chat_id") == RECRUITER,
+            after=mark,
+        )
+
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        await chat.say(RECRUITER, "/start")
+        mark = api.mark()
+        added = await recruiters_main(db_path, "add", RECRUITER, io.StringIO(), clock())
+        assert added == 0
+        runtime.dispatcher.wake()  # its next look at the queue (within a minute otherwise)
+        assert "approved as a recruiter" in await delivered(api, RECRUITER, "approved", mark)
+        [menu] = await scoped("setMyCommands", mark)
+        assert "newlink" in [c["command"] for c in menu.params["commands"]]
+        mark = api.mark()
+        removed = await recruiters_main(db_path, "remove", RECRUITER, io.StringIO(), clock())
+        assert removed == 0
+        runtime.dispatcher.wake()
+        told = await delivered(api, RECRUITER, "access has ended", mark)
+        assert "/recruiter" in told
+        await scoped("deleteMyCommands", mark)
+        sent = await chat.say(RECRUITER, "/links")
+        assert "This is for recruiters" in texts(sent)

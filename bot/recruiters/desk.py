@@ -97,6 +97,19 @@ class RecruiterDesk:
         # Who has a screen waiting for typed input (only the desk writes drafts), loaded
         # on first use: a candidate's message costs no database hop to route.
         self._drafting: set[int] | None = None
+        # Messages that change someone's access carry their menu along (see cli.py).
+        follower.menus = self._menu
+
+    async def _menu(self, user_id: int, recruiter: bool) -> None:
+        if self.menus is not None:
+            await self.menus(user_id, recruiter)
+
+    async def _refused(self, user_id: int) -> None:
+        """A recruiter command from someone who is not one: if they were (removed from the
+        shell while the bot ran), their menu still offers the commands. Take them away."""
+        former = await self.db.run(repo.get_recruiter, user_id)
+        if former is not None and former.status == "removed":
+            await self._menu(user_id, False)
 
     # --- who is asking -----------------------------------------------------------------------
 
@@ -172,6 +185,7 @@ class RecruiterDesk:
         if name == "recruiter":
             return await self.request(user_id, first_name)
         if not await self.is_recruiter(user_id):
+            await self._refused(user_id)
             return self._answer("not_recruiter")
         now = self.clock()
 
@@ -603,6 +617,7 @@ class RecruiterDesk:
         if name == "appr" and first is not None and args[1] in ("yes", "no"):
             return await self.decide_request(user_id, first, args[1] == "yes")
         if not await self.is_recruiter(user_id):
+            await self._refused(user_id)
             return self._answer("not_recruiter", notice="Recruiters only")
         await self.db.atomic(self._ensure_admin_row, user_id, first_name)
         if name == "open" and first is not None:

@@ -6,7 +6,7 @@ it records in the same transaction as the candidate's new state."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -67,9 +67,19 @@ def relay(
     template: str,
     context: Mapping[str, Any],
     buttons: tuple[tuple[str, str], ...] = (),
+    *,
+    menu: bool | None = None,
 ) -> dict[str, Any]:
-    """The payload of a prepared message: template, context and (label key, data) buttons."""
-    return {"template": template, "context": dict(context), "buttons": [list(b) for b in buttons]}
+    """The payload of a prepared message: template, context and (label key, data) buttons;
+    `menu`: once it is sent, show (True) or hide (False) the recipient's recruiter commands."""
+    payload: dict[str, Any] = {
+        "template": template,
+        "context": dict(context),
+        "buttons": [list(b) for b in buttons],
+    }
+    if menu is not None:
+        payload["menu"] = menu
+    return payload
 
 
 def send_later(
@@ -86,6 +96,15 @@ def send_later(
     on someone's access does not."""
     deadline = now + RELAY_LIFETIME if expires else None
     repo.queue(conn, recipient, RELAY, payload, now, deadline, now, about=about)
+
+
+def _menu_of(nudge: NudgeRow) -> bool | None:
+    try:
+        payload = json.loads(nudge.payload or "{}")
+    except ValueError:
+        return None
+    menu = payload.get("menu") if isinstance(payload, dict) else None
+    return menu if isinstance(menu, bool) else None
 
 
 def reply_from(payload: Mapping[str, Any]) -> Reply:
@@ -125,6 +144,8 @@ class RecruiterFollower:
         self.default_timezone = default_timezone
         self.worry_labels = worry_labels
         self.clock = clock
+        # Set by the desk: show or hide a user's recruiter commands (a chat-scoped menu).
+        self.menus: Callable[[int, bool], Awaitable[None]] | None = None
 
     # --- before the engine -------------------------------------------------------------------
 
@@ -366,7 +387,11 @@ class RecruiterFollower:
 
     async def after_sent(self, nudge: NudgeRow) -> None:
         now = self.clock()
-        if nudge.kind in (planner.PREP, planner.PEP):
+        if nudge.kind == RELAY and self.menus is not None:
+            menu = _menu_of(nudge)
+            if menu is not None:  # access given or ended from the shell: the menu follows
+                await self.menus(nudge.user_id, menu)
+        elif nudge.kind in (planner.PREP, planner.PEP):
 
             def reminded(conn: Conn) -> None:
                 latest = repo.latest_candidate(conn, nudge.user_id)
