@@ -695,3 +695,20 @@ async def test_access_changed_at_the_shell_while_the_bot_runs_is_told_and_shown(
         await scoped("deleteMyCommands", mark)
         sent = await chat.say(RECRUITER, "/links")
         assert "This is for recruiters" in texts(sent)
+
+
+async def test_a_command_leaves_a_half_done_newlink(
+    api: FakeBotApi, running_bot: Any, db_path: Path
+) -> None:
+    await approve(db_path, RECRUITER)
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        sent = await chat.say(RECRUITER, "/newlink")
+        assert "What's the role?" in texts(sent)
+        sent = await chat.say(RECRUITER, "/start")
+        assert "What brings you here?" in texts(sent)
+        # Their own worry, not an opening's role.
+        sent = await chat.say(RECRUITER, "I'm so nervous about the interview")
+        assert "Source:" in texts(sent) and "company" not in texts(sent)
+        sent = await chat.say(RECRUITER, "/links")
+        assert "No openings yet" in texts(sent)

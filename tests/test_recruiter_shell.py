@@ -1,6 +1,7 @@
-"""`python -m bot recruiters add|remove` while the bot runs: the person is told by a queued,
-durable message, and their command menu follows when it goes out, or when they next try a
-recruiter command, whichever comes first.
+"""A recruiter's access and screens while the bot runs: `python -m bot recruiters add|remove`
+tells the person by a queued, durable message, and their command menu follows when it goes
+out or when they next try a recruiter command; a conversation command closes a recruiter screen
+left half done.
 """
 
 from __future__ import annotations
@@ -9,13 +10,15 @@ import io
 from pathlib import Path
 
 from bot.engine.decide import Send
+from bot.engine.model import Event
+from bot.recruiters import repo
 from bot.recruiters.cli import recruiters_main
 from bot.recruiters.desk import RecruiterDesk
 from bot.recruiters.follower import RecruiterFollower
 from bot.storage.db import Database
 from bot.storage.store import Store
 from tests import test_recruiters as base
-from tests.test_recruiters import NOW, RENDERER, queued
+from tests.test_recruiters import NOW, RECRUITER, RENDERER, queued, record
 
 clock = base.clock
 follower = base.follower
@@ -91,3 +94,19 @@ async def test_messages_without_a_menu_change_leave_the_menu_alone(
     await desk.request(KIM, "Kim")  # queues a request to the administrator
     assert await deliver(db, follower)
     assert menus.calls == []
+
+
+async def test_a_conversation_command_closes_a_half_done_recruiter_screen(
+    db: Database, desk: RecruiterDesk, follower: RecruiterFollower
+) -> None:
+    await db.run(repo.set_status, RECRUITER, "approved", NOW, "Rita")
+    await desk.command(RECRUITER, "Rita", "newlink", "")
+    assert await desk.wants_text(RECRUITER)  # "What's the role?"
+    await record(db, follower, Event(RECRUITER, "command", "start", "", "Rita"))
+    assert not await desk.wants_text(RECRUITER)
+    assert (await db.run(repo.get_recruiter, RECRUITER)).draft == {}  # type: ignore[union-attr]
+    # A button or typed text of the conversation leaves it as it was.
+    await desk.command(RECRUITER, "Rita", "newlink", "")
+    await record(db, follower, Event(RECRUITER, "text", "Dev", "", "Rita"))
+    await record(db, follower, Event(RECRUITER, "button", "v1:nav:menu", "", "Rita"))
+    assert await desk.wants_text(RECRUITER)

@@ -129,7 +129,11 @@ class RecruiterDesk:
         if user_id not in self._drafting:
             return False
         recruiter = await self.db.run(repo.get_recruiter, user_id)
-        return bool(recruiter and recruiter.draft.get("step")) and await self.is_recruiter(user_id)
+        if not (recruiter and recruiter.draft.get("step")):
+            # Closed meanwhile (a conversation command, the shell): no lookup next time.
+            self._drafting.discard(user_id)
+            return False
+        return await self.is_recruiter(user_id)
 
     async def _set_draft(self, user_id: int, draft: dict[str, Any]) -> None:
         await self.db.run(repo.set_draft, user_id, draft)

@@ -228,6 +228,10 @@ class RecruiterFollower:
         now: datetime,
     ) -> bool:
         user = event.user_id
+        if event.kind == "command":
+            # A conversation command leaves a recruiter screen half done (/newlink's steps, a
+            # reply): what they type next belongs to the conversation they turned to.
+            repo.close_screen(conn, user)
         if before.timezone != outcome.state.timezone:
             # A recruiter's digest comes on Monday 09:00 in their zone: follow it.
             repo.cancel_queued(conn, user, DIGEST)

@@ -152,6 +152,13 @@ def set_draft(conn: Conn, user_id: int, draft: dict[str, Any]) -> None:
     )
 
 
+def close_screen(conn: Conn, user_id: int) -> None:
+    """Leave the screen in progress, if any (a no-op for everyone else)."""
+    conn.execute(
+        "UPDATE recruiters SET draft = '{}' WHERE user_id = ? AND draft <> '{}'", (user_id,)
+    )
+
+
 def drafting(conn: Conn) -> list[int]:
     """Who has a screen open that waits for typed input."""
     rows = _all(
