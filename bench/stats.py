@@ -8,10 +8,13 @@ Builds a fresh SQLite file through the real migrations: one opening with --candi
 each, spread over five recruiters (the benchmarked recruiter owns the big opening and a fifth
 of the others). Funnel rows spread over 60 days: everyone opened, about 70 % engaged, most of
 them decided (some changed their mind), worries across nine objection ids, interview times,
-reminders and attendance. Then times, as medians of --runs runs after one warm-up, what /stats
-reads for the big opening, one of its links, the recruiter's openings and everything (admin)
-for each period, the chart alone, and the consented export. Prints the query plans and appends
-the report to bench/results-stats.md (--out), replacing an earlier run's section of its own.
+reminders and attendance. Then times, as medians of --runs runs after one warm-up: what the
+recruiter waits for, the desk's own answers (/stats of the big opening as text, for each period,
+and its chart drawn after it; the opening's screen; /links; the recruiter's /stats), then the
+queries underneath (funnel + reasons for the big opening, one of its links, the recruiter's
+openings and everything (admin), each period), the chart alone, and the consented export. Prints
+the query plans and appends the report to bench/results-stats.md (--out), replacing an earlier
+run's section of its own.
 """
 
 from __future__ import annotations
@@ -223,6 +226,51 @@ async def median_ms(runs: int, work: Callable[[], Awaitable[object]]) -> float:
     return statistics.median(times) * 1000
 
 
+async def measure_desk(db: Any, runs: int, linkedin: int) -> dict[str, Any]:
+    """The desk's answers as the recruiter gets them: rendered, buttons and all. /stats sends
+    its text first and draws the chart after (`Answer.later`): timed apart."""
+    from bot.recruiters.desk import RecruiterDesk
+    from bot.recruiters.follower import RecruiterFollower
+    from bot.recruiters.stats import Period
+    from bot.render import Renderer
+
+    follower = RecruiterFollower(db, default_timezone="UTC", worry_labels={}, clock=lambda: NOW)
+    desk = RecruiterDesk(
+        db,
+        Renderer(),
+        follower,
+        admin_ids=frozenset(),
+        clock=lambda: NOW,
+        bot_username=lambda: "coach_bot",
+        worry_labels={},
+    )
+    texts: dict[str, float] = {}
+    charts: dict[str, float] = {}
+    for period in Period:
+        texts[period.value] = await median_ms(runs, partial(desk.stats, 1, "o", BIG, period.value))
+        answer = await desk.stats(1, "o", BIG, period.value)
+        assert answer.later is not None and len(answer.items) == 1
+
+        async def chart(answer: Any = answer) -> object:
+            return await answer.later()
+
+        charts[period.value] = await median_ms(max(3, runs // 3), chart)
+    screens = {
+        "the opening's screen (its links and their counts, all time)": partial(
+            desk.opening, 1, BIG
+        ),
+        "/links (the recruiter's openings and their counts, all time)": partial(desk.links, 1),
+        "/stats as typed (all the recruiter's openings, 30 days), text": partial(
+            desk.stats, 1, "a", 0, Period.MONTH.value
+        ),
+        "/stats of the LinkedIn link, all time, text": partial(
+            desk.stats, 1, "l", linkedin, Period.ALL.value
+        ),
+    }
+    others = {label: await median_ms(runs, work) for label, work in screens.items()}
+    return {"text_ms": texts, "chart_ms": charts, "screens_ms": others}
+
+
 async def measure(path: Path, runs: int, linkedin: int) -> dict[str, Any]:
     from bot.recruiters import stats
     from bot.recruiters.stats import Period, Scope
@@ -230,6 +278,8 @@ async def measure(path: Path, runs: int, linkedin: int) -> dict[str, Any]:
 
     db = await Database.open(path)
     conn = db.conn
+    desk = await measure_desk(db, runs, linkedin)
+    print("  the desk's answers: done", file=sys.stderr, flush=True)
     scopes = {
         "the big opening": Scope(recruiter_id=1, opening_id=BIG),
         "its LinkedIn link": Scope(recruiter_id=1, link_id=linkedin),
@@ -287,6 +337,7 @@ async def measure(path: Path, runs: int, linkedin: int) -> dict[str, Any]:
     csv_ms = (time.perf_counter() - started) * 1000
     await db.close()
     return {
+        "desk": desk,
         "rows": rows,
         "plans": plans,
         "chart_first_ms": chart_first,
@@ -330,6 +381,23 @@ def report(args: argparse.Namespace, build: dict[str, Any], m: dict[str, Any], w
         " (`executemany` in one transaction, through the real migrations).",
         f"* The recruiter's openings: the big one and {build['own_openings'] - 1} of the others.",
         "",
+        f"## What the recruiter waits for: the desk's answers, median of {args.runs} runs",
+        "",
+        "Rendered and with their buttons, as the front end sends them. /stats of an opening"
+        " answers with its text (funnel, reasons, each channel in the period) and draws the"
+        " chart after the text went out.",
+        "",
+        "| /stats of the big opening | text answer | chart, sent after it |",
+        "|---|---:|---:|",
+    ]
+    desk = m["desk"]
+    for period, label in (("7d", "last 7 days"), ("30d", "last 30 days"), ("all", "all time")):
+        text, chart = desk["text_ms"][period], desk["chart_ms"][period]
+        out.append(f"| {label} | **{text:.1f} ms** | {chart:.0f} ms |")
+    out += ["", "| other screens | answer |", "|---|---:|"]
+    out += [f"| {label} | {ms:.1f} ms |" for label, ms in desk["screens_ms"].items()]
+    out += [
+        "",
         f"## /stats: `funnel` + `reasons`, median of {args.runs} runs (page cache warm)",
         "",
         "| scope | period | funnel rows read | opened | funnel | reasons | funnel + reasons |",
@@ -356,6 +424,7 @@ def report(args: argparse.Namespace, build: dict[str, Any], m: dict[str, Any], w
     ]
     big = [r for r in m["rows"] if r["scope"] == "the big opening"]
     worst = max(r["both_ms"] for r in big)
+    slowest_text = max(desk["text_ms"].values())
     scans = [
         f"{name}/{q}: {line}"
         for name, plan in m["plans"].items()
@@ -370,6 +439,9 @@ def report(args: argparse.Namespace, build: dict[str, Any], m: dict[str, Any], w
         "",
         "| target | met | measured |",
         "|---|:---:|---|",
+        f"| /stats of the {fmt_n(args.candidates)}-candidate opening answers (text) under"
+        f" {TARGET_MS:.0f} ms, every period | {'yes' if slowest_text < TARGET_MS else '**no**'}"
+        f" | slowest {slowest_text:.1f} ms |",
         f"| funnel + reasons for the {fmt_n(args.candidates)}-candidate opening under"
         f" {TARGET_MS:.0f} ms, every period | {'yes' if worst < TARGET_MS else '**no**'}"
         f" | slowest {worst:.1f} ms |",
@@ -402,6 +474,9 @@ def report(args: argparse.Namespace, build: dict[str, Any], m: dict[str, Any], w
         " opening); reasons = `stats.reasons` (counts per worry; the distinct count of worried"
         " candidates runs only when every worry count is under 3, never at this size); the last"
         " column runs both, as /stats does.",
+        "* The desk's answers are `RecruiterDesk.stats` / `.opening` / `.links` on the same"
+        " connection, rendered with the real templates; the chart is `Answer.later()`, which the"
+        " front end awaits only after sending the text.",
         "* Every scope but the admin one passes recruiter_id too, as a handler checking"
         " ownership would.",
         "* The admin scope has no narrower key, so it scans a covering index of the whole"

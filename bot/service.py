@@ -19,6 +19,7 @@ from bot.engine.model import (
     MoveNudge,
     Outcome,
     PendingNudge,
+    Referral,
     ScheduleNudge,
     SnoozeNudge,
     State,
@@ -43,13 +44,17 @@ def utc_now() -> datetime:
 
 class Follower(Protocol):
     """A feature that follows the conversation (the recruiters') without the engine knowing
-    it: it gives the conversation its invitation, records what happened in the same
-    transaction as the new state, and composes the messages it queued when they are due."""
+    it: it gives the conversation its invitation and the openings the user came through,
+    records what happened in the same transaction as the new state, and composes the
+    messages it queued when they are due."""
 
     kinds: frozenset[str]  # the nudge kinds it delivers
 
-    def invitation(self, conn: Conn, event: Event, now: datetime) -> Invitation | None:
-        """Read in the hop that loads the user's state."""
+    def recruitment(
+        self, conn: Conn, event: Event, now: datetime
+    ) -> tuple[Invitation | None, tuple[Referral, ...]]:
+        """The invitation the conversation is about, and every opening a link brought the
+        user to (open or not). Read in the hop that loads the user's state."""
         ...
 
     def record(
@@ -116,8 +121,9 @@ class Coach:
             loaded = await self.store.load(
                 event.user_id,
                 self._tapped_id(event),
-                (lambda conn: follower.invitation(conn, event, now)) if follower else None,
+                (lambda conn: follower.recruitment(conn, event, now)) if follower else None,
             )
+            invitation, referrals = loaded.also or (None, ())
             record = loaded.record
             state = record.state if record else State()
             ctx = Context(
@@ -128,7 +134,8 @@ class Coach:
                 quiet=self.quiet,
                 pending=loaded.pending,
                 tapped=loaded.tapped,
-                invitation=loaded.also,
+                invitation=invitation,
+                referrals=referrals,
                 returning=record is not None and not record.active,
             )
             # Back after blocking the bot: their first update, whatever it is, gets the plan back.

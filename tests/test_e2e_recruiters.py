@@ -7,6 +7,7 @@ import csv
 import html
 import io
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -314,6 +315,9 @@ async def test_stats_funnel_reasons_and_chart_and_one_recruiter_cannot_see_anoth
         assert "I'm nervous: 4" in text and "Not the right job: fewer than 3" in text
         (chart,) = [c for c in api.calls[mark:] if c.method == "sendPhoto"]
         assert chart.params["photo"].data.startswith(b"\x89PNG")
+        # The numbers as text first; the chart, slower to draw, follows.
+        sends = [c.method for c in api.calls[mark:] if c.method in ("sendMessage", "sendPhoto")]
+        assert sends == ["sendMessage", "sendPhoto"]
         sent = await chat.tap(RECRUITER, "All time")
         assert "all time" in texts(sent)
         # The other recruiter sees none of it, and cannot forge their way in.
@@ -389,3 +393,322 @@ async def test_the_weekly_digest_comes_on_monday_morning_after_a_restart(
         chat = Conversation(api, runtime)
         sent = await chat.tap(RECRUITER, "No weekly digest")
         assert "No more weekly digests" in texts(sent)
+
+
+async def export_names(chat: Conversation, api: FakeBotApi, user: int) -> list[str]:
+    """The names in `user`'s /export (empty when there is nothing to export)."""
+    mark = api.mark()
+    await chat.say(user, "/export")
+    documents = [c for c in api.calls[mark:] if c.method == "sendDocument"]
+    if not documents:
+        return []
+    data = documents[0].params["document"].data.decode("utf-8-sig")
+    return [row[0] for row in list(csv.reader(io.StringIO(data)))[1:]]
+
+
+async def test_consent_to_a_closed_opening_can_still_be_seen_and_withdrawn(
+    api: FakeBotApi, running_bot: Any, db_path: Path
+) -> None:
+    await approve(db_path, RECRUITER)
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        _url, code = await new_link(chat, api, "Backend Engineer at Acme")
+        await chat.say(CANDIDATE, f"/start {code}", first_name="Dana")
+        await chat.say(CANDIDATE, "ok fine I'll go")
+        await chat.tap(CANDIDATE, "Yes, they may see it")
+        await chat.press(RECRUITER, "r1:op:1:close")
+        # Closed: the recruiter still has Dana (she may be coming), and she still sees that.
+        assert await export_names(chat, api, RECRUITER) == ["Dana"]
+        sent = html.unescape(texts(await chat.say(CANDIDATE, "/mydata")))
+        assert "link: Backend Engineer at Acme (closed); they see your first name" in sent
+        assert "what recruiters see included" in sent
+        sent = html.unescape(texts(await chat.say(CANDIDATE, "/privacy")))
+        assert "didn't come through a recruiter's link" not in sent
+        assert (
+            "• Backend Engineer at Acme (closed): they see your first name, decision and"
+            " interview time" in sent
+        )
+        assert chat.labels(CANDIDATE) == ["Withdraw my consent"]  # nothing open to agree to
+        withdrawn = await chat.tap(CANDIDATE, "Withdraw my consent")
+        sent = html.unescape(texts(withdrawn))
+        assert "no recruiter sees your name or plans any more" in sent
+        assert "• Backend Engineer at Acme (closed): counts only" in sent
+        assert "reply_markup" not in withdrawn[-1]  # nothing left to withdraw or agree to
+        assert await export_names(chat, api, RECRUITER) == []
+        # Reopened: she is not shared again behind her back.
+        await chat.press(RECRUITER, "r1:op:1:reopen")
+        sent = html.unescape(texts(await chat.say(CANDIDATE, "/privacy")))
+        assert "You agreed" not in sent and "Only counts" in sent
+        assert chat.labels(CANDIDATE) == ["Let them see it"]
+        assert await export_names(chat, api, RECRUITER) == []
+
+
+async def test_privacy_lists_every_opening_and_withdraws_from_all(
+    api: FakeBotApi, running_bot: Any, db_path: Path
+) -> None:
+    await approve(db_path, RECRUITER)
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        _url, first = await new_link(chat, api, "Backend Engineer at Acme")
+        _url, second = await new_link(chat, api, "Data Analyst at Globex")
+        await chat.say(CANDIDATE, f"/start {first}", first_name="Dana")
+        await chat.say(CANDIDATE, "ok fine I'll go")
+        await chat.tap(CANDIDATE, "Yes, they may see it")
+        await chat.press(RECRUITER, "r1:op:1:close")
+        # Then she comes through the second opening and has said nothing about it yet.
+        await chat.say(CANDIDATE, f"/start {second}", first_name="Dana")
+        sent = html.unescape(texts(await chat.say(CANDIDATE, "/mydata")))
+        assert "Backend Engineer at Acme (closed); they see your first name" in sent
+        assert "Data Analyst at Globex; they see counts only" in sent
+        sent = html.unescape(texts(await chat.say(CANDIDATE, "/privacy")))
+        assert "What the recruiter sees</b> (Globex, Data Analyst)\nOnly counts" in sent
+        assert "Other openings you came through" in sent
+        assert "• Backend Engineer at Acme (closed): they see your first name" in sent
+        assert chat.labels(CANDIDATE) == ["Withdraw my consent", "Let them see it"]
+        sent = html.unescape(texts(await chat.tap(CANDIDATE, "Withdraw my consent")))
+        assert "• Backend Engineer at Acme (closed): counts only" in sent
+        assert await export_names(chat, api, RECRUITER) == []
+
+
+async def test_a_removed_recruiters_candidates_are_exported_to_nobody(
+    api: FakeBotApi, running_bot: Any, db_path: Path
+) -> None:
+    await approve(db_path, RECRUITER)
+    async with running_bot(admin_ids=frozenset({ADMIN})) as runtime:
+        chat = Conversation(api, runtime)
+        _url, code = await new_link(chat, api, "Backend Engineer at Acme")
+        await chat.say(CANDIDATE, f"/start {code}", first_name="Dana")
+        await chat.say(CANDIDATE, "ok fine I'll go")
+        await chat.tap(CANDIDATE, "Yes, they may see it")
+        assert await export_names(chat, api, ADMIN) == ["Dana"]
+    assert await recruiters_main(db_path, "remove", RECRUITER, io.StringIO()) == 0
+    async with running_bot(admin_ids=frozenset({ADMIN})) as runtime:
+        chat = Conversation(api, runtime)
+        # Dana agreed to be shown to that recruiter, not to whoever runs the bot.
+        assert await export_names(chat, api, ADMIN) == []
+        # She still sees her consent, and can take it back.
+        sent = html.unescape(texts(await chat.say(CANDIDATE, "/privacy")))
+        assert "• Backend Engineer at Acme (closed): they see your first name" in sent
+        assert chat.labels(CANDIDATE) == ["Withdraw my consent"]
+
+
+async def test_a_time_typed_at_the_consent_question_is_the_interview_time(
+    api: FakeBotApi, running_bot: Any, db_path: Path
+) -> None:
+    await approve(db_path, RECRUITER)
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        _url, code = await new_link(chat, api, "Backend Engineer at Acme")
+        await chat.say(CANDIDATE, f"/start {code}", first_name="Dana")
+        await chat.tap(CANDIDATE, "Unsure about an invite")
+        await chat.tap(CANDIDATE, "Leaning yes")
+        sent = await chat.tap(CANDIDATE, "I'll go")
+        assert "May the recruiter who invited you" in texts(sent)
+        # She answers the question she expected ("When is it?"), not the one on screen.
+        sent = await chat.say(CANDIDATE, "Thursday at 3pm", first_name="Dana")
+        assert "Thursday 26 Nov at 15:00</b>, UTC time: right?" in texts(sent)
+        assert "not sure I understood" not in texts(sent)
+        sent = await chat.tap(CANDIDATE, "Yes")
+        assert "Thursday 26 Nov at 15:00" in texts(sent)
+        # The consent question's buttons still work, and the recruiter then hears it all.
+        mark = api.mark()
+        await chat.press(CANDIDATE, "v1:consent:yes")
+        notice = await delivered(api, RECRUITER, "plans to attend", mark)
+        assert "Dana" in notice and "Thu 26 Nov 15:00" in notice
+        # "tomorrow 3pm" is a time too, not a change of heart to "unsure".
+        other = CANDIDATE + 1
+        await chat.say(other, f"/start {code}", first_name="Sam")
+        await chat.tap(other, "Unsure about an invite")
+        await chat.tap(other, "Leaning yes")
+        await chat.tap(other, "I'll go")
+        sent = await chat.say(other, "tomorrow 3pm", first_name="Sam")
+        assert "Tuesday 24 Nov at 15:00</b>, UTC time: right?" in texts(sent)
+        await chat.tap(other, "Yes")
+        sent = await chat.say(other, "/mydata")
+        assert "decision: going" in texts(sent)
+
+
+async def test_the_consent_question_is_put_once(
+    api: FakeBotApi, running_bot: Any, db_path: Path
+) -> None:
+    await approve(db_path, RECRUITER)
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        _url, code = await new_link(chat, api, "Backend Engineer at Acme")
+        await chat.say(CANDIDATE, f"/start {code}", first_name="Dana")
+        await chat.tap(CANDIDATE, "Unsure about an invite")
+        await chat.tap(CANDIDATE, "Leaning yes")
+        sent = await chat.tap(CANDIDATE, "I'll go")
+        assert "May the recruiter who invited you" in texts(sent)
+        # A question for the recruiter instead: afterwards, the time question, not consent.
+        await chat.say(CANDIDATE, "/ask")
+        sent = await chat.say(CANDIDATE, "Is it remote?", first_name="Dana")
+        assert "Sent to the recruiter" in texts(sent)
+        assert "May the recruiter" not in texts(sent) and "When is the interview?" in texts(sent)
+        # Nor at a later decision: unanswered, it stays a no, and /privacy can change that.
+        sent = await chat.say(CANDIDATE, "actually I'll pass, I don't want it")
+        assert "May the recruiter" not in texts(sent)
+        sent = await chat.say(CANDIDATE, "ok fine I'll go")
+        assert "May the recruiter" not in texts(sent)
+        sent = await chat.say(CANDIDATE, "/privacy")
+        assert "Only counts" in texts(sent) and chat.labels(CANDIDATE) == ["Let them see it"]
+    to_recruiter = [m["text"] for m in api.sent_messages(RECRUITER)]
+    assert not [t for t in to_recruiter if "plans to attend" in t or "won't attend" in t]
+
+
+async def test_links_page_through_many_long_openings_and_channels(
+    api: FakeBotApi, running_bot: Any, db_path: Path
+) -> None:
+    await approve(db_path, RECRUITER)
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        roles = [f"{'R' * 78}{n:02d}" for n in range(30)]  # the longest a role may be
+        for role in roles:
+            await chat.say(RECRUITER, f"/newlink {role} at {'C' * 80}")
+        # Every opening has a button on some page, newest first; no message is too long.
+        seen: list[str] = []
+        sent = await chat.say(RECRUITER, "/links")
+        while True:
+            assert len(sent) == 1 and len(sent[0]["text"]) < 4000
+            keyboard = [b for row in api.last_keyboard(RECRUITER) for b in row]
+            assert len(keyboard) <= 6
+            seen += [b["callback_data"] for b in keyboard if b["text"].startswith("R")]
+            if "Older \u00bb" not in chat.labels(RECRUITER):
+                break
+            sent = await chat.tap(RECRUITER, "Older \u00bb")
+        assert seen == [f"r1:open:{n}" for n in range(30, 0, -1)]
+        assert "(page 8 of 8, newest first)" in texts(sent)
+        # The oldest one, from the last page, can be managed.
+        sent = await chat.press(RECRUITER, seen[-1])
+        assert f"<b>{roles[0]}</b>" in texts(sent)
+        assert "Link for a channel" in chat.labels(RECRUITER)
+        for n in range(7):
+            await chat.press(RECRUITER, "r1:op:1:channel")
+            await chat.say(RECRUITER, f"{'L' * 38}{n:02d}")
+        sent = await chat.press(RECRUITER, "r1:open:1")
+        assert "…and 5 more links" in texts(sent) and len(texts(sent)) < 4000
+        assert "All 8 links" in chat.labels(RECRUITER)
+        sent = await chat.press(RECRUITER, "r1:stats:o:1:all")
+        assert "All 8 links" in chat.labels(RECRUITER)
+        sent = await chat.tap(RECRUITER, "All 8 links")
+        urls: set[str] = set()
+        buttons: list[str] = []
+        while True:
+            assert len(texts(sent)) < 4000 and len(chat.labels(RECRUITER)) <= 6
+            urls |= set(LINK_RE.findall(texts(sent)))
+            keyboard = [b for row in api.last_keyboard(RECRUITER) for b in row]
+            buttons += [b["callback_data"] for b in keyboard if "stats:l:" in b["callback_data"]]
+            if "Next \u00bb" not in chat.labels(RECRUITER):
+                break
+            sent = await chat.tap(RECRUITER, "Next \u00bb")
+        # The main link and seven channels: each link shown, and each with its numbers.
+        assert len(urls) == 8 and len(set(buttons)) == 8
+        sent = await chat.press(RECRUITER, buttons[-1])
+        assert "· " + "L" * 38 + "06</b>, last 30 days" in texts(sent)
+    assert not [c for c in api.calls if not c.ok]
+
+
+async def test_a_digest_missed_while_the_bot_was_down_does_not_stop_the_next(
+    api: FakeBotApi, running_bot: Any, db_path: Path, clock: FakeClock
+) -> None:
+    # Monday 23 Nov 10:00 UTC: the first digest is due Monday 30 Nov, 09:00.
+    await approve(db_path, RECRUITER)
+    async with running_bot() as runtime:
+        await Conversation(api, runtime).say(RECRUITER, "/links")
+    clock.advance(days=8)  # Tuesday 1 Dec, 10:00: down over Monday, that digest's day is over
+    async with running_bot() as runtime:
+        clock.advance(days=5, hours=23, minutes=1)  # Monday 7 Dec, 09:01
+        mark = api.mark()
+        runtime.dispatcher.wake()
+        assert "Your week" in await delivered(api, RECRUITER, "Your week", mark)
+
+        def digests(conn: Any) -> list[tuple[str, str]]:
+            return [
+                (state, str(datetime.fromtimestamp(due, UTC))[:16])
+                for state, due in conn.execute(
+                    "SELECT state, due_at FROM nudges WHERE kind = 'digest' ORDER BY due_at"
+                )
+            ]
+
+        found = await runtime.coach.store.db.run(digests)
+    # The missed one expired unsent; the next week's went out and the week after is planned.
+    assert found[0] == ("expired", "2026-11-30 09:00")
+    assert found[1:] == [
+        (found[1][0], "2026-12-07 09:00"),  # sent (or being recorded as sent just now)
+        ("pending", "2026-12-14 09:00"),
+    ]
+    assert found[1][0] in ("sending", "sent")
+    weekly = [m for m in api.sent_messages(RECRUITER) if "Your week" in m["text"]]
+    assert len(weekly) == 1
+
+
+async def test_a_removed_recruiters_link_starts_the_normal_conversation(
+    api: FakeBotApi, running_bot: Any, db_path: Path
+) -> None:
+    await approve(db_path, RECRUITER)
+    async with running_bot() as runtime:
+        _url, code = await new_link(Conversation(api, runtime), api, "Backend Engineer at Acme")
+    assert await recruiters_main(db_path, "remove", RECRUITER, io.StringIO()) == 0
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        sent = await chat.say(CANDIDATE, f"/start {code}", first_name="Dana")
+        assert "invited" not in texts(sent) and "What brings you here?" in texts(sent)
+        sent = await chat.say(CANDIDATE, "/ask")
+        assert "Your question for the recruiter" not in texts(sent)
+    db = await Database.open(db_path)
+    try:
+        async with db.conn.execute(
+            "SELECT (SELECT count(*) FROM candidates), (SELECT count(*) FROM funnel)"
+        ) as cur:
+            row = await cur.fetchone()
+    finally:
+        await db.close()
+    assert row is not None and tuple(row) == (0, 0)  # not in anyone's counts either
+
+
+async def test_access_changed_at_the_shell_while_the_bot_runs_is_told_and_shown(
+    api: FakeBotApi, running_bot: Any, db_path: Path, clock: FakeClock
+) -> None:
+    def scoped(method: str, mark: int) -> Any:
+        return api.wait_for(
+            method,
+            lambda c: (c.params.get("scope") or {}).get("chat_id") == RECRUITER,
+            after=mark,
+        )
+
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        await chat.say(RECRUITER, "/start")
+        mark = api.mark()
+        added = await recruiters_main(db_path, "add", RECRUITER, io.StringIO(), clock())
+        assert added == 0
+        runtime.dispatcher.wake()  # its next look at the queue (within a minute otherwise)
+        assert "approved as a recruiter" in await delivered(api, RECRUITER, "approved", mark)
+        [menu] = await scoped("setMyCommands", mark)
+        assert "newlink" in [c["command"] for c in menu.params["commands"]]
+        mark = api.mark()
+        removed = await recruiters_main(db_path, "remove", RECRUITER, io.StringIO(), clock())
+        assert removed == 0
+        runtime.dispatcher.wake()
+        told = await delivered(api, RECRUITER, "access has ended", mark)
+        assert "/recruiter" in told
+        await scoped("deleteMyCommands", mark)
+        sent = await chat.say(RECRUITER, "/links")
+        assert "This is for recruiters" in texts(sent)
+
+
+async def test_a_command_leaves_a_half_done_newlink(
+    api: FakeBotApi, running_bot: Any, db_path: Path
+) -> None:
+    await approve(db_path, RECRUITER)
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        sent = await chat.say(RECRUITER, "/newlink")
+        assert "What's the role?" in texts(sent)
+        sent = await chat.say(RECRUITER, "/start")
+        assert "What brings you here?" in texts(sent)
+        # Their own worry, not an opening's role.
+        sent = await chat.say(RECRUITER, "I'm so nervous about the interview")
+        assert "Source:" in texts(sent) and "company" not in texts(sent)
+        sent = await chat.say(RECRUITER, "/links")
+        assert "No openings yet" in texts(sent)

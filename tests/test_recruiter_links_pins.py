@@ -58,7 +58,6 @@ STALE_TEXT = "That button is from an older message and no longer works."
 NOT_YOURS = "Not one of your openings"
 NOT_YOURS_TEXT = "That isn't one of your openings, or it no longer exists."
 NEW_CODE_TEXT = "A new code: the old link no longer brings new candidates."
-MORE_NOTE = "The newest have buttons; /stats covers them all."
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -333,15 +332,25 @@ async def test_channel_buttons_only_with_several_channels_and_three_at_most(
     await db.atomic(repo.add_link, opening.id, "LinkedIn", NOW)
     await db.atomic(repo.add_link, opening.id, "Posters", NOW)
     answer = await desk.stats(RECRUITER, "o", opening.id, "all")
-    # Six buttons a message at most: the first three channels get one.
-    assert labels(answer) == [
-        *periods,
+    # Six buttons a message at most: past three links, one button leads to all of them.
+    assert labels(answer) == [*periods, "All 4 links", "All my openings"]
+    assert "• Posters: 0 opened, 0 going" in text_of(answer)
+    # Three a page there, each with its numbers' button, and a way on and back.
+    page = await desk.button(RECRUITER, "Rita", data_of(answer, "All 4 links"))
+    assert "Dev at Acme: links 1\u20133 of 4" in text_of(page)
+    assert labels(page) == [
         "main link",
         "International jo",
         "LinkedIn",
-        "All my openings",
+        "Next \u00bb",
+        "Link for a channel",
     ]
-    assert "• Posters: 0 opened, 0 going" in text_of(answer)
+    last = await desk.button(RECRUITER, "Rita", data_of(page, "Next \u00bb"))
+    assert "Dev at Acme: links 4\u20134 of 4" in text_of(last)
+    assert "Posters: 0 opened, 0 going\nhttps://t.me/coach_bot?start=" in text_of(last)
+    assert labels(last) == ["Posters", "\u00ab Previous", "Link for a channel"]
+    posters = text_of(await desk.button(RECRUITER, "Rita", data_of(last, "Posters")))
+    assert "Dev at Acme · Posters, last 30 days" in posters
 
 
 async def test_stats_keep_to_the_chosen_period(
@@ -362,14 +371,22 @@ async def test_stats_keep_to_the_chosen_period(
         return real(*args)
 
     monkeypatch.setattr(stats, "chart_png", spy)
-    month = text_of(await desk.stats(RECRUITER, "o", opening.id, "30d"))
+    answer = await desk.stats(RECRUITER, "o", opening.id, "30d")
+    assert not drawn  # the text does not wait for the chart
+    assert answer.later is not None
+    (chart,) = await answer.later()
+    assert isinstance(chart, Photo) and chart.caption.plain_text
+    month = text_of(answer)
     assert "Dev at Acme, last 30 days" in month
     assert "• Opened the link: 1" in month
     assert "Why they hesitate" not in month
     # An unknown period (an old or forged button) shows the last 30 days.
     forged = await desk.button(RECRUITER, "Rita", DESK.pack("stats", "o", opening.id, "forever"))
     assert text_of(forged) == month
-    everything = text_of(await desk.stats(RECRUITER, "o", opening.id, "all"))
+    all_time = await desk.stats(RECRUITER, "o", opening.id, "all")
+    assert all_time.later is not None
+    await all_time.later()
+    everything = text_of(all_time)
     assert "• Opened the link: 4" in everything
     assert "• I'm nervous: 3" in everything
     # The chart names the worries as the text does.
@@ -415,7 +432,7 @@ async def test_the_opening_buttons_follow_its_status(db: Database, desk: Recruit
     assert labels(shown) == [*common, "Reopen", "All my openings"]
 
 
-async def test_the_list_of_openings_has_a_button_for_the_five_newest(
+async def test_the_list_of_openings_pages_through_every_one(
     db: Database, desk: RecruiterDesk
 ) -> None:
     await setup_opening(db)
@@ -423,16 +440,25 @@ async def test_the_list_of_openings_has_a_button_for_the_five_newest(
     for role in ("QA", "Ops", "Data", "Senior Backend Engineer"):
         await db.run(repo.create_opening, RECRUITER, role, "Acme", None, None, NOW)
     answer = await desk.command(RECRUITER, "Rita", "links", "")
-    # Five openings, all with a button: no note about the rest.
+    # Five openings, all with a button on one page.
     assert labels(answer) == ["Senior Backend Eng", "Data", "Ops", "QA", "Dev"]
-    assert MORE_NOTE not in text_of(answer)
+    assert "page" not in text_of(answer)
     await db.run(repo.create_opening, RECRUITER, "Intern", "Acme", None, None, NOW)
     await db.run(repo.create_opening, OTHER, "Sales", "Globex", None, None, NOW)
+    # Six: four a page, newest first, with a button to the older ones.
     answer = await desk.button(RECRUITER, "Rita", DESK.pack("links"))
-    assert labels(answer) == ["Intern", "Senior Backend Eng", "Data", "Ops", "QA"]
-    assert MORE_NOTE in text_of(answer)
-    assert "• Dev at Acme" in text_of(answer)  # listed, though without a button
-    assert "Sales" not in text_of(answer)  # another recruiter's
+    assert labels(answer) == ["Intern", "Senior Backend Eng", "Data", "Ops", "Older \u00bb"]
+    assert "Your openings (page 1 of 2, newest first)" in text_of(answer)
+    assert "Dev at Acme" not in text_of(answer)
+    older = await desk.button(RECRUITER, "Rita", data_of(answer, "Older \u00bb"))
+    assert labels(older) == ["QA", "Dev", "\u00ab Newer"]
+    assert "Your openings (page 2 of 2, newest first)" in text_of(older)
+    assert "• Dev at Acme: 0 opened, 0 going" in text_of(older)
+    assert "Sales" not in text_of(answer) + text_of(older)  # another recruiter's
+    # A page past the end (an old or forged button): the last one.
+    gone = await desk.button(RECRUITER, "Rita", DESK.pack("page", 7))
+    assert text_of(gone) == text_of(older)
+    assert data_of(answer, "Older \u00bb") == DESK.pack("page", 1)
 
 
 # --- refusals and stale buttons --------------------------------------------------------------

@@ -517,7 +517,10 @@ async def test_stats_and_lists_read_well(db: Database, desk: RecruiterDesk) -> N
         outcome = Outcome((), State(), milestones=(WorryNamed("nervous"),))
         await db.atomic(follower.record, event, State(), outcome, NOW)
     answer = await desk.stats(RECRUITER, "o", opening.id, "all")
-    text, chart = answer.items
+    # The text first; the chart is drawn once that went out.
+    (text,) = answer.items
+    assert answer.later is not None
+    (chart,) = await answer.later()
     plain = text.plain_text  # type: ignore[union-attr]
     funnel = "• Opened the link: 4\n• Talked it through: 4\n• Decided: 0 (\u2212100% from"
     assert funnel in plain

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.engine.model import Invitation, PendingNudge, State, known_zone
+from bot.engine.model import Invitation, PendingNudge, Referral, State, known_zone
 from bot.engine.planner import QuietHours
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.classifier import ObjectionClassifier
@@ -25,6 +25,8 @@ class Context:
     tapped: PendingNudge | None = None
     # The opening a recruiter's link brought the candidate to, if any.
     invitation: Invitation | None = None
+    # Every opening a recruiter's link brought them to, open or not (/privacy, /mydata).
+    referrals: tuple[Referral, ...] = ()
     # They blocked the bot (their reminders were cancelled) and now write again.
     returning: bool = False
 

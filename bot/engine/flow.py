@@ -20,6 +20,7 @@ from bot.engine.model import (
     CancelNudge,
     CancelNudges,
     CantMakeIt,
+    ConsentAsked,
     ConsentGiven,
     Decided,
     DeleteUserData,
@@ -31,6 +32,7 @@ from bot.engine.model import (
     MoveNudge,
     Outcome,
     QuestionAsked,
+    Referral,
     Reply,
     ScheduleNudge,
     SetOptOut,
@@ -338,7 +340,8 @@ def ask_consent(outcome: Outcome, ctx: Context) -> Outcome:
     state = outcome.state.evolve(
         step=Step.CONSENT, return_step=outcome.state.step, after_consent=held
     )
-    return replace(outcome, replies=(first, *consent_screen(ctx)), state=state)
+    asked = replace(outcome, replies=(first, *consent_screen(ctx)), state=state)
+    return noting(asked, ConsentAsked())  # once: not again at a later decision
 
 
 def consent_screen(ctx: Context) -> Replies:
@@ -351,10 +354,15 @@ def on_consent(choice: str, state: State, ctx: Context) -> Outcome:
     allowed = choice == "yes"
     given = ConsentGiven(allowed, everywhere=choice == "none")
     if state.step != Step.CONSENT:
-        context = {"invitation": ctx.invitation, "allowed": allowed, "changed": True}
-        return Outcome(
-            (Reply("privacy", context, privacy_keyboard(ctx, allowed)),), state, (), None, (given,)
-        )
+        referrals = tuple(r.after_consent(choice) for r in ctx.referrals)
+        context = {
+            "invitation": ctx.invitation,
+            "allowed": allowed,
+            "changed": True,
+            "referrals": referrals,
+        }
+        keyboard = privacy_keyboard(ctx, allowed, referrals)
+        return Outcome((Reply("privacy", context, keyboard),), state, (), None, (given,))
     back = state.return_step or Step.GO
     new = state.evolve(step=back, return_step=None, after_consent=None)
     replies: Replies
@@ -366,12 +374,14 @@ def on_consent(choice: str, state: State, ctx: Context) -> Outcome:
     return Outcome(replies, new, (), notice, (given,))
 
 
-def privacy_keyboard(ctx: Context, allowed: bool | None) -> Keyboard:
-    if ctx.invitation is None:
-        return ()
-    if allowed:
-        return rows(btn("consent_withdraw", "consent", "none"))
-    return rows(btn("consent_allow", "consent", "yes"))
+def privacy_keyboard(ctx: Context, allowed: bool | None, referrals: Sequence[Referral]) -> Keyboard:
+    """Withdraw while any recruiter may see something (an opening closed since included);
+    agree only to the opening the conversation is about."""
+    withdraw = allowed or any(r.allowed for r in referrals)
+    return rows(
+        *([btn("consent_withdraw", "consent", "none")] if withdraw else []),
+        *([btn("consent_allow", "consent", "yes")] if ctx.invitation and not allowed else []),
+    )
 
 
 def ask_screen(ctx: Context) -> Replies:
@@ -700,8 +710,14 @@ def on_command(event: Event, state: State, ctx: Context) -> Outcome:
         return ask_recruiter(state, ctx)
     if name == "privacy":
         consent = ctx.invitation.consent if ctx.invitation else None
-        view = {"invitation": ctx.invitation, "allowed": consent, "changed": False}
-        return Outcome((Reply("privacy", view, privacy_keyboard(ctx, consent)),), state)
+        view = {
+            "invitation": ctx.invitation,
+            "allowed": consent,
+            "changed": False,
+            "referrals": ctx.referrals,
+        }
+        keyboard = privacy_keyboard(ctx, consent, ctx.referrals)
+        return Outcome((Reply("privacy", view, keyboard),), state)
     if name == "stop":
         return Outcome((Reply("stopped", {}),), state, (CancelNudges(), SetOptOut(True)))
     return Outcome((Reply("unknown_command", {}), *current_screen(state, ctx)), state)
@@ -716,11 +732,16 @@ def mydata_context(state: State, ctx: Context) -> dict[str, object]:
         "zone": ctx.zone_name(state),
         "pending": list(ctx.pending),
         "invitation": ctx.invitation,
+        "referrals": ctx.referrals,
     }
 
 
 def _return_to(state: State) -> Step:
-    return state.return_step if state.step == Step.ASK_TZ and state.return_step else state.step
+    """The step to come back to after a detour. Not the consent question: it is put once,
+    and the step it stood in front of is where the conversation goes on."""
+    if state.step in (Step.ASK_TZ, Step.CONSENT) and state.return_step:
+        return state.return_step
+    return state.step
 
 
 def nudges_screen(state: State, ctx: Context, cancelled: int | None = None) -> Replies:
@@ -1099,5 +1120,11 @@ def handle(event: Event, state: State, ctx: Context) -> Outcome:
             return set_timezone(text, state, ctx)
         if state.step == Step.ASK_RECRUITER:
             return on_question(text, state, ctx)
+        if state.step == Step.CONSENT and state.return_step == Step.ASK_WHEN:
+            # The consent question stands in for "When is the interview?": a typed time
+            # answers that one (the consent buttons keep working, and /privacy has them).
+            asking = state.evolve(step=Step.ASK_WHEN, return_step=None, after_consent=None)
+            if parse_when(text, ctx.now, ctx.zone(state), day=state.proposed_at) is not None:
+                return on_when_text(text, asking, ctx)
         return understand(text, state, ctx)
     return Outcome((Reply("non_text", {}), *current_screen(state, ctx)), state)

@@ -170,9 +170,33 @@ class Invitation:
     company: str
     format: str | None = None
     note: str | None = None
-    consent: bool | None = None  # may the recruiter see name, decision, time? None: not asked
+    # May the recruiter see name, decision, time? None: not asked yet; False: no, or asked
+    # and not answered (the question is put once).
+    consent: bool | None = None
     can_ask: bool = True  # no question waiting for an answer, and under the day's limit
     questions: int = 0  # questions relayed so far (for /mydata)
+
+
+@dataclass(frozen=True)
+class Referral:
+    """An opening a recruiter's link brought the candidate to, whatever became of it since:
+    what /privacy and /mydata list, and what withdrawing consent covers."""
+
+    role: str
+    company: str
+    allowed: bool | None = None  # that recruiter may see name, decision, time; None: not asked
+    current: bool = False  # the opening of the invitation the conversation is about
+    closed: bool = False  # closed, or its recruiter is no longer one: no new candidates
+    questions: int = 0  # questions relayed to that recruiter
+
+    def after_consent(self, choice: str) -> Referral:
+        """As it stands once the candidate chose: yes | no (the current opening) | none
+        (withdrawn everywhere)."""
+        if choice == "none":
+            return replace(self, allowed=False)
+        if self.current:
+            return replace(self, allowed=choice == "yes")
+        return self
 
 
 @dataclass(frozen=True)
@@ -288,12 +312,24 @@ class ConsentGiven:
 
 
 @dataclass(frozen=True)
+class ConsentAsked:
+    """The consent question was put: once per opening; unanswered, it stays a no."""
+
+
+@dataclass(frozen=True)
 class QuestionAsked:
     text: str
 
 
 Milestone = (
-    WorryNamed | Decided | InterviewSet | CantMakeIt | Attended | ConsentGiven | QuestionAsked
+    WorryNamed
+    | Decided
+    | InterviewSet
+    | CantMakeIt
+    | Attended
+    | ConsentAsked
+    | ConsentGiven
+    | QuestionAsked
 )
 
 

@@ -14,6 +14,8 @@ DESK = Codec(
         "op": 2,  # act on an opening: id, pause | resume | close | reopen | newcode | channel
         "stats": 3,  # scope a | o | l, its id (0 for all), period 7d | 30d | all
         "links": 0,  # back to the list of openings
+        "page": 1,  # a page of the list of openings: its number, from 0
+        "chan": 2,  # the links of an opening, a page at a time: opening id, page from 0
         "reply": 1,  # answer a relayed question: its id
         "skip": 0,  # skip an optional /newlink step
         "cancel": 0,  # leave the screen in progress

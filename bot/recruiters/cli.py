@@ -1,6 +1,8 @@
 """`python -m bot recruiters add|list|remove <telegram id>`: what the administrators' buttons
 do, from the shell, on the same database (safe while the bot runs: WAL). The person is told by
-the bot, and their command menu follows, the next time it runs."""
+a queued message, which the running bot's dispatcher finds within a minute (or a starting bot
+at once); their command menu follows when that message goes out, or when they next use a
+recruiter command, whichever comes first."""
 
 from __future__ import annotations
 
@@ -14,9 +16,15 @@ from bot.storage.db import Database
 from bot.storage.store import Conn
 
 
-async def recruiters_main(db_path: Path, action: str, user_id: int | None, out: TextIO) -> int:
+async def recruiters_main(
+    db_path: Path,
+    action: str,
+    user_id: int | None,
+    out: TextIO,
+    now: datetime | None = None,  # the machine's clock; tests pass the bot's
+) -> int:
     db = await Database.open(db_path)
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     try:
         if action == "list":
             for r in await db.run(repo.list_recruiters):
@@ -35,7 +43,7 @@ def _change(conn: Conn, action: str, user_id: int, now: datetime, out: TextIO) -
             out.write(f"{user_id} is a recruiter already\n")
             return 0
         repo.set_status(conn, user_id, "approved", now)
-        message = relay("recruiters/approved", {})
+        message = relay("recruiters/approved", {}, menu=True)
         # The bot queues their weekly digest when it next starts or they next use it.
         send_later(conn, user_id, message, now, expires=False)
         out.write(f"{user_id} is now a recruiter\n")
@@ -45,5 +53,7 @@ def _change(conn: Conn, action: str, user_id: int, now: datetime, out: TextIO) -
         return 1
     repo.set_status(conn, user_id, "removed", now)
     repo.cancel_queued(conn, user_id, DIGEST)
+    repo.set_draft(conn, user_id, {})  # a screen they had open takes no more typing
+    send_later(conn, user_id, relay("recruiters/removed", {}, menu=False), now, expires=False)
     out.write(f"{user_id} is no longer a recruiter\n")
     return 0

@@ -30,7 +30,13 @@ from bot.storage.store import Conn
 COMMANDS = frozenset({"recruiter", "newlink", "links", "stats", "export"})
 MAX_FIELD = {"role": 80, "company": 80, "format": 120, "note": 300, "channel": 40}
 MAX_ANSWER = 2000
-MAX_LISTED = 5  # openings with a button in /links (six buttons a message at most)
+# Six buttons a message at most. /links: up to five openings on one page; more go four a page
+# with "Newer" and "Older". An opening's links: three on its screen and a button for each in
+# its stats; more go three a page on a screen of their own, with "Previous" and "Next".
+MAX_LISTED = 5
+PER_PAGE = 4
+LINKS_SHOWN = 3
+CHANNELS_LISTED = 8  # lines of "By channel" in /stats; the links screen has them all
 _AT_RE = re.compile(r"^(?P<role>.+?)\s+at\s+(?P<company>.+)$", re.IGNORECASE)
 PERIODS = {p.value: p for p in stats.Period}
 
@@ -39,6 +45,8 @@ PERIODS = {p.value: p for p in stats.Period}
 class Answer:
     items: tuple[Outgoing, ...] = ()
     notice: str | None = None  # the toast for a button press
+    # What to send once `items` went out: made then (a chart), so the text does not wait.
+    later: Callable[[], Awaitable[tuple[Outgoing, ...]]] | None = None
 
 
 def _rows(*buttons: Button) -> Keyboard:
@@ -47,6 +55,21 @@ def _rows(*buttons: Button) -> Keyboard:
 
 def _btn(label: str, action: str, *args: str | int, **params: object) -> Button:
     return Button(label, DESK.pack(action, *args), params)
+
+
+def _id(text: str) -> int | None:
+    """A number from button data, if SQLite can hold it (forged data may not)."""
+    return int(text) if text.isdigit() and len(text) <= 15 else None
+
+
+def _page(count: int, page: int, size: int) -> tuple[int, int]:
+    """(the page, how many pages): a page past the end (an old button) shows the last."""
+    pages = max(1, -(-count // size))
+    return min(max(page, 0), pages - 1), pages
+
+
+def _channel_label(link: repo.Link) -> str:
+    return (link.channel or "main link")[:16]
 
 
 class RecruiterDesk:
@@ -74,6 +97,19 @@ class RecruiterDesk:
         # Who has a screen waiting for typed input (only the desk writes drafts), loaded
         # on first use: a candidate's message costs no database hop to route.
         self._drafting: set[int] | None = None
+        # Messages that change someone's access carry their menu along (see cli.py).
+        follower.menus = self._menu
+
+    async def _menu(self, user_id: int, recruiter: bool) -> None:
+        if self.menus is not None:
+            await self.menus(user_id, recruiter)
+
+    async def _refused(self, user_id: int) -> None:
+        """A recruiter command from someone who is not one: if they were (removed from the
+        shell while the bot ran), their menu still offers the commands. Take them away."""
+        former = await self.db.run(repo.get_recruiter, user_id)
+        if former is not None and former.status == "removed":
+            await self._menu(user_id, False)
 
     # --- who is asking -----------------------------------------------------------------------
 
@@ -93,7 +129,11 @@ class RecruiterDesk:
         if user_id not in self._drafting:
             return False
         recruiter = await self.db.run(repo.get_recruiter, user_id)
-        return bool(recruiter and recruiter.draft.get("step")) and await self.is_recruiter(user_id)
+        if not (recruiter and recruiter.draft.get("step")):
+            # Closed meanwhile (a conversation command, the shell): no lookup next time.
+            self._drafting.discard(user_id)
+            return False
+        return await self.is_recruiter(user_id)
 
     async def _set_draft(self, user_id: int, draft: dict[str, Any]) -> None:
         await self.db.run(repo.set_draft, user_id, draft)
@@ -149,6 +189,7 @@ class RecruiterDesk:
         if name == "recruiter":
             return await self.request(user_id, first_name)
         if not await self.is_recruiter(user_id):
+            await self._refused(user_id)
             return self._answer("not_recruiter")
         now = self.clock()
 
@@ -303,52 +344,107 @@ class RecruiterDesk:
         await self._set_draft(user_id, draft)
         return self._prompt(draft)
 
-    async def links(self, user_id: int) -> Answer:
+    async def links(self, user_id: int, page: int = 0) -> Answer:
+        """The recruiter's openings, newest first: all five on one page, or four a page."""
         scope = None if self.is_admin(user_id) else user_id
 
-        def read(conn: Conn) -> tuple[list[repo.Opening], list[dict[str, Any]]]:
+        def read(conn: Conn) -> tuple[list[repo.Opening], dict[int, tuple[int, int]], int, int]:
             openings = repo.openings_of(conn, scope)
-            listed = []
-            for opening in openings:
-                counts = repo.link_counts(conn, opening.id)
-                opened = sum(c[0] for c in counts.values())
-                going = sum(c[1] for c in counts.values())
-                listed.append({"opening": opening, "opened": opened, "going": going})
-            return openings, listed
+            size = MAX_LISTED if len(openings) <= MAX_LISTED else PER_PAGE
+            shown, pages = _page(len(openings), page, size)
+            openings = openings[shown * size : (shown + 1) * size]
+            return openings, repo.opening_counts(conn, [o.id for o in openings]), shown, pages
 
-        openings, listed = await self.db.run(read)
-        buttons = [_btn("r_opening", "open", o.id, role=o.role[:18]) for o in openings[:MAX_LISTED]]
-        return self._answer(
-            "links", {"listed": listed, "more": len(openings) > MAX_LISTED}, *buttons
-        )
+        openings, counts, shown, pages = await self.db.run(read)
+        listed = [
+            {"opening": o, "opened": counts[o.id][0], "going": counts[o.id][1]} for o in openings
+        ]
+        buttons = [_btn("r_opening", "open", o.id, role=o.role[:18]) for o in openings]
+        if shown > 0:
+            buttons.append(_btn("r_newer", "page", shown - 1))
+        if shown < pages - 1:
+            buttons.append(_btn("r_older", "page", shown + 1))
+        context = {"listed": listed, "page": shown + 1, "pages": pages}
+        return self._answer("links", context, *buttons)
+
+    def _link_rows(
+        self, links: list[repo.Link], counts: Mapping[int, tuple[int, int]]
+    ) -> list[dict[str, Any]]:
+        return [
+            {
+                "channel": link.channel,
+                "active": link.active,
+                "url": deep_link(self.bot_username(), link.code),
+                "opened": counts.get(link.id, (0, 0))[0],
+                "going": counts.get(link.id, (0, 0))[1],
+            }
+            for link in links
+        ]
 
     async def opening(self, user_id: int, opening_id: int, notice: str | None = None) -> Answer:
         opening = await self._owner_check(user_id, opening_id)
         if opening is None:
             return self._answer("not_yours", notice="Not one of your openings")
-        counts = await self.db.run(repo.link_counts, opening.id)
-        links = [
-            {
-                "channel": link.channel,
-                "url": deep_link(self.bot_username(), link.code),
-                "opened": counts.get(link.id, (0, 0))[0],
-                "going": counts.get(link.id, (0, 0))[1],
-            }
-            for link in await self.db.run(repo.links_of, opening.id)
-        ]
+
+        def read(conn: Conn) -> tuple[list[repo.Link], dict[int, tuple[int, int]]]:
+            return repo.links_of(conn, opening.id), repo.link_counts(conn, opening.id)
+
+        links, counts = await self.db.run(read)
         pause = ("r_resume", "resume") if opening.status == "paused" else ("r_pause", "pause")
         close = ("r_reopen", "reopen") if opening.status == "closed" else ("r_close", "close")
+        # More links than fit: their own screen (which adds channels too) instead of a new one.
+        channels = (
+            _btn("r_links_all", "chan", opening.id, 0, count=len(links))
+            if len(links) > LINKS_SHOWN
+            else _btn("r_channel", "op", opening.id, "channel")
+        )
         buttons = [
             _btn("r_stats", "stats", "o", opening.id, stats.Period.MONTH.value),
-            _btn("r_channel", "op", opening.id, "channel"),
+            channels,
             _btn("r_newcode", "op", opening.id, "newcode"),
             *([] if opening.status == "closed" else [_btn(pause[0], "op", opening.id, pause[1])]),
             _btn(close[0], "op", opening.id, close[1]),
             _btn("r_all", "links"),
         ]
-        return self._answer(
-            "opening", {"opening": opening, "links": links}, *buttons, notice=notice
-        )
+        context = {
+            "opening": opening,
+            "links": self._link_rows(links[:LINKS_SHOWN], counts),
+            "more": len(links) - LINKS_SHOWN,
+        }
+        return self._answer("opening", context, *buttons, notice=notice)
+
+    async def channels(self, user_id: int, opening_id: int, page: int) -> Answer:
+        """Every link of an opening (old codes too), three a page, each with its numbers."""
+        opening = await self._owner_check(user_id, opening_id)
+        if opening is None:
+            return self._answer("not_yours", notice="Not one of your openings")
+
+        def read(conn: Conn) -> tuple[list[repo.Link], dict[int, tuple[int, int]]]:
+            links = repo.links_of(conn, opening.id, active_only=False)
+            return links, repo.link_counts(conn, opening.id)
+
+        links, counts = await self.db.run(read)
+        shown, pages = _page(len(links), page, LINKS_SHOWN)
+        on_page = links[shown * LINKS_SHOWN : (shown + 1) * LINKS_SHOWN]
+        month = stats.Period.MONTH.value
+        buttons = [
+            _btn("r_channel_stats", "stats", "l", link.id, month, channel=_channel_label(link))
+            for link in on_page
+        ]
+        if shown > 0:
+            buttons.append(_btn("r_prev", "chan", opening.id, shown - 1))
+        if shown < pages - 1:
+            buttons.append(_btn("r_next", "chan", opening.id, shown + 1))
+        buttons.append(_btn("r_channel", "op", opening.id, "channel"))
+        context = {
+            "opening": opening,
+            "links": self._link_rows(on_page, counts),
+            "first": shown * LINKS_SHOWN + 1,
+            "total": len(links),
+            "page": shown + 1,
+            "pages": pages,
+        }
+        return self._answer("channels", context, *buttons)
 
     async def act(self, user_id: int, opening_id: int, what: str) -> Answer:
         opening = await self._owner_check(user_id, opening_id)
@@ -418,7 +514,8 @@ class RecruiterDesk:
             reasons = stats.reasons(conn, scope, since)
             channels: list[dict[str, Any]] = []
             if kind == "o" and scope.opening_id is not None:
-                counts = repo.link_counts(conn, scope.opening_id)
+                # In the chosen period, like the rest of the screen.
+                counts = repo.link_counts(conn, scope.opening_id, since)
                 for each in repo.links_of(conn, scope.opening_id, active_only=False):
                     opened, going = counts.get(each.id, (0, 0))
                     channels.append({"link": each, "opened": opened, "going": going})
@@ -429,33 +526,40 @@ class RecruiterDesk:
             **title_context,
             "period": chosen.value,
             "stages": numbers.stages(),
+            "decisions": numbers.decisions,
             "empty": numbers.empty,
             "reasons": [(r.label(self.worry_labels), r.shown) for r in reasons],
-            "channels": channels,
+            "channels": channels[:CHANNELS_LISTED],
+            "more_channels": len(channels) - CHANNELS_LISTED,
         }
         periods = [
             _btn(f"r_period_{p.value}", "stats", kind, item, p.value)
             for p in stats.Period
             if p != chosen
         ]
-        per_link = [
-            _btn(
-                "r_channel_stats",
-                "stats",
-                "l",
-                c["link"].id,
-                chosen.value,
-                channel=(c["link"].channel or "main link")[:16],
-            )
-            for c in channels[:3]
-            if len(channels) > 1
-        ]
+        per_link: list[Button] = []
+        if 1 < len(channels) <= LINKS_SHOWN:
+            per_link = [
+                _btn("r_channel_stats", "stats", "l", c["link"].id, chosen.value, channel=label)
+                for c in channels
+                for label in (_channel_label(c["link"]),)
+            ]
+        elif len(channels) > LINKS_SHOWN and scope.opening_id is not None:
+            # Too many for a button each: the links screen has one per link, page by page.
+            per_link = [_btn("r_links_all", "chan", scope.opening_id, 0, count=len(channels))]
         text = self._say("stats", context, *periods, *per_link, _btn("r_all", "links"))
         if numbers.empty:
             return Answer((text,))
         title = self.renderer.text("recruiters/chart_title", context)
-        png = await asyncio.to_thread(stats.chart_png, numbers, reasons, title, self.worry_labels)
-        return Answer((text, Photo(png, self._say("chart_caption", context))))
+        caption = self._say("chart_caption", context)
+
+        async def chart() -> tuple[Outgoing, ...]:
+            # CPU-bound, a fifth of a second or more: off the event loop, after the text.
+            labels = self.worry_labels
+            png = await asyncio.to_thread(stats.chart_png, numbers, reasons, title, labels)
+            return (Photo(png, caption),)
+
+        return Answer((text,), later=chart)
 
     async def export(self, user_id: int) -> Answer:
         recruiter = None if self.is_admin(user_id) else user_id
@@ -513,21 +617,27 @@ class RecruiterDesk:
         if action is None:
             return self._answer("stale", notice="That button no longer works")
         name, args = action.name, action.args
-        if name == "appr" and args[0].isdigit() and args[1] in ("yes", "no"):
-            return await self.decide_request(user_id, int(args[0]), args[1] == "yes")
+        first = _id(args[0]) if args else None
+        if name == "appr" and first is not None and args[1] in ("yes", "no"):
+            return await self.decide_request(user_id, first, args[1] == "yes")
         if not await self.is_recruiter(user_id):
+            await self._refused(user_id)
             return self._answer("not_recruiter", notice="Recruiters only")
         await self.db.atomic(self._ensure_admin_row, user_id, first_name)
-        if name == "open" and args[0].isdigit():
-            return await self.opening(user_id, int(args[0]))
-        if name == "op" and args[0].isdigit():
-            return await self.act(user_id, int(args[0]), args[1])
-        if name == "stats" and args[0] in ("a", "o", "l") and args[1].isdigit():
-            return await self.stats(user_id, args[0], int(args[1]), args[2])
+        if name == "open" and first is not None:
+            return await self.opening(user_id, first)
+        if name == "op" and first is not None:
+            return await self.act(user_id, first, args[1])
+        if name == "stats" and args[0] in ("a", "o", "l") and (item := _id(args[1])) is not None:
+            return await self.stats(user_id, args[0], item, args[2])
         if name == "links":
             return await self.links(user_id)
-        if name == "reply" and args[0].isdigit():
-            return await self.reply(user_id, int(args[0]))
+        if name == "page" and first is not None:
+            return await self.links(user_id, first)
+        if name == "chan" and first is not None and (page := _id(args[1])) is not None:
+            return await self.channels(user_id, first, page)
+        if name == "reply" and first is not None:
+            return await self.reply(user_id, first)
         if name in ("skip", "cancel"):
             return await self._skip_or_cancel(user_id, name)
         if name == "digest" and args[0] in ("on", "off"):

@@ -6,7 +6,7 @@ it records in the same transaction as the candidate's new state."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,13 +17,16 @@ from bot.engine.model import (
     Attended,
     Button,
     CantMakeIt,
+    ConsentAsked,
     ConsentGiven,
     Decided,
+    DeleteUserData,
     Event,
     InterviewSet,
     Invitation,
     Outcome,
     QuestionAsked,
+    Referral,
     Reply,
     State,
     WorryNamed,
@@ -45,9 +48,12 @@ OPEN_QUESTION_WAIT = timedelta(days=7)  # after this an unanswered question no l
 PERIOD_DAYS = 7
 
 
-def usable(link: repo.Link, opening: repo.Opening) -> bool:
-    """A link that still brings new candidates: current code, opening open."""
-    return link.active and opening.status == "open"
+def usable(conn: Conn, link: repo.Link, opening: repo.Opening) -> bool:
+    """A link that still brings new candidates: current code, opening open, its recruiter
+    still approved (a removed recruiter's links are unknown codes: no invitation, no count)."""
+    if not link.active or opening.status != "open":
+        return False
+    return repo.approved_recruiter(conn, opening.recruiter_id) is not None
 
 
 def start_code(event: Event) -> str | None:
@@ -61,9 +67,19 @@ def relay(
     template: str,
     context: Mapping[str, Any],
     buttons: tuple[tuple[str, str], ...] = (),
+    *,
+    menu: bool | None = None,
 ) -> dict[str, Any]:
-    """The payload of a prepared message: template, context and (label key, data) buttons."""
-    return {"template": template, "context": dict(context), "buttons": [list(b) for b in buttons]}
+    """The payload of a prepared message: template, context and (label key, data) buttons;
+    `menu`: once it is sent, show (True) or hide (False) the recipient's recruiter commands."""
+    payload: dict[str, Any] = {
+        "template": template,
+        "context": dict(context),
+        "buttons": [list(b) for b in buttons],
+    }
+    if menu is not None:
+        payload["menu"] = menu
+    return payload
 
 
 def send_later(
@@ -80,6 +96,15 @@ def send_later(
     on someone's access does not."""
     deadline = now + RELAY_LIFETIME if expires else None
     repo.queue(conn, recipient, RELAY, payload, now, deadline, now, about=about)
+
+
+def _menu_of(nudge: NudgeRow) -> bool | None:
+    try:
+        payload = json.loads(nudge.payload or "{}")
+    except ValueError:
+        return None
+    menu = payload.get("menu") if isinstance(payload, dict) else None
+    return menu if isinstance(menu, bool) else None
 
 
 def reply_from(payload: Mapping[str, Any]) -> Reply:
@@ -119,11 +144,40 @@ class RecruiterFollower:
         self.default_timezone = default_timezone
         self.worry_labels = worry_labels
         self.clock = clock
+        # Set by the desk: show or hide a user's recruiter commands (a chat-scoped menu).
+        self.menus: Callable[[int, bool], Awaitable[None]] | None = None
 
     # --- before the engine -------------------------------------------------------------------
 
-    def invitation(self, conn: Conn, event: Event, now: datetime) -> Invitation | None:
+    def recruitment(
+        self, conn: Conn, event: Event, now: datetime
+    ) -> tuple[Invitation | None, tuple[Referral, ...]]:
         found = self._opening_for(conn, event)
+        invitation = self._invitation(conn, event, found, now)
+        current = found[0].id if found else None
+        referrals = tuple(
+            Referral(
+                role=came.role,
+                company=came.company,
+                allowed=came.consent,
+                current=came.opening_id == current,
+                closed=came.closed,
+                questions=came.questions,
+            )
+            for came in repo.openings_of_candidate(conn, event.user_id)
+        )
+        return invitation, referrals
+
+    def invitation(self, conn: Conn, event: Event, now: datetime) -> Invitation | None:
+        return self._invitation(conn, event, self._opening_for(conn, event), now)
+
+    def _invitation(
+        self,
+        conn: Conn,
+        event: Event,
+        found: tuple[repo.Opening, bool | None] | None,
+        now: datetime,
+    ) -> Invitation | None:
         if found is None:
             return None
         opening, consent = found
@@ -144,7 +198,7 @@ class RecruiterFollower:
         code = start_code(event)
         if code is not None:
             hit = repo.find_code(conn, code)
-            if hit is not None and usable(*hit):
+            if hit is not None and usable(conn, *hit):
                 _link, opening = hit
                 candidate = repo.get_candidate(conn, event.user_id, opening.id)
                 return opening, candidate.consent if candidate else None
@@ -152,10 +206,16 @@ class RecruiterFollower:
         if latest is None:
             return None
         candidate, opening = latest
-        recruiter = repo.approved_recruiter(conn, opening.recruiter_id)
-        if opening.status == "closed" or recruiter is None:
+        if not self._current(conn, opening):
             return None
         return opening, candidate.consent
+
+    @staticmethod
+    def _current(conn: Conn, opening: repo.Opening) -> bool:
+        """The opening a candidate already came through is still one to talk about: not
+        closed, and its recruiter still approved."""
+        recruiter = repo.approved_recruiter(conn, opening.recruiter_id)
+        return opening.status != "closed" and recruiter is not None
 
     # --- in the commit transaction -----------------------------------------------------------
 
@@ -168,15 +228,22 @@ class RecruiterFollower:
         now: datetime,
     ) -> bool:
         user = event.user_id
-        moved = before.timezone != outcome.state.timezone
-        if moved and repo.has_pending(conn, user, DIGEST):
+        if event.kind == "command":
+            # A conversation command leaves a recruiter screen half done (/newlink's steps, a
+            # reply): what they type next belongs to the conversation they turned to.
+            repo.close_screen(conn, user)
+        if before.timezone != outcome.state.timezone:
             # A recruiter's digest comes on Monday 09:00 in their zone: follow it.
             repo.cancel_queued(conn, user, DIGEST)
+        if not any(isinstance(effect, DeleteUserData) for effect in outcome.effects):
+            # Planned again if anything ended it: a new zone, a /stop or a decision that
+            # cancelled all their messages, a digest cancelled while they had blocked the
+            # bot. For anyone but a recruiter, one lookup that finds nothing.
             self.schedule_digest(conn, user, now)
         code = start_code(event)
         if code is not None:
             hit = repo.find_code(conn, code)
-            if hit is not None and usable(*hit):
+            if hit is not None and usable(conn, *hit):
                 repo.touch(conn, user, hit[0], now)
         if not outcome.milestones:
             return False
@@ -207,7 +274,11 @@ class RecruiterFollower:
                 if milestone.how in ("went_well", "mixed"):
                     repo.reach(conn, candidate, "attended", now)
                 notices.append("attended" if milestone.how != "missed" else "missed")
+            elif isinstance(milestone, ConsentAsked):
+                repo.consent_asked(conn, user, opening.id)
             elif isinstance(milestone, ConsentGiven):
+                if milestone.allowed and not self._current(conn, opening):
+                    continue  # a stale "Allow" for an opening closed since: nothing to agree to
                 scope = None if milestone.everywhere else opening.id
                 name = event.first_name.strip()[:64] or None
                 repo.set_consent(conn, user, scope, milestone.allowed, name)
@@ -282,6 +353,11 @@ class RecruiterFollower:
     # --- when a queued message is due --------------------------------------------------------
 
     async def decide(self, nudge: NudgeRow, now: datetime) -> NudgeDecision:
+        if nudge.kind == DIGEST:
+            # Next Monday's first, whatever becomes of this one: sent, expired (the bot was
+            # down over Monday), refused by Telegram or failed.
+            after = max(now, nudge.due_at)  # the Monday after this one's, never the same
+            await self.db.atomic(self.schedule_digest, nudge.user_id, after, nudge.id)
         try:
             payload = json.loads(nudge.payload or "{}")
         except ValueError:
@@ -306,6 +382,7 @@ class RecruiterFollower:
         reasons = stats.reasons(conn, scope, since)
         context = {
             "stages": numbers.stages(),
+            "decisions": numbers.decisions,
             "empty": numbers.empty,
             "reasons": [(r.label(self.worry_labels), r.shown) for r in reasons[:5]],
         }
@@ -314,8 +391,10 @@ class RecruiterFollower:
 
     async def after_sent(self, nudge: NudgeRow) -> None:
         now = self.clock()
-        if nudge.kind == DIGEST:
-            await self.db.atomic(self.schedule_digest, nudge.user_id, now)
+        if nudge.kind == RELAY and self.menus is not None:
+            menu = _menu_of(nudge)
+            if menu is not None:  # access given or ended from the shell: the menu follows
+                await self.menus(nudge.user_id, menu)
         elif nudge.kind in (planner.PREP, planner.PEP):
 
             def reminded(conn: Conn) -> None:
@@ -325,12 +404,15 @@ class RecruiterFollower:
 
             await self.db.atomic(reminded)
 
-    def schedule_digest(self, conn: Conn, recruiter_id: int, now: datetime) -> bool:
-        """The next weekly digest, unless one is queued or the recruiter turned it off."""
+    def schedule_digest(
+        self, conn: Conn, recruiter_id: int, now: datetime, besides: int | None = None
+    ) -> bool:
+        """The next weekly digest, unless the recruiter turned it off or one is still to come
+        (one past its deadline only waits to expire; `besides`: the one being decided)."""
         recruiter = repo.approved_recruiter(conn, recruiter_id)
         if recruiter is None or not recruiter.digest:
             return False
-        if repo.has_pending(conn, recruiter_id, DIGEST):
+        if repo.has_pending(conn, recruiter_id, DIGEST, now, besides):
             return False
         due = next_digest(now, self._recruiter_zone(conn, recruiter_id))
         repo.queue(conn, recruiter_id, DIGEST, {}, due, due + timedelta(days=1), now)

@@ -152,6 +152,13 @@ def set_draft(conn: Conn, user_id: int, draft: dict[str, Any]) -> None:
     )
 
 
+def close_screen(conn: Conn, user_id: int) -> None:
+    """Leave the screen in progress, if any (a no-op for everyone else)."""
+    conn.execute(
+        "UPDATE recruiters SET draft = '{}' WHERE user_id = ? AND draft <> '{}'", (user_id,)
+    )
+
+
 def drafting(conn: Conn) -> list[int]:
     """Who has a screen open that waits for typed input."""
     rows = _all(
@@ -253,19 +260,44 @@ def find_code(conn: Conn, code: str) -> tuple[Link, Opening] | None:
     return None if opening is None else (link, opening)
 
 
-def link_counts(conn: Conn, opening_id: int) -> dict[int, tuple[int, int]]:
-    """(opened, decided to go) per link of an opening, from the funnel's covering index."""
+def link_counts(
+    conn: Conn, opening_id: int, since: datetime | None = None
+) -> dict[int, tuple[int, int]]:
+    """(opened, decided to go) per link of an opening, reached since `since` (None: ever).
+
+    One statement; each count reads a range of funnel_by_link (link_id, step, at), the index
+    alone. (Grouping the opening's rows by link instead would visit every row of the table:
+    funnel_by_opening does not hold the link.)
+    """
+    start = 0 if since is None else ts(since)
     rows = _all(
         conn,
-        "SELECT link_id, step, count(*) AS n FROM funnel"
-        " WHERE opening_id = ? AND step IN ('opened', 'go') GROUP BY link_id, step",
+        "SELECT l.id,"
+        " (SELECT count(*) FROM funnel f WHERE f.link_id = l.id AND f.step = 'opened'"
+        "  AND f.at >= ?1) AS opened,"
+        " (SELECT count(*) FROM funnel f WHERE f.link_id = l.id AND f.step = 'go'"
+        "  AND f.at >= ?1) AS going"
+        " FROM links l WHERE l.opening_id = ?2",
+        start,
         opening_id,
     )
-    counts: dict[int, list[int]] = {}
-    for row in rows:
-        pair = counts.setdefault(row["link_id"], [0, 0])
-        pair[0 if row["step"] == "opened" else 1] = row["n"]
-    return {link_id: (pair[0], pair[1]) for link_id, pair in counts.items()}
+    return {int(row["id"]): (int(row["opened"]), int(row["going"])) for row in rows}
+
+
+def opening_counts(conn: Conn, opening_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """(opened, decided to go) per opening, ever: two index-only counts each
+    (funnel_by_opening), for the openings on one page of /links."""
+    counts = {}
+    for opening_id in opening_ids:
+        row = _one(
+            conn,
+            "SELECT (SELECT count(*) FROM funnel WHERE opening_id = ?1 AND step = 'opened'),"
+            " (SELECT count(*) FROM funnel WHERE opening_id = ?1 AND step = 'go')",
+            opening_id,
+        )
+        assert row is not None
+        counts[opening_id] = (int(row[0]), int(row[1]))
+    return counts
 
 
 # --- candidates and the funnel ---------------------------------------------------------------
@@ -290,6 +322,44 @@ def latest_candidate(conn: Conn, user_id: int) -> tuple[Candidate, Opening] | No
     candidate = _candidate(row)
     opening = get_opening(conn, candidate.opening_id)
     return None if opening is None else (candidate, opening)
+
+
+@dataclass(frozen=True)
+class Came:
+    """An opening a candidate came to through a link, as /privacy and /mydata show it."""
+
+    opening_id: int
+    role: str
+    company: str
+    consent: bool | None
+    closed: bool  # the opening is closed or its recruiter no longer approved
+    questions: int
+
+
+def openings_of_candidate(conn: Conn, user_id: int) -> list[Came]:
+    """Every opening the candidate came through, whatever its status, first one first."""
+    rows = _all(
+        conn,
+        "SELECT c.opening_id, o.role, o.company, c.consent,"
+        " o.status = 'closed' OR coalesce(r.status, '') <> 'approved' AS closed,"
+        " (SELECT count(*) FROM questions q"
+        "  WHERE q.user_id = c.user_id AND q.opening_id = c.opening_id) AS questions"
+        " FROM candidates c JOIN openings o ON o.id = c.opening_id"
+        " LEFT JOIN recruiters r ON r.user_id = o.recruiter_id"
+        " WHERE c.user_id = ? ORDER BY c.first_at, c.opening_id",
+        user_id,
+    )
+    return [
+        Came(
+            opening_id=row["opening_id"],
+            role=row["role"],
+            company=row["company"],
+            consent=None if row["consent"] is None else bool(row["consent"]),
+            closed=bool(row["closed"]),
+            questions=int(row["questions"]),
+        )
+        for row in rows
+    ]
 
 
 def touch(conn: Conn, user_id: int, link: Link, now: datetime) -> Candidate:
@@ -338,6 +408,16 @@ def set_consent(
             " interview_at = NULL, attended = NULL WHERE user_id = ? AND opening_id = ?",
             (user_id, opening_id),
         )
+
+
+def consent_asked(conn: Conn, user_id: int, opening_id: int) -> None:
+    """The consent question was put: until answered, that is a no (the default), and it is
+    not put again."""
+    conn.execute(
+        "UPDATE candidates SET consent = 0 WHERE user_id = ? AND opening_id = ?"
+        " AND consent IS NULL",
+        (user_id, opening_id),
+    )
 
 
 def share_plans(
@@ -459,12 +539,24 @@ def cancel_queued(conn: Conn, recipient: int, kind: str) -> None:
     )
 
 
-def has_pending(conn: Conn, recipient: int, kind: str) -> bool:
+def has_pending(
+    conn: Conn,
+    recipient: int,
+    kind: str,
+    now: datetime | None = None,
+    besides: int | None = None,
+) -> bool:
+    """A message of this kind still to go: pending or being sent, not past its deadline at
+    `now` (if given; such a row will only expire), and not the row `besides`."""
     row = _one(
         conn,
-        "SELECT 1 FROM nudges WHERE user_id = ? AND kind = ? AND state IN ('pending', 'sending')",
+        "SELECT 1 FROM nudges WHERE user_id = ? AND kind = ? AND state IN ('pending', 'sending')"
+        " AND (? IS NULL OR deadline IS NULL OR deadline > ?) AND id IS NOT ?",
         recipient,
         kind,
+        None if now is None else ts(now),
+        None if now is None else ts(now),
+        besides,
     )
     return row is not None
 

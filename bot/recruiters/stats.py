@@ -100,6 +100,12 @@ class Funnel:
     def empty(self) -> bool:
         return not any(self.counts.values())
 
+    @property
+    def decisions(self) -> dict[str, int]:
+        """go / unsure / pass: candidates who gave that answer (one who changed their mind
+        counts under each, so these may add up to more than `decided`)."""
+        return {d: self.counts[d] for d in DECISIONS}
+
 
 @dataclass(frozen=True)
 class Reason:
@@ -269,10 +275,15 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def consented_rows(conn: sqlite3.Connection, recruiter_id: int | None) -> list[ConsentedRow]:
-    """Candidates who agreed to be shown (consent = 1), of one recruiter or of everyone."""
+    """Candidates who agreed to be shown (consent = 1), of one recruiter or of everyone.
+
+    Only of approved recruiters: a candidate agreed to be shown to the recruiter who invited
+    them; once that recruiter is removed, nobody else (an administrator included) gets them.
+    """
     sql = (
         "SELECT c.name, o.role, o.company, l.channel, c.decision, c.interview_at, c.attended"
         " FROM openings o"
+        " JOIN recruiters r ON r.user_id = o.recruiter_id AND r.status = 'approved'"
         " JOIN candidates c ON c.opening_id = o.id AND c.consent = 1"
         " JOIN links l ON l.id = c.first_link_id"
     )

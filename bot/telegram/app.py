@@ -178,7 +178,13 @@ class TelegramFrontEnd:
 
         async def handle(chat_id: int) -> Served:
             answer = await work()
-            return answer.notice, lambda: self._send_all(event.user_id, chat_id, answer.items)
+
+            async def send() -> None:
+                await self._send_all(event.user_id, chat_id, answer.items)
+                if answer.later is not None:  # a chart, drawn once the text is out
+                    await self._send_all(event.user_id, chat_id, await answer.later())
+
+            return answer.notice, send
 
         await self._serve(update, event, "desk_failed", handle)
 
