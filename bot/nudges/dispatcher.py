@@ -117,6 +117,7 @@ PER_CHAT_BURST = 3
 class _Chat:
     budget: AsyncLimiter | None  # None: no per-chat limit (an interval of 0)
     turn: asyncio.Lock = field(default_factory=asyncio.Lock)
+    line: asyncio.Lock = field(default_factory=asyncio.Lock)  # waiters for the budget, in order
     users: int = 0  # tasks holding or waiting for its turn or its budget
     waiting: int = 0  # of which, waiting for room in its budget
 
@@ -159,18 +160,21 @@ class ChatPacer:
 
     async def take(self, chat_id: int) -> None:
         """One message's place in the chat's budget: at once within the burst, else when the
-        bucket has drained enough (waiters in the order they came)."""
+        bucket has drained enough, after those already waiting."""
         if not self.interval:
             return
         chat = self._enter(chat_id)
         assert chat.budget is not None
         try:
-            if chat.budget.has_capacity():
+            if not chat.waiting and chat.budget.has_capacity():
                 await chat.budget.acquire()  # returns without yielding: room was checked
                 return
             chat.waiting += 1
             try:
-                await chat.budget.acquire()
+                # One waiter at a time in the bucket, the others in line: first come, first
+                # served (AsyncLimiter alone lets a newcomer take room a waiter was woken for).
+                async with chat.line:
+                    await chat.budget.acquire()
             finally:
                 chat.waiting -= 1
         finally:
