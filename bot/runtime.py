@@ -120,6 +120,10 @@ class BotRuntime:
             on_sent=follower.after_sent,
         )
         coach.on_schedule = self.dispatcher.wake
+        # One per-chat budget for replies and nudges; a flood wait met by a reply pauses the
+        # nudges being sent (the overall rate stays theirs alone).
+        self.front.pacer = self.dispatcher.pacer
+        self.front.on_flood = self.dispatcher.reply_flooded
         self.desk = RecruiterDesk(
             coach.store.db,
             coach.renderer,

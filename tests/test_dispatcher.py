@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
-import itertools
 import json
 import logging
 import os
@@ -54,8 +54,10 @@ from bot.storage.store import Durable, NudgeRow, Store, UserRecord
 from bot.telegram.sender import TelegramSender
 
 try:
+    from tests.conftest import deadline as eventually
     from tests.fakebot import FakeBotApi
 except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
+    from conftest import deadline as eventually  # type: ignore
     from fakebot import FakeBotApi  # type: ignore
 
 T0 = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
@@ -591,27 +593,76 @@ async def test_a_failed_send_is_retried_no_earlier_than_its_backoff(
     assert (await rows(db))[nudge]["due_at"] == ts(T0) + 31
 
 
-async def test_per_chat_interval_is_counted_from_the_end_of_the_previous_send(
+async def test_a_chats_nudges_go_a_burst_at_once_then_an_interval_apart(
     store: Store, renderer: Renderer
 ) -> None:
-    sender = RecordingSender(latency=0.05)
-    for kind in ("prep", "pep", "debrief"):
+    sender = RecordingSender(latency=0.01)
+    for kind in ("prep", "pep", "debrief", "checkback", "nudge"):
         await add(store, 1, T0, kind=kind)  # all for chat 10
     await add(store, 2, T0)
-    dispatcher = make(store, sender, renderer, Clock(), per_chat_interval=0.2)
-    assert (await dispatcher.run_once()).sent == 4
-    sends = [s for s in sender.sent if s.chat_id == 10]
-    assert len(sends) == 3
-    # However long a request took, Telegram sees the interval between two messages.
-    assert all(b.at - a.end >= 0.2 for a, b in itertools.pairwise(sends))
+    dispatcher = make(store, sender, renderer, Clock(), per_chat_interval=0.1)
+    assert (await dispatcher.run_once()).sent == 6
+    starts = [s.at for s in sender.sent if s.chat_id == 10]
+    assert len(starts) == 5
+    # Three at once (the burst), then one per interval: never more than 3 + t / 0.1 in t.
+    assert all(at - starts[0] >= (k - 2) * 0.1 - 1e-3 for k, at in enumerate(starts) if k >= 3)
+    # Taken in turn, one at a time: in the order they were claimed.
+    ids = [int(s.text.split()[1]) for s in sender.sent if s.chat_id == 10]
+    assert ids == sorted(ids)
     assert len(dispatcher.pacer) == 2
+
+
+async def test_a_burst_goes_at_once_and_the_next_waits_for_the_chats_budget() -> None:
+    pacer = ChatPacer(interval=60.0, burst=3)
+    for _ in range(3):
+        await asyncio.wait_for(pacer.take(1), 5)  # no wait at all: within the burst
+    fourth = asyncio.create_task(pacer.take(1))
+    await eventually(lambda: pacer.waiting(1) == 1)
+    await asyncio.wait_for(pacer.take(2), 5)  # another chat is not held up
+    assert not fourth.done() and pacer.waiting(2) == 0
+    fourth.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await fourth
+    assert pacer.waiting(1) == 0
+
+
+async def test_a_flood_to_one_chat_is_spaced_by_the_interval_in_order() -> None:
+    pacer = ChatPacer(interval=0.05, burst=3)
+    loop = asyncio.get_running_loop()
+    done: list[tuple[int, float]] = []
+
+    async def take(n: int) -> None:
+        await pacer.take(7)
+        done.append((n, loop.time()))
+
+    started = loop.time()
+    for n in range(3):
+        await take(n)
+    waiters = [asyncio.create_task(take(n)) for n in range(3, 8)]
+    await asyncio.wait_for(asyncio.gather(*waiters), 10)
+    assert [n for n, _ in done] == list(range(8))  # the waiters in the order they came
+    # Leaky bucket of 3 draining one per 0.05 s: the k-th goes no sooner than (k - 2) * 0.05.
+    assert all(at - started >= (n - 2) * 0.05 - 1e-3 for n, at in done if n >= 3)
+
+
+async def test_an_interval_of_zero_paces_nothing_and_remembers_nothing() -> None:
+    pacer = ChatPacer(interval=0.0)
+    for _ in range(100):
+        await asyncio.wait_for(pacer.take(1), 5)
+    assert len(pacer) == 0 and pacer.waiting(1) == 0
+
+
+def test_a_pacer_needs_a_burst_and_an_interval_that_make_sense() -> None:
+    for interval, burst in [(-1.0, 3), (1.0, 0)]:
+        with pytest.raises(ValueError):
+            ChatPacer(interval, burst)
 
 
 async def test_pacer_forgets_idle_chats() -> None:
     pacer = ChatPacer(interval=0.0, sweep_at=64)
     sizes = []
     for chat in range(1000):
-        async with pacer.slot(chat):
+        async with pacer.turn(chat):
             pass
         sizes.append(len(pacer))
     # Every chat is idle: the table never grows past the size that triggers a sweep.
@@ -619,20 +670,30 @@ async def test_pacer_forgets_idle_chats() -> None:
     assert len(pacer) < 64
 
 
-async def test_a_pacer_sweep_keeps_chats_used_within_the_interval() -> None:
-    pacer = ChatPacer(interval=0.2, sweep_at=2)
-    async with pacer.slot(1):
-        pass
+async def test_a_pacer_sweep_drops_drained_budgets_and_keeps_used_ones() -> None:
+    pacer = ChatPacer(interval=0.01, burst=1, sweep_at=4)
+    for chat in (1, 2, 3):
+        await pacer.take(chat)
+    # Waits until chat 3's bucket drained, so 1's and 2's (used before it) have too; 3's is
+    # full again.
+    await asyncio.wait_for(pacer.take(3), 5)
+    await pacer.take(4)
+    await pacer.take(5)  # the table is full: swept here
+    assert len(pacer) == 3  # 3, 4 and 5
+
+
+async def test_a_pacer_sweep_keeps_a_chats_budget_while_in_use() -> None:
+    pacer = ChatPacer(interval=0.2, burst=1, sweep_at=2)
+    await pacer.take(1)
     ended = time.monotonic()
-    async with pacer.slot(2):
-        pass
-    async with pacer.slot(1):  # the table is full: swept here, and chat 1 is recent
-        again = time.monotonic()
-    assert again - ended >= 0.2
+    await pacer.take(2)
+    await pacer.take(3)  # the table is full: swept here, and chat 1's budget is in use
+    await pacer.take(1)
+    assert time.monotonic() - ended >= 0.2 - 1e-3
 
 
 async def _hold(pacer: ChatPacer, chat: int, entered: asyncio.Event, gate: asyncio.Event) -> None:
-    async with pacer.slot(chat):
+    async with pacer.turn(chat):
         entered.set()
         await gate.wait()
 
@@ -646,7 +707,7 @@ async def test_a_pacer_sweep_keeps_chats_with_senders_waiting() -> None:
 
     async def send(name: str) -> None:
         nonlocal inside, most
-        async with pacer.slot(1):
+        async with pacer.turn(1):
             inside += 1
             most = max(most, inside)
             order.append(name)
@@ -658,9 +719,9 @@ async def test_a_pacer_sweep_keeps_chats_with_senders_waiting() -> None:
     first = asyncio.create_task(send("first"))
     second = asyncio.create_task(send("second"))
     await first_in.wait()  # the first holds chat 1; the second already waits for it
-    async with pacer.slot(2):
+    async with pacer.turn(2):
         pass
-    async with pacer.slot(3):  # the table is full: swept here
+    async with pacer.turn(3):  # the table is full: swept here
         pass
     third = asyncio.create_task(send("third"))
     gate.set()
@@ -678,7 +739,7 @@ async def test_a_pacer_sweeps_again_only_once_the_table_has_doubled() -> None:
         await asyncio.wait_for(event.wait(), 5)
     sizes = []
     for chat in range(100, 107):
-        async with pacer.slot(chat):
+        async with pacer.turn(chat):
             pass
         sizes.append(len(pacer))
     gate.set()
@@ -686,6 +747,52 @@ async def test_a_pacer_sweeps_again_only_once_the_table_has_doubled() -> None:
     # Three chats in use stay; idle ones go at each sweep. The first sweep comes when the table
     # holds 4 (sweep_at); it keeps 3, so the next one waits until it holds 6 (twice 3).
     assert sizes == [4, 4, 5, 6, 4, 5, 6]
+
+
+async def test_a_nudge_due_just_after_a_burst_of_replies_waits_for_its_chats_budget(
+    store: Store, renderer: Renderer
+) -> None:
+    sender = RecordingSender()
+    dispatcher = make(store, sender, renderer, Clock(), per_chat_interval=0.3)
+    burst = time.monotonic()
+    for _ in range(3):  # three replies to chat 10, as the front end takes them
+        await dispatcher.pacer.take(10)
+    await add(store, 1, T0)  # chat 10
+    await add(store, 2, T0)  # chat 20
+    assert (await dispatcher.run_once()).sent == 2
+    [other, after] = sender.sent
+    # The other chat's nudge went at once; chat 10's waited for room in that chat's budget.
+    assert (other.chat_id, after.chat_id) == (20, 10)
+    assert after.at - burst >= 0.3 - 1e-3
+
+
+async def test_a_reply_flooded_while_nudges_are_sent_pauses_them(
+    store: Store, renderer: Renderer
+) -> None:
+    dispatcher: Dispatcher
+    sender = RecordingSender()
+    gate, sending = asyncio.Event(), asyncio.Event()
+    real = sender.send
+
+    async def held(chat_id: int, message: RenderedMessage) -> None:
+        sending.set()
+        await gate.wait()
+        await real(chat_id, message)
+
+    sender.send = held  # type: ignore[method-assign]
+    dispatcher = make(store, sender, renderer, Clock())
+    assert not dispatcher.reply_flooded(30)  # nothing being sent: nothing to pause
+    await add(store, 1, T0)
+    await add(store, 2, T0)
+    run = asyncio.create_task(dispatcher.run_once())
+    await asyncio.wait_for(sending.wait(), 5)
+    assert dispatcher.reply_flooded(30)  # a reply met a flood wait meanwhile
+    gate.set()
+    # The nudge in flight went; the other waits out the flood, until the dispatcher stops.
+    await sender.wait_until(lambda: len(sender.sent) == 1)
+    await dispatcher.stop()
+    stats = await asyncio.wait_for(run, 5)
+    assert (stats.sent, len(sender.sent)) == (1, 1)
 
 
 async def test_one_send_at_a_time_between_telegram_and_the_record(
@@ -1447,20 +1554,24 @@ async def test_bad_request_fails_at_once(
 async def test_global_rate_and_per_chat_interval_over_http(
     store: Store, renderer: Renderer, api: FakeBotApi, telegram: TelegramSender
 ) -> None:
+    # Chat 10's first: five of its six would go within 25 ms at 200/s without its budget.
+    kinds = ("prep", "debrief", "checkback", "nudge", "pre")
+    extra = [await add(store, 1, T0, kind=kind) for kind in kinds]
     ids = [await add(store, user, T0) for user in range(1, 101)]
-    extra = [await add(store, 1, T0, kind=kind) for kind in ("prep", "debrief")]
     dispatcher = make(
         store, telegram, renderer, Clock(), rate_per_second=200, per_chat_interval=0.2
     )
     started = time.monotonic()
-    assert (await dispatcher.run_once()).sent == 102
-    assert time.monotonic() - started >= 0.45  # 102 messages at 200/s, no burst
+    assert (await dispatcher.run_once()).sent == 105
+    assert time.monotonic() - started >= 0.45  # 105 messages at 200/s, no burst
     calls = sorted(c.at for c in api.calls_of("sendMessage"))
     # Never more than the rate in any window (one message of slack for timer jitter).
     assert all(calls[i + 11] - calls[i] >= 0.05 for i in range(len(calls) - 11))
     chat_10 = [c.at for c in api.calls_of("sendMessage") if c.params["chat_id"] == 10]
-    assert len(chat_10) == 3
-    assert all(b - a >= 0.2 for a, b in itertools.pairwise(chat_10))
+    assert len(chat_10) == 6
+    # A burst of 3, then one per 0.2 s (as Telegram receives them: a request's latency, a
+    # few ms on loopback, of slack).
+    assert all(at - chat_10[0] >= (k - 2) * 0.2 - 0.05 for k, at in enumerate(chat_10) if k >= 3)
     assert sent_ids(api.sent_texts()) == Counter({i: 1 for i in [*ids, *extra]})
 
 

@@ -35,10 +35,11 @@ from bot.sending import Blocked, Document, Photo, Rejected, RetryLater, SendErro
 from bot.service import Coach
 from bot.storage import store as store_module
 from bot.storage.store import from_ts
-from bot.telegram.app import TelegramFrontEnd, build_application
+from bot.telegram.app import PACED, TelegramFrontEnd, build_application
 from bot.telegram.intake import InboxWorker
 from bot.telegram.sender import TelegramSender
 from tests.conftest import FakeClock
+from tests.conftest import deadline as eventually
 from tests.fakebot import BOT_USERNAME, Call, FakeBotApi
 
 JSON = dict[str, Any]
@@ -599,6 +600,100 @@ async def test_after_one_answer_telegram_did_not_take_the_rest_wait_behind_it_in
         "three",
     ]
     assert sends[1].params["photo"].data == b"\x89PNG two"
+
+
+# --- Telegram's per-chat limit: one budget per chat, replies and nudges alike ----------------
+
+OTHER = 8
+
+
+def arrivals(calls: list[Call], user: int) -> list[float]:
+    """When Telegram got each message for `user`'s chat (time.monotonic())."""
+    return [c.at for c in calls if c.method == "sendMessage" and int(c.params["chat_id"]) == user]
+
+
+async def test_replies_and_nudges_share_one_budget_per_chat(bot: Bot) -> None:
+    front, dispatcher = bot.runtime.front, bot.runtime.dispatcher
+    assert front.pacer is dispatcher.pacer
+    assert front.on_flood == dispatcher.reply_flooded
+
+
+async def test_replies_within_a_chats_burst_go_at_once(api: FakeBotApi, running_bot: Any) -> None:
+    # A minute between messages once the burst is spent: any wait would outlast the test.
+    async with running_bot(per_chat_interval_seconds=60.0) as runtime:
+        bot = Bot(api, runtime)
+        mark = api.mark()
+        await bot.say("/start")
+        await sticker(bot)  # two more: three in all, the burst
+        assert len(arrivals(api.calls[mark:], USER)) == 3
+        assert {row[0] for row in await bot.replies()} == {"sent"}
+        assert runtime.front.pacer is not None and runtime.front.pacer.waiting(USER) == 0
+
+
+async def test_a_flood_of_replies_is_spaced_and_other_chats_are_not_held_up(
+    api: FakeBotApi, running_bot: Any
+) -> None:
+    async with running_bot(per_chat_interval_seconds=0.5) as runtime:
+        bot = Bot(api, runtime)
+        pacer = runtime.front.pacer
+        assert pacer is not None
+        mark = api.mark()
+        await bot.say("/start")
+        await sticker(bot)  # the burst is spent
+        flood = asyncio.create_task(sticker(bot))
+        await eventually(lambda: pacer.waiting(USER) == 1)  # its first reply waits its turn
+        # Meanwhile another user is answered at once.
+        assert [FIRST_QUESTION in m["text"] for m in await bot.say("/start", OTHER)] == [True]
+        await asyncio.wait_for(flood, 10)
+        mine, other = arrivals(api.calls[mark:], USER), arrivals(api.calls[mark:], OTHER)
+        assert len(mine) == 5 and other[0] < mine[3]
+        # Three at once, then one per 0.5 s (a request's latency of slack).
+        assert mine[3] - mine[0] >= 0.5 - 0.05 and mine[4] - mine[0] >= 1.0 - 0.05
+        assert {row[0] for row in await bot.replies()} == {"sent"}  # none went the long way
+
+
+async def test_a_chat_that_floods_further_is_answered_through_the_outbox(
+    api: FakeBotApi, running_bot: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_bot(per_chat_interval_seconds=0.2) as runtime:
+        bot = Bot(api, runtime)
+        pacer = runtime.front.pacer
+        assert pacer is not None
+        await bot.say("/start")
+        for _ in range(pacer.burst - 1):
+            await pacer.take(USER)  # the rest of the burst
+        # A burst's worth of messages already waits for this chat (a user tapping fast).
+        ahead = [asyncio.create_task(pacer.take(USER)) for _ in range(pacer.burst)]
+        await eventually(lambda: pacer.waiting(USER) == pacer.burst)
+        mark = api.mark()
+        calls = await sticker(bot)  # handled at once: its replies wait in the outbox instead
+        assert sent(calls) == []
+        *_, first, second = await outbox(bot)
+        assert first[0] == second[0] == "pending"
+        assert (first[2], first[3]) == (0, PACED)  # a wait, not a failure
+        [line] = events(caplog, "reply_paced")
+        assert line["user"] == user_ref(USER) and float(line["seconds"]) == 0.8
+        # The dispatcher, woken, sends them in order when the chat's budget has room.
+        await api.wait_for("sendMessage", lambda c: c.ok, count=2, after=mark)
+        texts = [m["text"] for m in sent(api.calls[mark:])]
+        assert texts[0].startswith(NOT_TEXT) and FIRST_QUESTION in texts[1]
+        assert all(task.done() for task in ahead)  # after those that waited before them
+        await recorded(bot, ["sent"] * len(await outbox(bot)))
+
+
+@pytest.mark.parametrize(("status", "told"), [(429, [7.0]), (502, [])])
+async def test_a_flood_wait_on_a_reply_is_told_to_the_dispatcher(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch, status: int, told: list[float]
+) -> None:
+    floods: list[float] = []
+    monkeypatch.setattr(bot.runtime.front, "on_flood", floods.append)
+    await bot.say("/start")
+    retry_after = 7 if status == 429 else None
+    bot.api.fail_next("sendMessage", status, retry_after=retry_after, chat_id=USER)
+    await sticker(bot)  # a conversation's replies
+    bot.api.fail_next("sendMessage", status, retry_after=retry_after, chat_id=USER)
+    await bot.runtime.front._send_all(USER, USER, (RenderedMessage("an answer"),))
+    assert floods == told * 2
 
 
 class Alone:

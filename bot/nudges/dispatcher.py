@@ -24,7 +24,7 @@ import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 
 from aiolimiter import AsyncLimiter
@@ -109,26 +109,43 @@ class DispatchStats:
         return sum(getattr(self, f.name) for f in fields(self))
 
 
+# Telegram lets a chat get a few messages at once before its limit of about one a second bites.
+PER_CHAT_BURST = 3
+
+
 @dataclass
 class _Chat:
-    lock: asyncio.Lock
-    last: float = float("-inf")  # time.monotonic() when the last send to this chat ended
-    users: int = 0  # tasks holding or waiting for the lock
+    budget: AsyncLimiter | None  # None: no per-chat limit (an interval of 0)
+    turn: asyncio.Lock = field(default_factory=asyncio.Lock)
+    line: asyncio.Lock = field(default_factory=asyncio.Lock)  # waiters for the budget, in order
+    users: int = 0  # tasks holding or waiting for its turn or its budget
+    waiting: int = 0  # of which, waiting for room in its budget
 
 
 class ChatPacer:
-    """At most one message per `interval` seconds to any one chat (Telegram's per-chat limit,
-    which PTB's AIORateLimiter does not cover for private chats).
+    """Telegram's per-chat limit (about one message a second, short bursts allowed; PTB's
+    AIORateLimiter does not cover private chats), ONE budget per chat for everything sent to
+    it: the replies to what the user did and the nudges the dispatcher sends.
 
-    Sends to one chat are serialised by a lock and spaced from the END of the previous send, so
-    the gap Telegram sees is at least `interval` however long the request took. An entry older
-    than `interval` carries no information, so such entries are swept whenever the table has
-    doubled since the last sweep: memory stays proportional to the chats active in the last
-    `interval`, not to every chat ever written to.
+    Each chat's budget is a leaky bucket (aiolimiter's AsyncLimiter) of `burst` messages that
+    drains one every `interval` seconds: `burst` messages go at once, more go `interval` apart.
+    A reply takes its place with `take()` and goes at once while the burst allows, so a normal
+    conversation never waits and only a user who floods is paced; a nudge takes its place in
+    the same budget, so it waits after a burst of replies to its chat, never before another
+    chat's. The dispatcher's sends to one chat also take their `turn()`: one at a time, in the
+    order they came (the outbox's replies after a failure).
+
+    A chat whose bucket is empty and that nobody waits for carries no information, so such
+    entries are swept whenever the table has doubled since the last sweep: memory stays
+    proportional to the chats written to in the last `burst * interval` seconds, not to every
+    chat ever written to.
     """
 
-    def __init__(self, interval: float, sweep_at: int = 1024) -> None:
+    def __init__(self, interval: float, burst: int = PER_CHAT_BURST, sweep_at: int = 1024) -> None:
+        if interval < 0 or burst < 1:
+            raise ValueError("the per-chat interval must be >= 0 and the burst >= 1")
         self.interval = interval
+        self.burst = burst
         self._chats: dict[int, _Chat] = {}
         self._min_sweep = sweep_at
         self._sweep_at = sweep_at
@@ -136,32 +153,58 @@ class ChatPacer:
     def __len__(self) -> int:
         return len(self._chats)
 
+    def waiting(self, chat_id: int) -> int:
+        """Sends to this chat waiting for room in its budget now."""
+        chat = self._chats.get(chat_id)
+        return chat.waiting if chat is not None else 0
+
+    async def take(self, chat_id: int) -> None:
+        """One message's place in the chat's budget: at once within the burst, else when the
+        bucket has drained enough, after those already waiting."""
+        if not self.interval:
+            return
+        chat = self._enter(chat_id)
+        assert chat.budget is not None
+        try:
+            if not chat.waiting and chat.budget.has_capacity():
+                await chat.budget.acquire()  # returns without yielding: room was checked
+                return
+            chat.waiting += 1
+            try:
+                # One waiter at a time in the bucket, the others in line: first come, first
+                # served (AsyncLimiter alone lets a newcomer take room a waiter was woken for).
+                async with chat.line:
+                    await chat.budget.acquire()
+            finally:
+                chat.waiting -= 1
+        finally:
+            chat.users -= 1
+
     @contextlib.asynccontextmanager
-    async def slot(self, chat_id: int) -> AsyncIterator[None]:
+    async def turn(self, chat_id: int) -> AsyncIterator[None]:
+        """The dispatcher's sends to one chat, one at a time in the order they came."""
+        chat = self._enter(chat_id)
+        try:
+            async with chat.turn:
+                yield
+        finally:
+            chat.users -= 1
+
+    def _enter(self, chat_id: int) -> _Chat:
         if len(self._chats) >= self._sweep_at:
             self._sweep()
         chat = self._chats.get(chat_id)
         if chat is None:
-            chat = self._chats[chat_id] = _Chat(asyncio.Lock())
+            budget = AsyncLimiter(self.burst, self.burst * self.interval) if self.interval else None
+            chat = self._chats[chat_id] = _Chat(budget)
         chat.users += 1  # no await since the lookup: a sweep cannot drop it in between
-        try:
-            async with chat.lock:
-                wait = chat.last + self.interval - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                try:
-                    yield
-                finally:
-                    chat.last = time.monotonic()
-        finally:
-            chat.users -= 1
+        return chat
 
     def _sweep(self) -> None:
-        now = time.monotonic()
         self._chats = {
             chat_id: chat
             for chat_id, chat in self._chats.items()
-            if chat.users or now - chat.last < self.interval
+            if chat.users or (chat.budget is not None and not chat.budget.has_capacity(self.burst))
         }
         self._sweep_at = max(self._min_sweep, 2 * len(self._chats))
 
@@ -188,9 +231,11 @@ class Dispatcher:
         decide: Decide,
         clock: Callable[[], datetime],
         *,
-        # The two Telegram limits come from the settings, always: no second default here.
+        # The two Telegram limits come from the settings, always: no second default here
+        # (the short burst a chat may get at once is Telegram's, not a setting).
         rate_per_second: float,
         per_chat_interval: float,
+        per_chat_burst: int = PER_CHAT_BURST,
         concurrency: int = 16,
         batch_size: int = 200,
         max_attempts: int = 8,
@@ -219,7 +264,8 @@ class Dispatcher:
         # A bucket of ONE spaced 1/rate apart: AsyncLimiter(rate, 1) would allow a burst of
         # `rate` on top of `rate` per second, i.e. up to 2x Telegram's limit in some second.
         self._limiter = AsyncLimiter(1, 1 / rate_per_second)
-        self._pacer = ChatPacer(per_chat_interval)
+        # One budget per chat, shared with the replies (the front end takes its places there).
+        self._pacer = ChatPacer(per_chat_interval, per_chat_burst)
         self._slots = asyncio.Semaphore(concurrency)
         self._paused_until = 0.0  # time.monotonic(); Telegram's flood wait applies to all chats
         self._wake = asyncio.Event()
@@ -519,10 +565,14 @@ class Dispatcher:
         message: Outgoing,
         then: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        async with self._pacer.slot(chat_id):
+        async with self._pacer.turn(chat_id):
             while True:
                 await self._wait_out_pause()
                 await self._keep_lease(row)
+                # Its place in the chat's budget, after any pause and before the queue for the
+                # overall rate: a nudge due just after a burst of replies to its chat waits for
+                # that chat's budget here, without holding up the nudges to other chats.
+                await self._pacer.take(chat_id)
                 # One nudge at a time between "Telegram took it" and "recorded as sent": a
                 # crash can repeat at most that one, never a batch.
                 async with self._in_flight:
@@ -558,6 +608,15 @@ class Dispatcher:
         if not await self._store.renew(row.id, self.owner, until):
             raise _Stopped
         self._leases[row.id] = until
+
+    def reply_flooded(self, seconds: float) -> bool:
+        """A reply met Telegram's flood control (429, retry_after `seconds`). Its chat waits in
+        the outbox; if nudges are being sent meanwhile, the flood may be the bot's as a whole,
+        so they wait too, as if one of theirs had met it. True if they were paused."""
+        if not self._leases:  # nothing claimed, nothing being sent: nothing to pause
+            return False
+        self._pause(seconds)
+        return True
 
     def _pause(self, seconds: float) -> None:
         log.warning("Telegram flood control: pausing all nudges for %.1fs", seconds)

@@ -27,6 +27,7 @@ from telegram.ext import (
 
 from bot.engine.model import Event, EventKind
 from bot.logs import user_ref
+from bot.nudges.dispatcher import ChatPacer
 from bot.recruiters.desk import COMMANDS as RECRUITER_COMMANDS
 from bot.recruiters.desk import Answer, RecruiterDesk
 from bot.render import PROMPTS_DIR, RenderedMessage
@@ -58,6 +59,7 @@ def clean(event: Event) -> Event:
 
 
 REPLY_RETRY_SECONDS = 5.0  # a reply Telegram did not take goes again this soon
+PACED = "paced: the chat had a burst of messages waiting"  # a held reply's note in the outbox
 MARKS_KEPT = 1024  # chats whose last reply record may still wait, before a sweep
 # What handling an update gives back: the toast for a button press, and how to send replies.
 Served = tuple[str | None, Callable[[], Awaitable[None]]]
@@ -80,6 +82,12 @@ class TelegramFrontEnd:
         self.requests = requests  # the HTTP sessions the Application uses, closed by close()
         # Each chat's latest reply record that may still be deferred (Store.sent).
         self._marks: dict[int, Mark] = {}
+        # Telegram's per-chat budget, shared with the nudges (the runtime hands over the
+        # dispatcher's); None: replies are not paced (a front end alone, in tests).
+        self.pacer: ChatPacer | None = None
+        # Told when a reply meets a flood wait (retry_after, in seconds): the runtime pauses
+        # the nudges being sent, as the flood may be the bot's as a whole.
+        self.on_flood: Callable[[float], object] | None = None
 
     async def close(self) -> None:
         """Close the HTTP sessions, also when the Application never finished initialising
@@ -240,7 +248,8 @@ class TelegramFrontEnd:
         """Send what the conversation answered. Durable replies are marked sent one by one,
         each on record before the next message goes to the chat (a kill between a send and
         its record repeats that one message, never a batch); any Telegram did not take (5xx,
-        a timeout, flood control) stay queued for the dispatcher, so none is dropped."""
+        a timeout, flood control) stay queued for the dispatcher, so none is dropped. Each
+        takes its place in the chat's budget first (`_pace`)."""
         if not handled.reply_ids:
             await self._send_all(user_id, chat_id, handled.messages)
             return
@@ -252,6 +261,14 @@ class TelegramFrontEnd:
                 if sent:
                     self._marked(chat_id, store.sent(sent, self.coach.clock(), owner))
                     sent.clear()
+                held = await self._pace(chat_id)
+                if held:
+                    log.info("event=reply_paced user=%s seconds=%.1f", user_ref(user_id), held)
+                    later = self.coach.clock() + timedelta(seconds=held)
+                    for _message, rest in pairs[index:]:
+                        await store.retry(rest, later, PACED, count_attempt=False, owner=owner)
+                    self._wake()
+                    return
                 await self._settled(chat_id)
                 try:
                     await self.sender.send(chat_id, message)
@@ -270,7 +287,7 @@ class TelegramFrontEnd:
                     )
                     continue
                 except SendError as exc:
-                    flood = isinstance(exc, RetryLater)
+                    flood = self._flooded(exc)
                     wait = exc.seconds if isinstance(exc, RetryLater) else REPLY_RETRY_SECONDS
                     later = self.coach.clock() + timedelta(seconds=wait)
                     log.warning("event=reply_queued user=%s error=%s", user_ref(user_id), exc)
@@ -281,8 +298,7 @@ class TelegramFrontEnd:
                         await store.retry(
                             rest, later, str(exc)[:500], count_attempt=failed, owner=owner
                         )
-                    if self.coach.on_schedule is not None:
-                        self.coach.on_schedule()
+                    self._wake()
                     return
                 sent.append(reply_id)
         finally:
@@ -313,6 +329,11 @@ class TelegramFrontEnd:
         when there is one (durable); without it, the rest are dropped and logged."""
         await self._settled(chat_id)
         for index, message in enumerate(messages):
+            held = await self._pace(chat_id)
+            if held:
+                log.info("event=reply_paced user=%s seconds=%.1f", user_ref(user_id), held)
+                await self._queue(user_id, chat_id, messages[index:], held, PACED, failed=False)
+                return
             try:
                 await self.sender.send_any(chat_id, message)
             except Blocked:
@@ -323,30 +344,64 @@ class TelegramFrontEnd:
                 log.warning("event=send_failed user=%s error=%s", user_ref(user_id), exc)
                 return
             except SendError as exc:
+                flood = self._flooded(exc)
                 if not self.durable:
                     log.warning("event=send_failed user=%s error=%s", user_ref(user_id), exc)
                     return
-                await self._queue(user_id, chat_id, messages[index:], exc)
+                wait = exc.seconds if isinstance(exc, RetryLater) else REPLY_RETRY_SECONDS
+                rest = messages[index:]
+                await self._queue(user_id, chat_id, rest, wait, str(exc), failed=not flood)
+                log.warning("event=reply_queued user=%s error=%s", user_ref(user_id), exc)
                 return
 
     async def _queue(
-        self, user_id: int, chat_id: int, rest: tuple[Outgoing, ...], exc: SendError
+        self,
+        user_id: int,
+        chat_id: int,
+        rest: tuple[Outgoing, ...],
+        wait: float,
+        error: str,
+        *,
+        failed: bool,
     ) -> None:
-        flood = isinstance(exc, RetryLater)
-        wait = exc.seconds if isinstance(exc, RetryLater) else REPLY_RETRY_SECONDS
         now = self.coach.clock()
         await self.coach.store.queue_replies(
             user_id,
             chat_id,
             [to_payload(item) for item in rest],
             now + timedelta(seconds=wait),
-            str(exc)[:500],
+            error[:500],
             now,
-            failed=not flood,
+            failed=failed,
         )
-        log.warning("event=reply_queued user=%s error=%s", user_ref(user_id), exc)
+        self._wake()
+
+    def _wake(self) -> None:
         if self.coach.on_schedule is not None:
-            self.coach.on_schedule()
+            self.coach.on_schedule()  # the dispatcher: replies wait for it in the outbox
+
+    async def _pace(self, chat_id: int) -> float:
+        """This message's place in its chat's budget, which the nudges share: at once within
+        the burst (a normal conversation never waits), or after the few already waiting (a
+        quick double tap). A chat with a burst's worth of messages waiting already floods:
+        with the outbox, the rest of its replies wait there instead, so that one user cannot
+        hold the inbox's slots, and this returns how long from now (0: it may go now)."""
+        pacer = self.pacer
+        if pacer is None:
+            return 0.0
+        ahead = pacer.waiting(chat_id)
+        if self.durable and ahead >= pacer.burst:
+            return (ahead + 1) * pacer.interval
+        await pacer.take(chat_id)
+        return 0.0
+
+    def _flooded(self, exc: SendError) -> bool:
+        """A flood wait (429) tells the runtime too: the nudges being sent pause with it."""
+        if not isinstance(exc, RetryLater):
+            return False
+        if self.on_flood is not None:
+            self.on_flood(exc.seconds)
+        return True
 
 
 def load_commands(*, recruiter: bool = False) -> list[BotCommand]:
@@ -377,9 +432,11 @@ def build_application(
     coach: Coach, token: str, base_url: str
 ) -> tuple[Application[Any, Any, Any, Any, Any, Any], TelegramFrontEnd]:
     """PTB's Application, without its rate limiter: a reply to something the user just did
-    goes at once (Telegram allows about one a second per chat, with short bursts); the
-    overall budget paces reminders and digests in the dispatcher, leaving room for replies,
-    and a reply refused with 429 is queued for the dispatcher, which waits retry_after."""
+    goes at once within its chat's budget (Telegram allows about one a second per chat, with
+    short bursts; the runtime hands the front end the dispatcher's ChatPacer, so replies and
+    nudges share it); the overall budget paces reminders and digests in the dispatcher,
+    leaving room for replies, and a reply refused with 429 is queued for the dispatcher,
+    which waits retry_after (and pauses the nudges it is sending)."""
     calls = AiohttpRequest(HTTP_CONNECTIONS, pool_timeout=HTTP_POOL_TIMEOUT)
     polling = AiohttpRequest(1, pool_timeout=HTTP_POOL_TIMEOUT)
     application = (
