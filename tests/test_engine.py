@@ -1292,6 +1292,9 @@ def test_every_template_renders_with_the_contexts_the_engine_produces() -> None:
     c.say("ok I'll go")  # scam_check
     c.press("scam", "steer")  # steer_clear
     c.cmd("restart")  # a new conversation: the fraud flag belonged to the old one
+    paused = Convo(ctx=make_ctx(pending=(PendingNudge(3, planner.PEP, NOW + timedelta(days=1)),)))
+    paused.tap(B.pack("obj", "scam_suspected"))  # scam, scam_paused
+    tour(paused)
     c.press("sit", "explore")
     c.press("lean", "unsure")
     c.tap(B.pack("obj", "not_looking"))  # exception
@@ -1597,6 +1600,73 @@ def test_nothing_is_planned_for_a_likely_scam_unless_it_checked_out() -> None:
     convo.press("scamok", "go")
     assert not convo.state.scam and convo.state.decision == "go"
     assert set(schedules(convo.out.effects)) == {planner.PREP, planner.PEP, planner.DEBRIEF}
+
+
+def planned_then_flagged() -> Convo:
+    """Going, the interview saved and its reminders planned (and pending in storage), then a
+    message that looks like fraud."""
+    convo = going_in_paris()
+    convo.say("Tue 3pm")
+    confirm(convo)
+    planned = schedules(convo.out.effects)
+    assert set(planned) == {planner.PREP, planner.PEP, planner.DEBRIEF}
+    pending = tuple(
+        PendingNudge(n, s.kind, s.due_at, s.deadline) for n, s in enumerate(planned.values(), 1)
+    )
+    convo.ctx = dataclasses.replace(convo.ctx, pending=pending)
+    convo.say("they asked me to pay a registration fee before the interview")
+    return convo
+
+
+def test_flagging_fraud_after_planning_cancels_the_interviews_reminders() -> None:
+    convo = planned_then_flagged()
+    assert convo.templates == ["scam", "scam_paused"] and convo.state.scam
+    assert convo.out.effects == (CancelNudges(),)  # every kind: no pep talk, no check-in
+    assert "cancelled your reminders" in convo.text
+    # The choice is on the last message, where the thumb is.
+    assert convo.out.replies[0].keyboard == ()
+    assert convo.button("scam", "steer") and convo.button("scam", "legit")
+    # /mydata no longer says both "no reminders" and "Reminders planned: 3".
+    convo.ctx = dataclasses.replace(convo.ctx, pending=())
+    convo.cmd("mydata")
+    assert "possible fraud: yes" in convo.text and "Reminders planned: 0" in convo.text
+
+
+def test_a_flag_without_reminders_says_nothing_of_them() -> None:
+    convo = flagged()
+    assert convo.templates == ["scam"] and "reminders" not in convo.text
+    assert convo.out.effects == (CancelNudges(),)
+
+
+def test_it_checked_out_plans_the_cancelled_reminders_again() -> None:
+    convo = planned_then_flagged()
+    convo.press("scam", "legit")
+    assert convo.templates == ["menu"] and not convo.state.scam
+    assert convo.out.effects[0] == CancelNudges(planner.KINDS)  # never doubled
+    planned = schedules(convo.out.effects)
+    assert set(planned) == {planner.PREP, planner.PEP, planner.DEBRIEF}
+    assert planned[planner.PEP].due_at == datetime(2026, 3, 10, 13, 0, tzinfo=PARIS)
+
+
+def test_a_pep_talk_from_before_the_flag_offers_no_note_to_the_likely_scammer() -> None:
+    convo = planned_then_flagged()
+    state = convo.state
+    convo.tap(B.pack("pre", 2, "cant"))  # "Can't make it" on a pep talk sent before the flag
+    assert convo.templates == ["steer_clear"]
+    assert kb().coaching.reschedule_note not in convo.text
+    assert kb().coaching.withdrawal not in convo.text
+    assert convo.state.decision == "pass" and Decided("pass", "go") in convo.out.milestones
+    assert not any(isinstance(m, CantMakeIt) for m in convo.out.milestones)
+    # "I'd rather withdraw" from an older "Can't make it" message: no letter either.
+    convo = Convo(state=state)
+    convo.tap(B.pack("withdraw"))
+    assert convo.templates == ["steer_clear"] and kb().coaching.withdrawal not in convo.text
+    # "Still on" and "Need to reschedule": did it check out first? Nothing planned meanwhile.
+    for choice in ("on", "resched"):
+        convo = Convo(state=state)
+        convo.tap(B.pack("pre", 2, choice))
+        assert convo.templates == ["scam_check"] and convo.out.effects == ()
+        assert convo.button("scamok", "go")
 
 
 def test_it_is_legitimate_goes_back_to_the_worries() -> None:

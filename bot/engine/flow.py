@@ -201,13 +201,17 @@ def mixed_screen() -> Replies:
     return (Reply("mixed", {}, keyboard),)
 
 
-def scam_screen(ctx: Context) -> Replies:
+def scam_screen(ctx: Context, paused: bool = False) -> Replies:
+    """The fraud warning; `paused`: it just cancelled reminders the candidate had."""
     keyboard = rows(
         btn("steer_clear", "scam", "steer"),
         btn("its_legit", "scam", "legit"),
         btn("start_over", "nav", "situation"),
     )
-    return (Reply("scam", {"coaching": ctx.kb.coaching}, keyboard),)
+    warning = {"coaching": ctx.kb.coaching}
+    if paused:  # one idea a message: the warning, then what became of the reminders
+        return (Reply("scam", warning), Reply("scam_paused", {}, keyboard))
+    return (Reply("scam", warning, keyboard),)
 
 
 def scam_check_screen(decision: str) -> Replies:
@@ -525,9 +529,11 @@ def answer_objection(state: State, ctx: Context, objection: str, typed: str = ""
 
 def _answer_objection(state: State, ctx: Context, objection: str, typed: str) -> Outcome:
     if objection == "scam_suspected":
-        return Outcome(
-            scam_screen(ctx), state.evolve(step=Step.SCAM, objection=objection, scam=True)
-        )
+        # Flagging stops whatever was planned for this interview: no pep talk or check-in for
+        # a likely scam. They are planned again only if the candidate says it checked out.
+        new = state.evolve(step=Step.SCAM, objection=objection, scam=True)
+        paused = any(n.kind in planner.KINDS for n in ctx.pending)
+        return Outcome(scam_screen(ctx, paused), new, (CancelNudges(),))
     if objection == "unpaid_task":
         return Outcome(unpaid_screen(ctx), state.evolve(step=Step.UNPAID, objection=objection))
     if objection not in ctx.kb.objections or not ctx.kb.objections[objection].arguments:
@@ -873,9 +879,12 @@ def _on_action(action: B.Action, state: State, ctx: Context) -> Outcome | None:
     if name == "scam" and args[0] == "steer":
         return noting(steer_clear(state, ctx), Decided("pass", state.decision))
     if name == "scam" and args[0] == "legit":
-        # They say it checked out: back to the worries, reminders allowed again.
+        # They say it checked out: back to the worries, and the reminders the flag cancelled
+        # are planned again.
         new = state.evolve(scam=False, step=Step.MENU)
-        return Outcome(menu_screen(ctx, "legit"), new)
+        replan = plan_for(new, ctx) if state.scam else []
+        effects = (CancelNudges(planner.KINDS), *replan) if replan else ()
+        return Outcome(menu_screen(ctx, "legit"), new, effects)
     if name == "scamok" and args[0] in ("go", "unsure"):
         return decide(state.evolve(scam=False), ctx, args[0])
     if name == "withdraw":
@@ -922,7 +931,10 @@ def _on_action(action: B.Action, state: State, ctx: Context) -> Outcome | None:
 
 
 def withdraw(state: State, ctx: Context) -> Outcome:
-    """Out of an interview they can't make: the polite note, and nothing more planned."""
+    """Out of an interview they can't make: the polite note, and nothing more planned. Not
+    for a likely scam: no letter to a scammer, steering clear is confirmed instead."""
+    if state.scam:
+        return steer_clear(state, ctx)
     new = state.evolve(decision="pass", step=Step.PASS, checklist_shown=False)
     keyboard = rows(btn("new_time", "when", "change"), btn("start_over", "nav", "situation"))
     note = replace(withdraw_note(ctx, "cant"), keyboard=keyboard)
@@ -1036,6 +1048,14 @@ def on_nudge_button(
         )
     if name == "nudge" and choice == "stop":
         return Outcome((Reply("reminders_stopped", {}),), state, (CancelNudges(),))
+    if name == "pre" and state.scam:
+        # A pep talk sent before the interview was flagged as possible fraud: no good-luck,
+        # no new time and no note to the likely scammer.
+        if choice == "cant":
+            return noting(steer_clear(state, ctx), Decided("pass", state.decision))
+        if choice in ("on", "resched"):
+            return Outcome(scam_check_screen("go"), state.evolve(step=Step.SCAM))
+        return None
     if name == "pre" and choice == "on":
         return Outcome((Reply("pre_on", {}),), state, notice="Good luck!")
     if name == "pre" and choice == "resched":
