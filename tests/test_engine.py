@@ -1467,6 +1467,104 @@ def test_a_typed_no_is_understood_at_every_step(step: Step) -> None:
     assert CancelNudges() in convo.out.effects
 
 
+PLAIN_REFUSALS = ("i'm out", "count me out", "forget it")
+# The screens where the coach answers a worry or asks for the decision, as a user reaches them.
+WORRY_SCREENS = {
+    "the menu after leaning no": ("lean", "no"),
+    "an argument": ("obj", "nervous"),
+    "the offer question": ("obj", "other_offer"),
+    "the exception": ("obj", "not_looking"),
+    "doubt": ("doubt", "nervous"),
+}
+
+
+def at_worry_screen(where: str) -> Convo:
+    convo = Convo()
+    convo.cmd("start")
+    convo.press("sit", "invite")
+    convo.press("lean", "no")
+    if where != "the menu after leaning no":
+        convo.tap(B.pack(*WORRY_SCREENS[where]))
+    return convo
+
+
+@pytest.mark.parametrize("where", list(WORRY_SCREENS))
+@pytest.mark.parametrize("text", [*PLAIN_REFUSALS, "no thanks", "No thank you!", "nope, thanks"])
+def test_a_plain_refusal_on_a_worry_screen_is_a_decision_not_to_go(where: str, text: str) -> None:
+    convo = at_worry_screen(where)
+    convo.say(text)
+    assert convo.state.decision == "pass" and convo.state.step == Step.PASS
+    assert "argument" not in convo.templates and "smalltalk" not in convo.templates
+
+
+# (On the offer question a bare no answers "Have you already accepted it?": below.)
+@pytest.mark.parametrize("where", [w for w in WORRY_SCREENS if w != "the offer question"])
+@pytest.mark.parametrize("text", ["no", "Nope.", "no way"])
+def test_a_bare_no_on_a_worry_screen_asks_whether_it_is_a_decision(where: str, text: str) -> None:
+    convo = at_worry_screen(where)
+    before = convo.state
+    convo.say(text)
+    assert convo.templates == ["did_you_mean"] and convo.state == before
+    assert "decided not to go" in convo.text and "still not sure" in convo.text
+    assert convo.button("dec", "pass") and convo.button("dec", "unsure")
+    assert convo.button("nav", "menu")
+
+
+def test_a_no_on_the_decision_screen_or_the_fraud_warning_is_the_decision() -> None:
+    convo = Convo()
+    convo.cmd("start")
+    convo.press("sit", "invite")
+    convo.press("lean", "yes")
+    assert convo.state.step == Step.DECISION
+    convo.say("no")
+    assert convo.state.decision == "pass"
+    convo = flagged()
+    convo.say("nope")
+    assert convo.templates == ["steer_clear"]
+
+
+def test_a_yes_or_no_to_have_you_accepted_it_answers_it() -> None:
+    for text in ("yes", "Yep."):
+        convo = at_worry_screen("the offer question")
+        convo.say(text)
+        assert convo.templates == ["exception"] and convo.state.exception == "signed"
+    convo = at_worry_screen("the offer question")
+    convo.say("no")  # not signed: the reasons, as "Not yet" gives them
+    assert convo.templates == ["argument"] and convo.state.objection == "other_offer"
+    assert convo.state.decision is None
+
+
+@pytest.mark.parametrize("text", ["no", "no thanks", "yes"])
+def test_a_bare_yes_or_no_elsewhere_is_not_taken_for_a_decision(text: str) -> None:
+    convo = Convo()
+    convo.cmd("start")  # "What brings you here?": a no answers nothing there
+    convo.say(text)
+    assert convo.state.decision is None and convo.templates[0] == "smalltalk"
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        ["/menu"],
+        ["/menu", "#nervous"],
+        ["/when"],
+        ["/when", "Tue 3pm"],
+        ["/when", "Tue 3pm", "#tz"],
+    ],
+)
+def test_im_out_is_a_decision_on_the_time_and_zone_screens_too(setup: list[str]) -> None:
+    convo = at_menu() if setup[0] == "/menu" else going_in_paris()
+    for step in setup[1:]:
+        if step == "#nervous":
+            convo.press("obj", "nervous")
+        elif step == "#tz":
+            convo.press("tz", "ask")
+        else:
+            convo.say(step)
+    convo.say("i'm out")
+    assert convo.state.decision == "pass" and "argument" not in convo.templates
+
+
 @pytest.mark.parametrize(
     ("text", "decision"),
     [("ok fine ill go i guess", "go"), ("still not sure", "unsure"), ("I'll pass", "pass")],

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from bot.engine import buttons as B
 from bot.engine import planner
+from bot.engine.answers import refusal, yes_or_no
 from bot.engine.context import Context
 from bot.engine.model import (
     Attended,
@@ -66,6 +67,23 @@ QUESTIONS = {"offer": ("signed", "open", "counter"), "flag": ("real", "vague")}
 # Typed decisions (intents.toml) and the decision each one is.
 INTENT_DECISIONS = {"decide_go": "go", "decide_unsure": "unsure", "decide_pass": "pass"}
 MAX_QUESTION = 1000  # characters of a question relayed to a recruiter
+# Where a plain "no" typed is about going: the screens that answer a worry or ask for the
+# decision. "No thanks" there declines going; a bare "no" is asked about ("not going, or still
+# not sure?"), except where the screen asked for the decision itself.
+DECLINING_STEPS = frozenset(
+    {
+        Step.MENU,
+        Step.MENU_MORE,
+        Step.TYPE_IT,
+        Step.ANSWER,
+        Step.QUESTION,
+        Step.EXCEPTION,
+        Step.DOUBT,
+        Step.MIXED,
+        Step.UNPAID,
+    }
+)
+DECIDING_STEPS = frozenset({Step.DECISION, Step.SCAM})
 
 
 def small_int(text: str) -> int | None:
@@ -617,9 +635,36 @@ def looks_like_scam(result: Classification, verdict: str) -> bool:
     )
 
 
+def did_you_mean(readings: Sequence[str], state: State, ctx: Context) -> Outcome:
+    """ "Did you mean A or B?", asked as a question, with both readings and the list."""
+    keyboard = rows(*(reading_button(r, ctx) for r in readings), btn("neither", "nav", "menu"))
+    context = {"options": [ctx.kb.summary(r) for r in readings]}
+    return Outcome((Reply("did_you_mean", context, keyboard),), state)
+
+
+def short_answer(text: str, state: State, ctx: Context) -> Outcome | None:
+    """A plain yes or no, read by the screen it answers (the classifier, rightly, takes a bare
+    "no" for small talk); None when the text is more than that or the screen asked no such
+    thing."""
+    kind = refusal(text)
+    if state.step == Step.QUESTION and state.objection == "other_offer" and kind != "polite":
+        answer = yes_or_no(text)  # "Have you already accepted it?"
+        if answer is not None:
+            return answer_question("offer", "signed" if answer == "yes" else "open", state, ctx)
+    if kind is None:
+        return None
+    if state.step in DECIDING_STEPS or (kind == "polite" and state.step in DECLINING_STEPS):
+        return decide(state, ctx, "pass")
+    if state.step in DECLINING_STEPS:
+        return did_you_mean(("decide_pass", "decide_unsure"), state, ctx)
+    return None
+
+
 def understand(text: str, state: State, ctx: Context, expecting: str = "") -> Outcome:
     """Free text: act on a clear decision or worry, ask when two readings are close, else say
     so. `expecting` ("when", "zone") is what the step asked for, which the text was not."""
+    if not expecting and (short := short_answer(text, state, ctx)) is not None:
+        return short
     result = ctx.classifier.classify(text)
     verdict = interpret(result)
     if looks_like_scam(result, verdict):
@@ -638,11 +683,7 @@ def understand(text: str, state: State, ctx: Context, expecting: str = "") -> Ou
         readings = [result.objection, *(a.objection for a in result.alternatives)]
         readings = [r for r in readings if r != "other"][:2]
         if len(readings) == 2:
-            keyboard = rows(
-                *(reading_button(r, ctx) for r in readings), btn("neither", "nav", "menu")
-            )
-            context = {"options": [ctx.kb.summary(r) for r in readings]}
-            return Outcome((Reply("did_you_mean", context, keyboard),), state)
+            return did_you_mean(readings, state, ctx)
     return Outcome(
         (Reply("not_understood", {}), *menu_screen(ctx, "again")), state.evolve(step=Step.MENU)
     )
