@@ -1565,6 +1565,17 @@ def test_im_out_is_a_decision_on_the_time_and_zone_screens_too(setup: list[str])
     assert convo.state.decision == "pass" and "argument" not in convo.templates
 
 
+def test_a_decision_the_coach_is_unsure_of_is_asked_about_on_the_confirmation_screen() -> None:
+    convo = going_in_paris()
+    convo.say("Tue 3pm")
+    proposed = convo.state
+    convo.say("nah i'm good")  # not a time, not a zone: "not going", or content where they are
+    assert convo.templates == ["did_you_mean"] and "decided not to go" in convo.text
+    assert convo.state == proposed
+    convo.press("dec", "pass")
+    assert convo.state.decision == "pass"
+
+
 @pytest.mark.parametrize(
     ("text", "decision"),
     [("ok fine ill go i guess", "go"), ("still not sure", "unsure"), ("I'll pass", "pass")],

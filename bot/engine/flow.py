@@ -66,6 +66,8 @@ LEAD_QUESTION = {"other_offer": "offer", "bad_company": "flag"}
 QUESTIONS = {"offer": ("signed", "open", "counter"), "flag": ("real", "vague")}
 # Typed decisions (intents.toml) and the decision each one is.
 INTENT_DECISIONS = {"decide_go": "go", "decide_unsure": "unsure", "decide_pass": "pass"}
+# Readings that decide (or settle) whether to go: asked about even where a time was asked for.
+DECISION_READINGS = frozenset({*INTENT_DECISIONS, "signed_elsewhere"})
 MAX_QUESTION = 1000  # characters of a question relayed to a recruiter
 # Where a plain "no" typed is about going: the screens that answer a worry or ask for the
 # decision. "No thanks" there declines going; a bare "no" is asked about ("not going, or still
@@ -635,9 +637,13 @@ def looks_like_scam(result: Classification, verdict: str) -> bool:
     )
 
 
-def did_you_mean(readings: Sequence[str], state: State, ctx: Context) -> Outcome:
-    """ "Did you mean A or B?", asked as a question, with both readings and the list."""
-    keyboard = rows(*(reading_button(r, ctx) for r in readings), btn("neither", "nav", "menu"))
+def did_you_mean(
+    readings: Sequence[str], state: State, ctx: Context, back: bool = False
+) -> Outcome:
+    """ "Did you mean A or B?", asked as a question, with both readings and the list of worries,
+    or (`back`, where a time or a zone was asked for) the way back to that question."""
+    neither = btn("neither_back", "nav", "here") if back else btn("neither", "nav", "menu")
+    keyboard = rows(*(reading_button(r, ctx) for r in readings), neither)
     context = {"options": [ctx.kb.summary(r) for r in readings]}
     return Outcome((Reply("did_you_mean", context, keyboard),), state)
 
@@ -671,19 +677,22 @@ def understand(text: str, state: State, ctx: Context, expecting: str = "") -> Ou
         return answer_objection(state, ctx, "scam_suspected")
     if verdict == "confident" and result.objection != "other":
         return act_on(result.objection, state, ctx, text)
-    if expecting == "when":
-        return Outcome((Reply("when_unclear", {}), *current_screen(state, ctx)), state)
     if expecting == "zone":
-        new = state.evolve(step=Step.ASK_TZ, return_step=_return_to(state))
-        return Outcome((Reply("tz_unknown", {}), *ask_tz_screen(new, ctx)), new)
-    if verdict == "confident":
-        return Outcome((Reply("smalltalk", {}), *current_screen(state, ctx)), state)
+        state = state.evolve(step=Step.ASK_TZ, return_step=_return_to(state))
     if verdict == "ambiguous":
         # Always two readings (the top three hold at most one "other"), asked as a question.
         readings = [result.objection, *(a.objection for a in result.alternatives)]
         readings = [r for r in readings if r != "other"][:2]
-        if len(readings) == 2:
-            return did_you_mean(readings, state, ctx)
+        # Where a time or a zone was asked for, only a possible decision is worth the question
+        # ("I don't want to go" is an answer; a mistyped date is not a worry).
+        if len(readings) == 2 and (not expecting or DECISION_READINGS & set(readings)):
+            return did_you_mean(readings, state, ctx, back=bool(expecting))
+    if expecting == "when":
+        return Outcome((Reply("when_unclear", {}), *current_screen(state, ctx)), state)
+    if expecting == "zone":
+        return Outcome((Reply("tz_unknown", {}), *ask_tz_screen(state, ctx)), state)
+    if verdict == "confident":
+        return Outcome((Reply("smalltalk", {}), *current_screen(state, ctx)), state)
     return Outcome(
         (Reply("not_understood", {}), *menu_screen(ctx, "again")), state.evolve(step=Step.MENU)
     )
@@ -992,6 +1001,8 @@ def navigate(target: str, state: State, ctx: Context) -> Outcome | None:
         "decision": (Step.DECISION, lambda: decision_screen()),
         "mixed": (Step.MIXED, mixed_screen),
     }
+    if target == "here":  # "Neither: go back": the question they were answering, again
+        return Outcome(current_screen(state, ctx), state)
     if target not in screens:
         return None
     step, screen = screens[target]
