@@ -1321,6 +1321,7 @@ def test_every_template_renders_with_the_contexts_the_engine_produces() -> None:
     c.press("whenno")
     c.say("Tue 3pm")
     c.press("tz", "ask")
+    c.say("no")  # tz_which
     c.say("not a zone")
     c.say("Paris")
     c.say("Tue 3pm")
@@ -1563,6 +1564,66 @@ def test_im_out_is_a_decision_on_the_time_and_zone_screens_too(setup: list[str])
             convo.say(step)
     convo.say("i'm out")
     assert convo.state.decision == "pass" and "argument" not in convo.templates
+
+
+def proposing(text: str = "Tue 3pm", zone: str | None = "Europe/Paris") -> Convo:
+    """Going, a time typed, and "Tuesday 10 Mar at 15:00: right?" on the screen."""
+    convo = Convo(state=State(timezone=zone))
+    convo.cmd("start")
+    convo.press("sit", "prep")
+    convo.say(text)
+    assert convo.templates == ["confirm_when"]
+    return convo
+
+
+@pytest.mark.parametrize("text", ["yes", "Yep!", "correct", "that's right", "yes, correct"])
+def test_a_typed_yes_on_the_confirmation_screen_saves_the_time(text: str) -> None:
+    convo = proposing()
+    convo.say(text)
+    assert convo.templates[0] == "plan"
+    assert convo.state.interview_at == datetime(2026, 3, 10, 15, 0, tzinfo=PARIS)
+    assert InterviewSet(convo.state.interview_at, None) in convo.out.milestones
+    assert set(schedules(convo.out.effects)) == {planner.PREP, planner.PEP, planner.DEBRIEF}
+
+
+@pytest.mark.parametrize("text", ["no", "nope", "no that's wrong", "not right"])
+def test_a_typed_no_on_the_confirmation_screen_asks_again(text: str) -> None:
+    convo = proposing()
+    convo.say(text)
+    assert convo.templates == ["when_retype", "ask_when"]
+    assert convo.state.step == Step.ASK_WHEN and convo.state.proposed_at is None
+    assert convo.state.interview_at is None and convo.state.decision == "go"
+
+
+def test_a_typed_yes_after_deciding_not_to_go_saves_nothing() -> None:
+    convo = proposing()
+    convo.tap(B.pack("dec", "pass"))
+    convo.state = convo.state.evolve(step=Step.CONFIRM_WHEN)  # the old question, answered late
+    convo.say("yes")
+    assert convo.state.interview_at is None and not schedules(convo.out.effects)
+
+
+@pytest.mark.parametrize("first", [None, "tz"])
+def test_central_time_is_a_zone_on_the_confirmation_and_zone_screens(first: str | None) -> None:
+    convo = proposing(zone=None)  # the default zone (UTC): asked with the time
+    if first:
+        convo.press("tz", "ask")
+    convo.say("central time")
+    assert "argument" not in convo.templates
+    assert convo.state.timezone == "America/Chicago"
+    assert convo.templates == ["tz_set", "confirm_when"]
+    chicago = ZoneInfo("America/Chicago")
+    assert convo.state.proposed_at == datetime(2026, 3, 10, 15, 0, tzinfo=chicago)  # kept 15:00
+
+
+def test_a_yes_or_no_on_the_zone_screen() -> None:
+    convo = proposing(zone=None)
+    convo.press("tz", "ask")
+    convo.say("no")
+    assert convo.templates == ["tz_which"] and convo.state.step == Step.ASK_TZ
+    assert convo.button("tz", "keep")
+    convo.say("yes")  # the zone shown is theirs after all
+    assert convo.templates == ["confirm_when"] and convo.state.step == Step.CONFIRM_WHEN
 
 
 def test_a_decision_the_coach_is_unsure_of_is_asked_about_on_the_confirmation_screen() -> None:

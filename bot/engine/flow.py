@@ -840,6 +840,26 @@ def refit_checkbacks(
     return effects
 
 
+def keep_zone(state: State, ctx: Context) -> Outcome:
+    """ "Keep this zone" (tapped, or a yes typed on the zone screen)."""
+    if state.step != Step.ASK_TZ:  # a stale "Keep this zone": nothing to leave
+        return Outcome(current_screen(state, ctx), state)
+    back = state.return_step or Step.SITUATION
+    new = state.evolve(step=back, return_step=None)
+    return Outcome(current_screen(new, ctx), new)
+
+
+def on_zone_text(text: str, state: State, ctx: Context) -> Outcome:
+    """Typed on "Your time zone is UTC… To change it, send a city": a yes keeps it, a no asks
+    for the city; anything else is read as a zone (or what else the coach understands)."""
+    answer = yes_or_no(text)
+    if answer == "yes":
+        return keep_zone(state, ctx)
+    if answer == "no":
+        return Outcome((Reply("tz_which", {}, rows(btn("keep_tz", "tz", "keep"))),), state)
+    return set_timezone(text, state, ctx)
+
+
 def set_timezone(text: str, state: State, ctx: Context) -> Outcome:
     name = resolve_timezone(text, ctx.now)
     zone = known_zone(name) if name else None
@@ -954,21 +974,12 @@ def _on_action(action: B.Action, state: State, ctx: Context) -> Outcome | None:
     if name == "whenok" and (minutes := small_int(args[0])) is not None:
         if minutes > (ctx.now + MAX_AHEAD).timestamp() // 60:
             return None  # forged: nobody confirmed an interview that far away
-        if state.decision == "pass":
-            # A time confirmed before they decided not to go: that "no" stands. (To go after
-            # all, they decide again, and are asked the time.)
-            return Outcome(current_screen(state, ctx), state)
-        return set_interview(state, ctx, datetime.fromtimestamp(minutes * 60, UTC))
+        return confirm_proposed(datetime.fromtimestamp(minutes * 60, UTC), state, ctx)
     if name == "whenno":
-        new = state.evolve(step=Step.ASK_WHEN, proposed_at=None)
-        return Outcome((Reply("when_retype", {}), *ask_when_screen()), new)
+        return retype_when(state)
     if name == "tz" and args[0] in ("ask", "keep"):
         if args[0] == "keep":
-            if state.step != Step.ASK_TZ:  # a stale "Keep this zone": nothing to leave
-                return Outcome(current_screen(state, ctx), state)
-            back = state.return_step or Step.SITUATION
-            new = state.evolve(step=back, return_step=None)
-            return Outcome(current_screen(new, ctx), new)
+            return keep_zone(state, ctx)
         new = state.evolve(step=Step.ASK_TZ, return_step=_return_to(state))
         return Outcome(ask_tz_screen(new, ctx), new)
     if name in ("nudge", "pre", "post", "cancel") and (nudge_id := small_int(args[0])):
@@ -1056,10 +1067,30 @@ def propose(moment: datetime, state: State, ctx: Context) -> Outcome:
     return Outcome(confirm_when_screen(new, ctx, moment), new)
 
 
+def confirm_proposed(moment: datetime, state: State, ctx: Context) -> Outcome:
+    """ "Yes, that's right" (tapped or typed): the interview time is saved."""
+    if state.decision == "pass":
+        # A time confirmed before they decided not to go: that "no" stands. (To go after
+        # all, they decide again, and are asked the time.)
+        return Outcome(current_screen(state, ctx), state)
+    return set_interview(state, ctx, moment)
+
+
+def retype_when(state: State) -> Outcome:
+    """ "No, let me retype" (tapped or typed)."""
+    new = state.evolve(step=Step.ASK_WHEN, proposed_at=None)
+    return Outcome((Reply("when_retype", {}), *ask_when_screen()), new)
+
+
 def on_confirm_text(text: str, state: State, ctx: Context) -> Outcome:
-    """Typed on "Thursday 14:00: right?": a correction of the day or the time, a place (the
-    zone), or anything else the coach understands."""
+    """Typed on "Thursday 14:00: right?": yes or no, a correction of the day or the time, a
+    place (the zone), or anything else the coach understands."""
     proposed = state.proposed_at
+    answer = yes_or_no(text)  # the screen's own question: "…: right?"
+    if answer == "yes" and proposed is not None:
+        return confirm_proposed(proposed, state, ctx)
+    if answer == "no":
+        return retype_when(state)
     zone = ctx.zone(state)
     parsed = parse_when(text, ctx.now, zone)
     if parsed is not None and proposed is not None:
@@ -1168,7 +1199,7 @@ def handle(event: Event, state: State, ctx: Context) -> Outcome:
         if state.step == Step.ASK_WHEN:
             return on_when_text(text, state, ctx)
         if state.step == Step.ASK_TZ:
-            return set_timezone(text, state, ctx)
+            return on_zone_text(text, state, ctx)
         if state.step == Step.ASK_RECRUITER:
             return on_question(text, state, ctx)
         return understand(text, state, ctx)
