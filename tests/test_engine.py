@@ -1182,6 +1182,113 @@ def test_stop_button_on_a_nudge_cancels_all_and_cancel_button_cancels_one() -> N
     assert convo.out.effects == (CancelNudge(44),)
 
 
+def schedules_list(effects: Iterable[Effect]) -> list[ScheduleNudge]:
+    return [e for e in effects if isinstance(e, ScheduleNudge)]
+
+
+def pending_from(outcome: Outcome) -> tuple[PendingNudge, ...]:
+    """What storage holds after an outcome: its schedules, as pending rows with ids 1, 2…"""
+    planned = [e for e in outcome.effects if isinstance(e, ScheduleNudge)]
+    return tuple(PendingNudge(i, e.kind, e.due_at, e.deadline) for i, e in enumerate(planned, 1))
+
+
+def going_with_pep_cancelled() -> Convo:
+    """Going on Tuesday 15:00 Paris, reminders planned, the pep talk cancelled in /nudges."""
+    convo = going_in_paris()
+    convo.say("Tue 3pm")
+    confirm(convo)
+    convo.ctx = dataclasses.replace(convo.ctx, pending=pending_from(convo.out))
+    convo.cmd("nudges")
+    pep = next(n for n in convo.ctx.pending if n.kind == planner.PEP)
+    convo.press("cancel", pep.id)
+    assert convo.out.effects == (CancelNudge(pep.id),)
+    assert convo.state.cancelled == (planner.PEP,)
+    remaining = tuple(n for n in convo.ctx.pending if n.id != pep.id)
+    convo.ctx = dataclasses.replace(convo.ctx, pending=remaining)
+    return convo
+
+
+def test_a_reminder_cancelled_in_nudges_stays_cancelled_when_the_time_changes() -> None:
+    convo = going_with_pep_cancelled()
+    convo.cmd("interview", "Tue 4pm")
+    confirm(convo)
+    assert convo.state.interview_at == datetime(2026, 3, 10, 16, 0, tzinfo=PARIS)
+    assert set(schedules(convo.out.effects)) == {planner.PREP, planner.DEBRIEF}
+    assert "pep talk" not in convo.text  # the plan message lists what is planned
+
+
+def test_a_reminder_cancelled_in_nudges_stays_cancelled_after_restart_and_going_again() -> None:
+    convo = going_with_pep_cancelled()
+    convo.cmd("restart")
+    assert convo.state.cancelled == (planner.PEP,)
+    convo.press("sit", "prep")  # "Going, want to prepare"
+    assert set(schedules(convo.out.effects)) == {planner.PREP, planner.DEBRIEF}
+    # ...and after a fraud flag that checked out.
+    convo.say("they want me to pay a fee for training first")
+    convo.press("scam", "legit")
+    assert set(schedules(convo.out.effects)) == {planner.PREP, planner.DEBRIEF}
+    convo.cmd("mydata")
+    assert "cancelled for this interview (not planned again): pep talk" in convo.text
+
+
+def test_a_cancelled_follow_up_is_not_planned_after_the_debrief() -> None:
+    after = INTERVIEW + timedelta(hours=3)
+    convo = Convo(ctx=make_ctx(now=after), state=going_state(cancelled=(planner.FOLLOWUP,)))
+    convo.tap(B.pack("post", 42, "well"))
+    assert convo.templates == ["reflection", "follow_up_notes"]
+    assert not schedules(convo.out.effects)
+
+
+def test_the_next_interview_after_one_that_happened_gets_every_reminder_again() -> None:
+    after = INTERVIEW + timedelta(days=1)
+    state = going_state(attended="went_well", cancelled=(planner.PEP,))
+    convo = Convo(ctx=make_ctx(now=after), state=state)
+    convo.cmd("interview", "Mar 20 3pm")
+    confirm(convo)
+    assert convo.state.cancelled == ()
+    assert set(schedules(convo.out.effects)) == {planner.PREP, planner.PEP, planner.DEBRIEF}
+    # A missed one moved to a new time is the same interview: what was cancelled stays so.
+    missed = Convo(ctx=make_ctx(now=after), state=state.evolve(attended="no"))
+    missed.cmd("interview", "Mar 20 3pm")
+    confirm(missed)
+    assert planner.PEP not in schedules(missed.out.effects)
+
+
+def test_check_ins_kept_and_cancelled_stay_so_when_the_interview_is_set() -> None:
+    convo = Convo(state=State(timezone="Europe/Paris"))
+    convo.cmd("start")
+    convo.press("sit", "invite")
+    convo.press("lean", "unsure")
+    convo.tap(B.pack("dec", "unsure"))
+    convo.ctx = dataclasses.replace(convo.ctx, pending=pending_from(convo.out))
+    first = convo.ctx.pending[0]
+    assert first.kind == planner.CHECKBACK and len(convo.ctx.pending) == 3
+    convo.tap(B.pack("cancel", first.id))
+    assert convo.state.cancelled == (planner.CHECKBACK,)
+    convo.ctx = dataclasses.replace(convo.ctx, pending=convo.ctx.pending[1:])
+    convo.cmd("interview", "Tue 3pm")
+    confirm(convo)
+    # The two kept check-ins are left as they are; no new ones replace the cancelled one.
+    (cancel,) = [e for e in convo.out.effects if isinstance(e, CancelNudges)]
+    assert planner.CHECKBACK not in cancel.kinds and cancel.kinds
+    assert not schedules(convo.out.effects)
+    # Deciding to wait again is a new decision: the check-ins its message promises, as if
+    # none had been cancelled (two: the third would come after the interview).
+    never_cancelled = Convo(state=convo.state.evolve(cancelled=()))
+    never_cancelled.tap(B.pack("dec", "unsure"))
+    convo.tap(B.pack("dec", "unsure"))
+    assert convo.out.effects == never_cancelled.out.effects
+    assert len(schedules_list(convo.out.effects)) == 2
+    assert convo.state.cancelled == ()
+
+
+def test_stop_all_reminders_is_not_a_cancelled_kind() -> None:
+    # "Reminders stopped… /interview plans new ones": that promise stands.
+    convo = Convo(state=going_state())
+    convo.tap(B.pack("stopall"))
+    assert convo.state.cancelled == ()
+
+
 # --- state persistence -----------------------------------------------------------------------
 
 
@@ -1199,6 +1306,7 @@ def test_state_json_round_trip() -> None:
         interview_pending=True,
         attended="mixed",
         return_step=Step.MENU,
+        cancelled=("pep", "prep"),
     )
     again = State.from_json(full.to_json())
     assert again == full
@@ -1235,6 +1343,8 @@ def test_state_from_json_drops_unknown_and_bad_fields_keeps_the_rest() -> None:
     [
         '{"step": "answer", "objection": "nervous", "arg_index": "1"}',
         '{"step": "answer", "objection": ["nervous"]}',
+        '{"step": "answer", "cancelled": "pep"}',
+        '{"step": "answer", "cancelled": [1, "pep"]}',
         '{"step": "menu", "timezone": "Mars/Olympus_Mons", "interview_pending": "yes"}',
     ],
 )

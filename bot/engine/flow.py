@@ -450,7 +450,12 @@ def _decide(state: State, ctx: Context, decision: str) -> Outcome:
             replies += ask_when_screen("go")
         return Outcome(replies, state, tuple(effects))
     if decision == "unsure":
-        state = state.evolve(decision="unsure", step=Step.UNSURE, checklist_shown=False)
+        # A new decision to wait: the check-ins the message promises, even after one was
+        # cancelled before.
+        cancelled = tuple(k for k in state.cancelled if k != planner.CHECKBACK)
+        state = state.evolve(
+            decision="unsure", step=Step.UNSURE, checklist_shown=False, cancelled=cancelled
+        )
         effects = [CancelNudges(planner.KINDS), *plan_for(state, ctx)]
         keyboard = rows(
             btn("talk_again", "nav", "menu"),
@@ -488,11 +493,13 @@ def plan_for(state: State, ctx: Context) -> list[Effect]:
         return []  # no pep talk for an interview that looked like fraud, unless it checked out
     zone, now, quiet = ctx.zone(state), ctx.now, ctx.quiet
     interview = state.interview_at if state.interview_at and state.interview_at > now else None
+    plan: list[ScheduleNudge] = []
     if state.decision == "unsure":
-        return [*planner.plan_checkbacks(now, interview, zone, quiet)]
-    if state.decision == "go" and interview is not None:
-        return [*planner.plan_interview(interview, now, zone, quiet)]
-    return []
+        plan = planner.plan_checkbacks(now, interview, zone, quiet)
+    elif state.decision == "go" and interview is not None:
+        plan = planner.plan_interview(interview, now, zone, quiet)
+    # What they cancelled in /nudges stays cancelled for this interview.
+    return [n for n in plan if n.kind not in state.cancelled]
 
 
 def plan_context(state: State, ctx: Context, effects: Sequence[Effect]) -> dict[str, object]:
@@ -513,6 +520,7 @@ def _set_interview(state: State, ctx: Context, moment: datetime) -> Outcome:
         return Outcome((Reply("when_past", {}), *ask_when_screen()), state)
     if state.decision is None:
         state = state.evolve(decision="go")  # "I'm going and want to prepare"
+    happened = state.attended in ("went_well", "mixed")  # so this is another interview
     state = state.evolve(
         interview_at=moment,
         interview_pending=False,
@@ -520,9 +528,13 @@ def _set_interview(state: State, ctx: Context, moment: datetime) -> Outcome:
         attended=None,
         # Saying yes to a time typed in the default zone confirms that zone too.
         timezone=ctx.zone_name(state),
+        cancelled=() if happened else state.cancelled,
     )
     state = state.evolve(step=Step.GO if state.decision == "go" else Step.UNSURE)
-    effects: list[Effect] = [CancelNudges(planner.KINDS), *plan_for(state, ctx)]
+    # A kind they cancelled is neither planned again nor touched: what is left of it (the
+    # check-ins an undecided user kept) stays as it was. Going, no check-in is left.
+    kinds = tuple(k for k in planner.KINDS if state.decision == "go" or k not in state.cancelled)
+    effects: list[Effect] = [CancelNudges(kinds), *plan_for(state, ctx)]
     keyboard = next_steps_keyboard(state)
     if state.scam:
         keyboard = (*rows(btn("it_checked_out", "scamok", state.decision or "go")), *keyboard)
@@ -712,6 +724,7 @@ def on_command(event: Event, state: State, ctx: Context) -> Outcome:
             decision=state.decision if keep else None,
             checklist_shown=state.checklist_shown if keep else False,
             scam=state.scam if keep else False,
+            cancelled=state.cancelled if keep else (),
         )
         first = event.first_name.strip()[:MAX_NAME]
         template = "welcome" if name == "start" else "restart"
@@ -1115,9 +1128,11 @@ def on_nudge_button(
 ) -> Outcome | None:
     choice = args[0] if args else ""
     if name == "cancel":
-        return Outcome(
-            nudges_screen(state, ctx, cancelled=nudge_id), state, (CancelNudge(nudge_id),)
-        )
+        # The kind stays cancelled for this interview: a new time or "I'll go" again does not
+        # bring it back.
+        kinds = {n.kind for n in ctx.pending if n.id == nudge_id} & set(planner.KINDS)
+        new = state.evolve(cancelled=tuple(sorted({*state.cancelled, *kinds})))
+        return Outcome(nudges_screen(state, ctx, cancelled=nudge_id), new, (CancelNudge(nudge_id),))
     if name == "nudge" and choice == "later":
         tapped = ctx.tapped
         if tapped is None or tapped.id != nudge_id:
@@ -1158,7 +1173,10 @@ def on_nudge_button(
     if name == "post" and choice in ("well", "mixed"):
         new = state.evolve(attended="went_well" if choice == "well" else "mixed", step=Step.DEBRIEF)
         effects: list[Effect] = [CancelNudges((planner.DEBRIEF, planner.FOLLOWUP))]
-        effects += planner.plan_followup(state.interview_at, ctx.now, ctx.zone(state), ctx.quiet)
+        if planner.FOLLOWUP not in state.cancelled:
+            effects += planner.plan_followup(
+                state.interview_at, ctx.now, ctx.zone(state), ctx.quiet
+            )
         context = {"items": ctx.kb.coaching.reflection, "how": choice}
         replies = (
             Reply("reflection", context),

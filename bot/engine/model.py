@@ -74,6 +74,9 @@ class State:
     proposed_at: datetime | None = None  # a parsed time awaiting "right?"
     interview_pending: bool = False  # said "not scheduled yet"
     attended: str | None = None  # went_well | mixed | missed
+    # Reminder kinds the candidate cancelled in /nudges for this interview: not planned again
+    # when the plan moves (a new time, "I'll go" again, "it checked out").
+    cancelled: tuple[str, ...] = ()
     # Where typed text for ASK_TZ / ASK_WHEN came from, so we can return there afterwards.
     return_step: Step | None = None
     # What the consent question held back, shown once it is answered: ask_when | note.
@@ -111,6 +114,10 @@ class State:
                     value = Step(value)
                 except ValueError:
                     continue
+            if key == "cancelled":
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    continue
+                value = tuple(value)
             if key in ("interview_at", "proposed_at") and value is not None:
                 try:
                     value = datetime.fromisoformat(value).astimezone(UTC)
