@@ -1949,6 +1949,53 @@ def test_a_pep_talk_from_before_the_flag_offers_no_note_to_the_likely_scammer() 
         assert convo.button("scamok", "go")
 
 
+def started_over_after_a_fraud_warning() -> Convo:
+    convo = flagged()
+    convo.press("nav", "situation")  # "Start over" on the warning
+    convo.press("sit", "invite")
+    convo.press("lean", "no")
+    assert convo.templates == ["menu"] and convo.state.scam  # the flag stands
+    return convo
+
+
+@pytest.mark.parametrize(
+    "worry",
+    [
+        B.pack("obj", "nervous"),
+        B.pack("arg", "not_a_fit", 1),  # "Another reason" from an older message
+        B.pack("q", "offer", "open"),  # "Another offer? Not yet signed"
+        B.pack("q", "flag", "vague"),
+        "I'm scared I'll freeze",
+    ],
+)
+def test_after_a_fraud_warning_a_worry_gets_the_flag_not_an_argument(worry: str) -> None:
+    convo = started_over_after_a_fraud_warning()
+    if worry.startswith("v1:"):
+        convo.tap(worry)
+    else:
+        convo.say(worry)
+    assert convo.templates == ["scam_check"] and "argument" not in convo.templates_seen
+    assert "won't argue for going" in convo.text
+    assert convo.state.scam and convo.state.step == Step.SCAM
+    assert {a for _, a in convo.actions()} == {
+        B.Action("scam", ("legit",)),
+        B.Action("scam", ("steer",)),
+    }
+
+
+def test_after_a_fraud_warning_the_two_ways_on() -> None:
+    convo = started_over_after_a_fraud_warning()
+    convo.press("obj", "nervous")
+    convo.press("scam", "steer")
+    assert convo.templates == ["steer_clear"] and convo.state.decision == "pass"
+    convo = started_over_after_a_fraud_warning()
+    convo.press("obj", "nervous")
+    convo.press("scam", "legit")  # it checked out: the worries are answered again
+    assert convo.templates == ["menu"] and not convo.state.scam
+    convo.press("obj", "nervous")
+    assert convo.templates == ["argument"]
+
+
 def test_it_is_legitimate_goes_back_to_the_worries() -> None:
     convo = flagged()
     convo.press("scam", "legit")

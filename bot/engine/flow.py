@@ -237,7 +237,16 @@ def scam_screen(ctx: Context, paused: bool = False) -> Replies:
 def scam_check_screen(decision: str) -> Replies:
     """Deciding to go after a fraud warning: nothing is planned until it checked out."""
     keyboard = rows(btn("it_checked_out", "scamok", decision), btn("steer_clear", "scam", "steer"))
-    return (Reply("scam_check", {}, keyboard),)
+    return (Reply("scam_check", {"mode": "decision"}, keyboard),)
+
+
+def flag_stands(state: State) -> Outcome:
+    """A worry while the interview is flagged as possible fraud (after "Start over", say): no
+    argument for going, only the flag and the two ways on."""
+    keyboard = rows(btn("it_checked_out", "scam", "legit"), btn("steer_clear", "scam", "steer"))
+    return Outcome(
+        (Reply("scam_check", {"mode": "worry"}, keyboard),), state.evolve(step=Step.SCAM)
+    )
 
 
 def unpaid_screen(ctx: Context) -> Replies:
@@ -581,6 +590,8 @@ def _answer_objection(state: State, ctx: Context, objection: str, typed: str) ->
     if objection in LEAD_QUESTION:
         new = state.evolve(step=Step.QUESTION, objection=objection, in_row=0, arg_index=0)
         return Outcome(question_screen(LEAD_QUESTION[objection]), new)
+    if state.scam:
+        return flag_stands(state.evolve(objection=objection))
     total = len(ctx.kb.objections[objection].arguments)
     # The same worry again: carry on with the reasons not yet given, not the same three.
     index = (state.arg_index + 1) % total if state.objection == objection and state.in_row else 0
@@ -590,6 +601,8 @@ def _answer_objection(state: State, ctx: Context, objection: str, typed: str) ->
 
 def another_argument(state: State, ctx: Context, objection: str, index: int) -> Outcome:
     """ "Another reason" (or "Tell me more" after an exception): the next in the row."""
+    if state.scam:
+        return flag_stands(state)
     total = len(ctx.kb.objections[objection].arguments)
     in_row = state.in_row + 1 if state.objection == objection else 1
     new = state.evolve(
@@ -605,6 +618,8 @@ def answer_question(question: str, answer: str, state: State, ctx: Context) -> O
         exception = "signed" if answer == "signed" else "red_flag"
         new = state.evolve(step=Step.EXCEPTION, objection=objection, exception=exception, in_row=0)
         return Outcome(exception_screen(ctx, exception, objection), new)
+    if state.scam:
+        return flag_stands(state.evolve(objection=objection))
     new = state.evolve(step=Step.ANSWER, objection=objection, arg_index=0, in_row=1)
     replies = argument_screen(ctx, new)
     if answer == "counter":
