@@ -1307,6 +1307,7 @@ def test_state_json_round_trip() -> None:
         attended="mixed",
         return_step=Step.MENU,
         cancelled=("pep", "prep"),
+        given=(("nervous", 3), ("not_a_fit", 1)),
     )
     again = State.from_json(full.to_json())
     assert again == full
@@ -1344,6 +1345,9 @@ def test_state_from_json_drops_unknown_and_bad_fields_keeps_the_rest() -> None:
         '{"step": "answer", "objection": "nervous", "arg_index": "1"}',
         '{"step": "answer", "objection": ["nervous"]}',
         '{"step": "answer", "cancelled": "pep"}',
+        '{"step": "answer", "given": [["nervous", -1]]}',
+        '{"step": "answer", "given": [["nervous", true]]}',
+        '{"step": "answer", "given": {"nervous": 2}}',
         '{"step": "answer", "cancelled": [1, "pep"]}',
         '{"step": "menu", "timezone": "Mars/Olympus_Mons", "interview_pending": "yes"}',
     ],
@@ -1352,6 +1356,15 @@ def test_state_with_wrongly_typed_fields_does_not_block_the_user(raw: str) -> No
     convo = Convo(state=State.from_json(raw))
     convo.cmd("help")
     assert convo.templates[0] == "help"
+
+
+def test_reasons_given_and_reminders_cancelled_fall_back_when_malformed() -> None:
+    for bad in ('"pep"', "[1]", '{"pep": 1}'):
+        assert State.from_json(f'{{"step": "menu", "cancelled": {bad}}}') == State(step=Step.MENU)
+    for bad in ('[["nervous", -1]]', '[["nervous", true]]', '[["nervous"]]', '{"nervous": 2}'):
+        assert State.from_json(f'{{"step": "menu", "given": {bad}}}') == State(step=Step.MENU)
+    good = State.from_json('{"given": [["nervous", 2]], "cancelled": ["pep"]}')
+    assert good == State(given=(("nervous", 2),), cancelled=("pep",))
 
 
 # --- templates and labels --------------------------------------------------------------------
@@ -1756,6 +1769,37 @@ def test_typed_decisions_are_acted_on(text: str, decision: str) -> None:
     convo.press("obj", "nervous")
     convo.say(text)
     assert convo.state.decision == decision
+
+
+def test_a_worry_reached_again_and_again_never_repeats_a_reason() -> None:
+    """Each visit (three in a row, then the decision) goes on with the reasons not yet given,
+    another worry in between or not; when none is left, the coach says so kindly and offers
+    another worry, their own words or the decision: no lap round the same reasons."""
+    arguments = kb().objections["not_a_fit"].arguments
+    assert len(arguments) == 7
+    convo = at_menu()
+    shown: list[object] = []
+    for visit in range(4):
+        convo.tap(B.pack("obj", "not_a_fit"))
+        while convo.templates == ["argument"]:
+            shown.append(convo.out.replies[0].context["argument"])
+            nexts = [a for _, a in convo.actions() if a.name == "arg"]
+            if not nexts:
+                break
+            convo.tap(B.pack(*("arg", *nexts[0].args)))
+        convo.press("nav", "menu")
+        if visit == 1:
+            convo.tap(B.pack("obj", "nervous"))  # another worry in between
+            convo.press("nav", "menu")
+    assert shown == list(arguments)  # each once, in order
+    assert convo.templates == ["menu"]
+    convo.tap(B.pack("obj", "not_a_fit"))
+    assert convo.templates == ["doubt"] and convo.state.step == Step.DOUBT
+    assert "all the reasons I have" in convo.text
+    assert convo.button("dec", "pass") and convo.button("nav", "menu") and convo.button("type")
+    # The nervous worry, met once in between, goes on from its second reason.
+    convo.tap(B.pack("obj", "nervous"))
+    assert convo.out.replies[0].context["argument"] == kb().objections["nervous"].arguments[1]
 
 
 def test_happy_where_they_are_gets_the_exception_first() -> None:

@@ -134,7 +134,7 @@ def lean_screen(state: State) -> Replies:
     return (Reply("lean", {"situation": state.situation or "invite"}, keyboard),)
 
 
-def menu_screen(ctx: Context, mode: str = "first") -> Replies:
+def menu_screen(ctx: Context, state: State, mode: str = "first") -> Replies:
     keyboard = rows(
         *(btn("objection", "obj", o, label=ctx.kb.objections[o].label) for o in MENU_FIRST),
         btn("something_else", "nav", "menu_more"),
@@ -203,15 +203,16 @@ def question_screen(question: str) -> Replies:
     return (Reply("question", {"question": question}, keyboard),)
 
 
-def doubt_screen(ctx: Context) -> Replies:
-    """Still doubtful after the arguments: no more arguing; talk it through or decide."""
+def doubt_screen(ctx: Context, mode: str = "doubtful") -> Replies:
+    """Still doubtful after the arguments (or, `all_given`, every reason for this worry was
+    given): no more arguing; talk it through or decide."""
     keyboard = rows(
         btn("other_worry", "nav", "menu"),
         btn("in_my_words", "type"),
         *decision_buttons(),
         *ask_buttons(ctx),
     )
-    return (Reply("doubt", {}, keyboard),)
+    return (Reply("doubt", {"mode": mode}, keyboard),)
 
 
 def mixed_screen() -> Replies:
@@ -302,7 +303,7 @@ def current_screen(state: State, ctx: Context) -> Replies:
     if step == Step.LEAN:
         return lean_screen(state)
     if step in (Step.MENU, Step.TYPE_IT):
-        return menu_screen(ctx, "again")
+        return menu_screen(ctx, state, "again")
     if step == Step.MENU_MORE:
         return menu_more_screen(ctx)
     objection = ctx.kb.objections.get(state.objection or "")
@@ -578,7 +579,7 @@ def _answer_objection(state: State, ctx: Context, objection: str, typed: str) ->
     if objection == "unpaid_task":
         return Outcome(unpaid_screen(ctx), state.evolve(step=Step.UNPAID, objection=objection))
     if objection not in ctx.kb.objections or not ctx.kb.objections[objection].arguments:
-        return Outcome(menu_screen(ctx, "again"), state.evolve(step=Step.MENU))
+        return Outcome(menu_screen(ctx, state, "again"), state.evolve(step=Step.MENU))
     if objection == "other_offer" and "counter" in typed.lower():
         return answer_question("offer", "counter", state, ctx)
     if objection in LEAD_EXCEPTION:
@@ -592,21 +593,49 @@ def _answer_objection(state: State, ctx: Context, objection: str, typed: str) ->
         return Outcome(question_screen(LEAD_QUESTION[objection]), new)
     if state.scam:
         return flag_stands(state.evolve(objection=objection))
-    total = len(ctx.kb.objections[objection].arguments)
-    # The same worry again: carry on with the reasons not yet given, not the same three.
-    index = (state.arg_index + 1) % total if state.objection == objection and state.in_row else 0
-    new = state.evolve(step=Step.ANSWER, objection=objection, arg_index=index, in_row=1)
-    return Outcome(argument_screen(ctx, new), new)
+    return next_argument(state, ctx, objection)
+
+
+def given(state: State, objection: str) -> int:
+    """How many of this worry's arguments the candidate has been given (in order)."""
+    return max((n for o, n in state.given if o == objection), default=0)
+
+
+def having_given(state: State, objection: str, index: int) -> tuple[tuple[str, int], ...]:
+    count = max(given(state, objection), index + 1)
+    return (*((o, n) for o, n in state.given if o != objection), (objection, count))
+
+
+def next_argument(state: State, ctx: Context, objection: str, before: Replies = ()) -> Outcome:
+    """The same worry again carries on with the reasons not yet given; once all were given,
+    the coach says so kindly and offers another worry, their own words or the decision,
+    instead of going round again."""
+    index = given(state, objection)
+    if index >= len(ctx.kb.objections[objection].arguments):
+        new = state.evolve(step=Step.DOUBT, objection=objection, in_row=0)
+        return Outcome((*before, *doubt_screen(ctx, "all_given")), new)
+    new = state.evolve(
+        step=Step.ANSWER,
+        objection=objection,
+        arg_index=index,
+        in_row=1,
+        given=having_given(state, objection, index),
+    )
+    return Outcome((*before, *argument_screen(ctx, new)), new)
 
 
 def another_argument(state: State, ctx: Context, objection: str, index: int) -> Outcome:
     """ "Another reason" (or "Tell me more" after an exception): the next in the row."""
     if state.scam:
         return flag_stands(state)
-    total = len(ctx.kb.objections[objection].arguments)
+    index = min(index, len(ctx.kb.objections[objection].arguments) - 1)
     in_row = state.in_row + 1 if state.objection == objection else 1
     new = state.evolve(
-        step=Step.ANSWER, objection=objection, arg_index=min(index, total - 1), in_row=in_row
+        step=Step.ANSWER,
+        objection=objection,
+        arg_index=index,
+        in_row=in_row,
+        given=having_given(state, objection, index),
     )
     return Outcome(argument_screen(ctx, new), new)
 
@@ -620,12 +649,11 @@ def answer_question(question: str, answer: str, state: State, ctx: Context) -> O
         return Outcome(exception_screen(ctx, exception, objection), new)
     if state.scam:
         return flag_stands(state.evolve(objection=objection))
-    new = state.evolve(step=Step.ANSWER, objection=objection, arg_index=0, in_row=1)
-    replies = argument_screen(ctx, new)
-    if answer == "counter":
-        # Our own advice, only where it applies: before the reasons, not instead of them.
-        replies = (Reply("counter_offer", {"coaching": ctx.kb.coaching}), *replies)
-    return Outcome(replies, new)
+    # Our own advice on a counter-offer, only where it applies: before the reasons.
+    counter = (
+        (Reply("counter_offer", {"coaching": ctx.kb.coaching}),) if answer == "counter" else ()
+    )
+    return next_argument(state, ctx, objection, counter)
 
 
 def act_on(label: str, state: State, ctx: Context, typed: str = "") -> Outcome:
@@ -721,7 +749,8 @@ def understand(text: str, state: State, ctx: Context, expecting: str = "") -> Ou
     if verdict == "confident":
         return Outcome((Reply("smalltalk", {}), *current_screen(state, ctx)), state)
     return Outcome(
-        (Reply("not_understood", {}), *menu_screen(ctx, "again")), state.evolve(step=Step.MENU)
+        (Reply("not_understood", {}), *menu_screen(ctx, state, "again")),
+        state.evolve(step=Step.MENU),
     )
 
 
@@ -954,7 +983,7 @@ def _on_action(action: B.Action, state: State, ctx: Context) -> Outcome | None:
         new = state.evolve(lean=args[0])
         if args[0] == "yes":
             return Outcome(decision_screen("leaning_yes"), new.evolve(step=Step.DECISION))
-        return Outcome(menu_screen(ctx), new.evolve(step=Step.MENU))
+        return Outcome(menu_screen(ctx, new), new.evolve(step=Step.MENU))
     if name == "nav":
         return navigate(args[0], state, ctx)
     if name == "obj" and args[0] in ctx.kb.objections:
@@ -982,7 +1011,7 @@ def _on_action(action: B.Action, state: State, ctx: Context) -> Outcome | None:
         new = state.evolve(scam=False, step=Step.MENU)
         replan = plan_for(new, ctx) if state.scam else []
         effects = (CancelNudges(planner.KINDS), *replan) if replan else ()
-        return Outcome(menu_screen(ctx, "legit"), new, effects)
+        return Outcome(menu_screen(ctx, new, "legit"), new, effects)
     if name == "scamok" and args[0] in ("go", "unsure"):
         return decide(state.evolve(scam=False), ctx, args[0])
     if name == "withdraw":
@@ -1035,7 +1064,7 @@ def navigate(target: str, state: State, ctx: Context) -> Outcome | None:
     screens: dict[str, tuple[Step, Callable[[], Replies]]] = {
         "situation": (Step.SITUATION, lambda: situation_screen()),
         "lean": (Step.LEAN, lambda: lean_screen(state)),
-        "menu": (Step.MENU, lambda: menu_screen(ctx, "again")),
+        "menu": (Step.MENU, lambda: menu_screen(ctx, state, "again")),
         "menu_more": (Step.MENU_MORE, lambda: menu_more_screen(ctx)),
         "decision": (Step.DECISION, lambda: decision_screen()),
         "mixed": (Step.MIXED, mixed_screen),

@@ -65,6 +65,8 @@ class State:
     objection: str | None = None
     arg_index: int = 0
     in_row: int = 0  # arguments shown in a row for this worry; after a few, the coach stops
+    # How many of each worry's arguments were given (they come in order): (objection, count).
+    given: tuple[tuple[str, int], ...] = ()
     exception: str | None = None  # the honest exception that applies (content | red_flag | signed)
     scam: bool = False  # flagged as likely fraud: nothing is planned unless it checked out
     decision: str | None = None
@@ -114,6 +116,11 @@ class State:
                     value = Step(value)
                 except ValueError:
                     continue
+            if key == "given":
+                pairs = value if isinstance(value, list) else None
+                if pairs is None or not all(_given_pair(p) for p in pairs):
+                    continue
+                value = tuple((str(o), int(n)) for o, n in pairs)
             if key == "cancelled":
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                     continue
@@ -147,6 +154,17 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "interview_pending": bool,
     "attended": str,
 }
+
+
+def _given_pair(pair: Any) -> bool:
+    return (
+        isinstance(pair, list)
+        and len(pair) == 2
+        and isinstance(pair[0], str)
+        and isinstance(pair[1], int)
+        and not isinstance(pair[1], bool)
+        and pair[1] >= 0
+    )
 
 
 def _fits(key: str, value: Any) -> bool:
