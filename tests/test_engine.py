@@ -412,9 +412,41 @@ def test_lean_yes_goes_straight_to_the_decision_and_lean_no_to_the_menu() -> Non
     assert {a.args[0] for _, a in convo.actions() if a.name == "dec"} == {"go", "unsure", "pass"}
     convo.press("nav", "menu")  # "Something bugs me"
     assert convo.templates == ["menu"]
-    convo.press("nav", "lean")
+    convo.press("nav", "decision")  # "Decide now": back to the choice, one tap
+    assert convo.templates == ["decision"]
+    convo.tap(B.pack("nav", "lean"))  # the lean question's "Back" from earlier
     convo.press("lean", "no")
     assert convo.templates == ["menu"] and convo.state.lean == "no"
+
+
+@pytest.mark.parametrize("lean", ["no", "unsure", "yes"])
+def test_the_worry_menu_keeps_the_decision_one_tap_away(lean: str) -> None:
+    convo = Convo()
+    convo.cmd("start")
+    convo.press("sit", "invite")
+    convo.press("lean", lean)
+    if lean == "yes":
+        convo.press("nav", "menu")  # "Something bugs me"
+    assert convo.templates == ["menu"]
+    if lean == "no":  # leaning no: "I'll pass" itself
+        convo.press("dec", "pass")
+        assert convo.state.decision == "pass"
+    else:  # otherwise the three choices, one tap away
+        convo.press("nav", "decision")
+        assert {a.args for _, a in convo.actions() if a.name == "dec"} == {
+            ("go",),
+            ("unsure",),
+            ("pass",),
+        }
+
+
+@pytest.mark.parametrize("question", ["other_offer", "bad_company"])
+def test_the_questions_before_the_arguments_offer_ill_pass(question: str) -> None:
+    convo = at_menu()
+    convo.tap(B.pack("obj", question))
+    assert convo.templates == ["question"]
+    convo.press("dec", "pass")
+    assert convo.state.decision == "pass"
 
 
 def test_going_prep_situation_skips_to_the_checklist() -> None:

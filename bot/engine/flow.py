@@ -135,10 +135,18 @@ def lean_screen(state: State) -> Replies:
 
 
 def menu_screen(ctx: Context, state: State, mode: str = "first") -> Replies:
+    """What holds them back. The way to decide stays one tap away in the last place (where
+    "Back" to the lean question was: six buttons at most): leaning no, "I'll pass" itself;
+    otherwise "Decide now", the three choices."""
+    decide_now = (
+        btn("dec_pass", "dec", "pass")
+        if state.lean == "no"
+        else btn("decide_now", "nav", "decision")
+    )
     keyboard = rows(
         *(btn("objection", "obj", o, label=ctx.kb.objections[o].label) for o in MENU_FIRST),
         btn("something_else", "nav", "menu_more"),
-        btn("back", "nav", "lean"),
+        decide_now,
     )
     return (Reply("menu", {"mode": mode}, keyboard),)
 
@@ -198,6 +206,7 @@ def exception_screen(ctx: Context, exception: str, objection: str | None) -> Rep
 def question_screen(question: str) -> Replies:
     keyboard = rows(
         *(btn(f"q_{question}_{a}", "q", question, a) for a in QUESTIONS[question]),
+        btn("dec_pass", "dec", "pass"),  # deciding needs no answer to the question
         btn("back", "nav", "menu"),
     )
     return (Reply("question", {"question": question}, keyboard),)
