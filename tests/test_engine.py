@@ -61,6 +61,7 @@ RENDERER = Renderer()
 MAX_BUTTONS = 6
 # The guide's "one idea per message, about 600 characters, readable on a phone".
 MAX_PHONE_TEXT = 600
+MAX_IN_ROW = flow.MAX_IN_ROW
 # ...and at most two messages in answer to one tap or message.
 MAX_MESSAGES = 2
 # A bullet that does not start its line: a template's block tag ate the newline before it.
@@ -1801,6 +1802,19 @@ def test_typed_decisions_are_acted_on(text: str, decision: str) -> None:
     convo.press("obj", "nervous")
     convo.say(text)
     assert convo.state.decision == decision
+
+
+@pytest.mark.parametrize("objection", [o for o, v in kb().objections.items() if v.arguments])
+def test_every_argument_as_the_engine_shows_it_fits_a_phone(objection: str) -> None:
+    # Each reply is checked by Convo (at most 600 characters), at the start of a row (with the
+    # line that hears the feeling) and at its end (with "Your call now").
+    total = len(kb().objections[objection].arguments)
+    for index in range(total):
+        for in_row in (0, MAX_IN_ROW - 1):
+            state = State(step=Step.ANSWER, objection=objection, arg_index=index, in_row=in_row)
+            convo = Convo(state=state)
+            convo.tap(B.pack("arg", objection, index))
+            assert convo.templates == ["argument"]
 
 
 def test_a_worry_reached_again_and_again_never_repeats_a_reason() -> None:
