@@ -344,7 +344,7 @@ def test_demo_runs_the_conversation_in_the_terminal(
 async def test_demo_numbers_follow_the_last_keyboard(home: Path) -> None:
     out = io.StringIO()
     # Just exploring; /about (no buttons: the numbers still mean the lean buttons); Unsure;
-    # the sixth and last button (Back); 0, which is no button; then /start and the first.
+    # the sixth and last button (Decide now); 0, which is no button; then /start and the first.
     typed = "3\n/about\n2\n6\n0\n/start\n1\n"
     assert await demo(load_settings(), io.StringIO(typed), out, "Ida") == 0
     screens = out.getvalue().split("\n> ")
@@ -352,7 +352,7 @@ async def test_demo_numbers_follow_the_last_keyboard(home: Path) -> None:
     assert "which way do you lean" in screens[1]
     assert "five articles" in screens[2]
     assert "What holds you back?" in screens[3]
-    assert "which way do you lean" in screens[4]
+    assert "what do you decide" in screens[4]
     assert "not sure I understood" in screens[5]
     assert "What brings you here?" in screens[6]
     assert "which way do you lean" in screens[7]

@@ -105,7 +105,12 @@ async def test_prepare_branch_and_back_buttons(api: FakeBotApi, running_bot: Any
     async with running_bot() as runtime:
         chat = Conversation(api, runtime)
         await chat.to_menu(USER)
+        await chat.tap(USER, "Something else")
         sent = await chat.tap(USER, "Back")
+        assert "What holds you back" in texts(sent)
+        assert "I'll pass" in chat.labels(USER)  # leaning no: deciding is one tap away
+        await chat.say(USER, "/restart")
+        sent = await chat.tap(USER, "Unsure about an invite")
         assert "which way do you lean" in texts(sent)
         sent = await chat.tap(USER, "Back")
         assert "What brings you here" in texts(sent)

@@ -62,6 +62,7 @@ RENDERER = Renderer()
 MAX_BUTTONS = 6
 # The guide's "one idea per message, about 600 characters, readable on a phone".
 MAX_PHONE_TEXT = 600
+MAX_IN_ROW = flow.MAX_IN_ROW
 # ...and at most two messages in answer to one tap or message.
 MAX_MESSAGES = 2
 # A bullet that does not start its line: a template's block tag ate the newline before it.
@@ -413,9 +414,41 @@ def test_lean_yes_goes_straight_to_the_decision_and_lean_no_to_the_menu() -> Non
     assert {a.args[0] for _, a in convo.actions() if a.name == "dec"} == {"go", "unsure", "pass"}
     convo.press("nav", "menu")  # "Something bugs me"
     assert convo.templates == ["menu"]
-    convo.press("nav", "lean")
+    convo.press("nav", "decision")  # "Decide now": back to the choice, one tap
+    assert convo.templates == ["decision"]
+    convo.tap(B.pack("nav", "lean"))  # the lean question's "Back" from earlier
     convo.press("lean", "no")
     assert convo.templates == ["menu"] and convo.state.lean == "no"
+
+
+@pytest.mark.parametrize("lean", ["no", "unsure", "yes"])
+def test_the_worry_menu_keeps_the_decision_one_tap_away(lean: str) -> None:
+    convo = Convo()
+    convo.cmd("start")
+    convo.press("sit", "invite")
+    convo.press("lean", lean)
+    if lean == "yes":
+        convo.press("nav", "menu")  # "Something bugs me"
+    assert convo.templates == ["menu"]
+    if lean == "no":  # leaning no: "I'll pass" itself
+        convo.press("dec", "pass")
+        assert convo.state.decision == "pass"
+    else:  # otherwise the three choices, one tap away
+        convo.press("nav", "decision")
+        assert {a.args for _, a in convo.actions() if a.name == "dec"} == {
+            ("go",),
+            ("unsure",),
+            ("pass",),
+        }
+
+
+@pytest.mark.parametrize("question", ["other_offer", "bad_company"])
+def test_the_questions_before_the_arguments_offer_ill_pass(question: str) -> None:
+    convo = at_menu()
+    convo.tap(B.pack("obj", question))
+    assert convo.templates == ["question"]
+    convo.press("dec", "pass")
+    assert convo.state.decision == "pass"
 
 
 def test_going_prep_situation_skips_to_the_checklist() -> None:
@@ -1183,6 +1216,113 @@ def test_stop_button_on_a_nudge_cancels_all_and_cancel_button_cancels_one() -> N
     assert convo.out.effects == (CancelNudge(44),)
 
 
+def schedules_list(effects: Iterable[Effect]) -> list[ScheduleNudge]:
+    return [e for e in effects if isinstance(e, ScheduleNudge)]
+
+
+def pending_from(outcome: Outcome) -> tuple[PendingNudge, ...]:
+    """What storage holds after an outcome: its schedules, as pending rows with ids 1, 2…"""
+    planned = [e for e in outcome.effects if isinstance(e, ScheduleNudge)]
+    return tuple(PendingNudge(i, e.kind, e.due_at, e.deadline) for i, e in enumerate(planned, 1))
+
+
+def going_with_pep_cancelled() -> Convo:
+    """Going on Tuesday 15:00 Paris, reminders planned, the pep talk cancelled in /nudges."""
+    convo = going_in_paris()
+    convo.say("Tue 3pm")
+    confirm(convo)
+    convo.ctx = dataclasses.replace(convo.ctx, pending=pending_from(convo.out))
+    convo.cmd("nudges")
+    pep = next(n for n in convo.ctx.pending if n.kind == planner.PEP)
+    convo.press("cancel", pep.id)
+    assert convo.out.effects == (CancelNudge(pep.id),)
+    assert convo.state.cancelled == (planner.PEP,)
+    remaining = tuple(n for n in convo.ctx.pending if n.id != pep.id)
+    convo.ctx = dataclasses.replace(convo.ctx, pending=remaining)
+    return convo
+
+
+def test_a_reminder_cancelled_in_nudges_stays_cancelled_when_the_time_changes() -> None:
+    convo = going_with_pep_cancelled()
+    convo.cmd("interview", "Tue 4pm")
+    confirm(convo)
+    assert convo.state.interview_at == datetime(2026, 3, 10, 16, 0, tzinfo=PARIS)
+    assert set(schedules(convo.out.effects)) == {planner.PREP, planner.DEBRIEF}
+    assert "pep talk" not in convo.text  # the plan message lists what is planned
+
+
+def test_a_reminder_cancelled_in_nudges_stays_cancelled_after_restart_and_going_again() -> None:
+    convo = going_with_pep_cancelled()
+    convo.cmd("restart")
+    assert convo.state.cancelled == (planner.PEP,)
+    convo.press("sit", "prep")  # "Going, want to prepare"
+    assert set(schedules(convo.out.effects)) == {planner.PREP, planner.DEBRIEF}
+    # ...and after a fraud flag that checked out.
+    convo.say("they want me to pay a fee for training first")
+    convo.press("scam", "legit")
+    assert set(schedules(convo.out.effects)) == {planner.PREP, planner.DEBRIEF}
+    convo.cmd("mydata")
+    assert "cancelled for this interview (not planned again): pep talk" in convo.text
+
+
+def test_a_cancelled_follow_up_is_not_planned_after_the_debrief() -> None:
+    after = INTERVIEW + timedelta(hours=3)
+    convo = Convo(ctx=make_ctx(now=after), state=going_state(cancelled=(planner.FOLLOWUP,)))
+    convo.tap(B.pack("post", 42, "well"))
+    assert convo.templates == ["reflection", "follow_up_notes"]
+    assert not schedules(convo.out.effects)
+
+
+def test_the_next_interview_after_one_that_happened_gets_every_reminder_again() -> None:
+    after = INTERVIEW + timedelta(days=1)
+    state = going_state(attended="went_well", cancelled=(planner.PEP,))
+    convo = Convo(ctx=make_ctx(now=after), state=state)
+    convo.cmd("interview", "Mar 20 3pm")
+    confirm(convo)
+    assert convo.state.cancelled == ()
+    assert set(schedules(convo.out.effects)) == {planner.PREP, planner.PEP, planner.DEBRIEF}
+    # A missed one moved to a new time is the same interview: what was cancelled stays so.
+    missed = Convo(ctx=make_ctx(now=after), state=state.evolve(attended="no"))
+    missed.cmd("interview", "Mar 20 3pm")
+    confirm(missed)
+    assert planner.PEP not in schedules(missed.out.effects)
+
+
+def test_check_ins_kept_and_cancelled_stay_so_when_the_interview_is_set() -> None:
+    convo = Convo(state=State(timezone="Europe/Paris"))
+    convo.cmd("start")
+    convo.press("sit", "invite")
+    convo.press("lean", "unsure")
+    convo.tap(B.pack("dec", "unsure"))
+    convo.ctx = dataclasses.replace(convo.ctx, pending=pending_from(convo.out))
+    first = convo.ctx.pending[0]
+    assert first.kind == planner.CHECKBACK and len(convo.ctx.pending) == 3
+    convo.tap(B.pack("cancel", first.id))
+    assert convo.state.cancelled == (planner.CHECKBACK,)
+    convo.ctx = dataclasses.replace(convo.ctx, pending=convo.ctx.pending[1:])
+    convo.cmd("interview", "Tue 3pm")
+    confirm(convo)
+    # The two kept check-ins are left as they are; no new ones replace the cancelled one.
+    (cancel,) = [e for e in convo.out.effects if isinstance(e, CancelNudges)]
+    assert planner.CHECKBACK not in cancel.kinds and cancel.kinds
+    assert not schedules(convo.out.effects)
+    # Deciding to wait again is a new decision: the check-ins its message promises, as if
+    # none had been cancelled (two: the third would come after the interview).
+    never_cancelled = Convo(state=convo.state.evolve(cancelled=()))
+    never_cancelled.tap(B.pack("dec", "unsure"))
+    convo.tap(B.pack("dec", "unsure"))
+    assert convo.out.effects == never_cancelled.out.effects
+    assert len(schedules_list(convo.out.effects)) == 2
+    assert convo.state.cancelled == ()
+
+
+def test_stop_all_reminders_is_not_a_cancelled_kind() -> None:
+    # "Reminders stopped… /interview plans new ones": that promise stands.
+    convo = Convo(state=going_state())
+    convo.tap(B.pack("stopall"))
+    assert convo.state.cancelled == ()
+
+
 # --- state persistence -----------------------------------------------------------------------
 
 
@@ -1200,6 +1340,8 @@ def test_state_json_round_trip() -> None:
         interview_pending=True,
         attended="mixed",
         return_step=Step.MENU,
+        cancelled=("pep", "prep"),
+        given=(("nervous", 3), ("not_a_fit", 1)),
     )
     again = State.from_json(full.to_json())
     assert again == full
@@ -1236,6 +1378,11 @@ def test_state_from_json_drops_unknown_and_bad_fields_keeps_the_rest() -> None:
     [
         '{"step": "answer", "objection": "nervous", "arg_index": "1"}',
         '{"step": "answer", "objection": ["nervous"]}',
+        '{"step": "answer", "cancelled": "pep"}',
+        '{"step": "answer", "given": [["nervous", -1]]}',
+        '{"step": "answer", "given": [["nervous", true]]}',
+        '{"step": "answer", "given": {"nervous": 2}}',
+        '{"step": "answer", "cancelled": [1, "pep"]}',
         '{"step": "menu", "timezone": "Mars/Olympus_Mons", "interview_pending": "yes"}',
     ],
 )
@@ -1243,6 +1390,15 @@ def test_state_with_wrongly_typed_fields_does_not_block_the_user(raw: str) -> No
     convo = Convo(state=State.from_json(raw))
     convo.cmd("help")
     assert convo.templates[0] == "help"
+
+
+def test_reasons_given_and_reminders_cancelled_fall_back_when_malformed() -> None:
+    for bad in ('"pep"', "[1]", '{"pep": 1}'):
+        assert State.from_json(f'{{"step": "menu", "cancelled": {bad}}}') == State(step=Step.MENU)
+    for bad in ('[["nervous", -1]]', '[["nervous", true]]', '[["nervous"]]', '{"nervous": 2}'):
+        assert State.from_json(f'{{"step": "menu", "given": {bad}}}') == State(step=Step.MENU)
+    good = State.from_json('{"given": [["nervous", 2]], "cancelled": ["pep"]}')
+    assert good == State(given=(("nervous", 2),), cancelled=("pep",))
 
 
 # --- templates and labels --------------------------------------------------------------------
@@ -1293,6 +1449,9 @@ def test_every_template_renders_with_the_contexts_the_engine_produces() -> None:
     c.say("ok I'll go")  # scam_check
     c.press("scam", "steer")  # steer_clear
     c.cmd("restart")  # a new conversation: the fraud flag belonged to the old one
+    paused = Convo(ctx=make_ctx(pending=(PendingNudge(3, planner.PEP, NOW + timedelta(days=1)),)))
+    paused.tap(B.pack("obj", "scam_suspected"))  # scam, scam_paused
+    tour(paused)
     c.press("sit", "explore")
     c.press("lean", "unsure")
     c.tap(B.pack("obj", "not_looking"))  # exception
@@ -1319,6 +1478,7 @@ def test_every_template_renders_with_the_contexts_the_engine_produces() -> None:
     c.press("whenno")
     c.say("Tue 3pm")
     c.press("tz", "ask")
+    c.say("no")  # tz_which
     c.say("not a zone")
     c.say("Paris")
     c.say("Tue 3pm")
@@ -1470,6 +1630,175 @@ def test_a_typed_no_is_understood_at_every_step(step: Step) -> None:
     assert CancelNudges() in convo.out.effects
 
 
+PLAIN_REFUSALS = ("i'm out", "count me out", "forget it")
+# The screens where the coach answers a worry or asks for the decision, as a user reaches them.
+WORRY_SCREENS = {
+    "the menu after leaning no": ("lean", "no"),
+    "an argument": ("obj", "nervous"),
+    "the offer question": ("obj", "other_offer"),
+    "the exception": ("obj", "not_looking"),
+    "doubt": ("doubt", "nervous"),
+}
+
+
+def at_worry_screen(where: str) -> Convo:
+    convo = Convo()
+    convo.cmd("start")
+    convo.press("sit", "invite")
+    convo.press("lean", "no")
+    if where != "the menu after leaning no":
+        convo.tap(B.pack(*WORRY_SCREENS[where]))
+    return convo
+
+
+@pytest.mark.parametrize("where", list(WORRY_SCREENS))
+@pytest.mark.parametrize("text", [*PLAIN_REFUSALS, "no thanks", "No thank you!", "nope, thanks"])
+def test_a_plain_refusal_on_a_worry_screen_is_a_decision_not_to_go(where: str, text: str) -> None:
+    convo = at_worry_screen(where)
+    convo.say(text)
+    assert convo.state.decision == "pass" and convo.state.step == Step.PASS
+    assert "argument" not in convo.templates and "smalltalk" not in convo.templates
+
+
+# (On the offer question a bare no answers "Have you already accepted it?": below.)
+@pytest.mark.parametrize("where", [w for w in WORRY_SCREENS if w != "the offer question"])
+@pytest.mark.parametrize("text", ["no", "Nope.", "no way"])
+def test_a_bare_no_on_a_worry_screen_asks_whether_it_is_a_decision(where: str, text: str) -> None:
+    convo = at_worry_screen(where)
+    before = convo.state
+    convo.say(text)
+    assert convo.templates == ["did_you_mean"] and convo.state == before
+    assert "decided not to go" in convo.text and "still not sure" in convo.text
+    assert convo.button("dec", "pass") and convo.button("dec", "unsure")
+    assert convo.button("nav", "menu")
+
+
+def test_a_no_on_the_decision_screen_or_the_fraud_warning_is_the_decision() -> None:
+    convo = Convo()
+    convo.cmd("start")
+    convo.press("sit", "invite")
+    convo.press("lean", "yes")
+    assert convo.state.step == Step.DECISION
+    convo.say("no")
+    assert convo.state.decision == "pass"
+    convo = flagged()
+    convo.say("nope")
+    assert convo.templates == ["steer_clear"]
+
+
+def test_a_yes_or_no_to_have_you_accepted_it_answers_it() -> None:
+    for text in ("yes", "Yep."):
+        convo = at_worry_screen("the offer question")
+        convo.say(text)
+        assert convo.templates == ["exception"] and convo.state.exception == "signed"
+    convo = at_worry_screen("the offer question")
+    convo.say("no")  # not signed: the reasons, as "Not yet" gives them
+    assert convo.templates == ["argument"] and convo.state.objection == "other_offer"
+    assert convo.state.decision is None
+
+
+@pytest.mark.parametrize("text", ["no", "no thanks", "yes"])
+def test_a_bare_yes_or_no_elsewhere_is_not_taken_for_a_decision(text: str) -> None:
+    convo = Convo()
+    convo.cmd("start")  # "What brings you here?": a no answers nothing there
+    convo.say(text)
+    assert convo.state.decision is None and convo.templates[0] == "smalltalk"
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        ["/menu"],
+        ["/menu", "#nervous"],
+        ["/when"],
+        ["/when", "Tue 3pm"],
+        ["/when", "Tue 3pm", "#tz"],
+    ],
+)
+def test_im_out_is_a_decision_on_the_time_and_zone_screens_too(setup: list[str]) -> None:
+    convo = at_menu() if setup[0] == "/menu" else going_in_paris()
+    for step in setup[1:]:
+        if step == "#nervous":
+            convo.press("obj", "nervous")
+        elif step == "#tz":
+            convo.press("tz", "ask")
+        else:
+            convo.say(step)
+    convo.say("i'm out")
+    assert convo.state.decision == "pass" and "argument" not in convo.templates
+
+
+def proposing(text: str = "Tue 3pm", zone: str | None = "Europe/Paris") -> Convo:
+    """Going, a time typed, and "Tuesday 10 Mar at 15:00: right?" on the screen."""
+    convo = Convo(state=State(timezone=zone))
+    convo.cmd("start")
+    convo.press("sit", "prep")
+    convo.say(text)
+    assert convo.templates == ["confirm_when"]
+    return convo
+
+
+@pytest.mark.parametrize("text", ["yes", "Yep!", "correct", "that's right", "yes, correct"])
+def test_a_typed_yes_on_the_confirmation_screen_saves_the_time(text: str) -> None:
+    convo = proposing()
+    convo.say(text)
+    assert convo.templates[0] == "plan"
+    assert convo.state.interview_at == datetime(2026, 3, 10, 15, 0, tzinfo=PARIS)
+    assert InterviewSet(convo.state.interview_at, None) in convo.out.milestones
+    assert set(schedules(convo.out.effects)) == {planner.PREP, planner.PEP, planner.DEBRIEF}
+
+
+@pytest.mark.parametrize("text", ["no", "nope", "no that's wrong", "not right"])
+def test_a_typed_no_on_the_confirmation_screen_asks_again(text: str) -> None:
+    convo = proposing()
+    convo.say(text)
+    assert convo.templates == ["when_retype", "ask_when"]
+    assert convo.state.step == Step.ASK_WHEN and convo.state.proposed_at is None
+    assert convo.state.interview_at is None and convo.state.decision == "go"
+
+
+def test_a_typed_yes_after_deciding_not_to_go_saves_nothing() -> None:
+    convo = proposing()
+    convo.tap(B.pack("dec", "pass"))
+    convo.state = convo.state.evolve(step=Step.CONFIRM_WHEN)  # the old question, answered late
+    convo.say("yes")
+    assert convo.state.interview_at is None and not schedules(convo.out.effects)
+
+
+@pytest.mark.parametrize("first", [None, "tz"])
+def test_central_time_is_a_zone_on_the_confirmation_and_zone_screens(first: str | None) -> None:
+    convo = proposing(zone=None)  # the default zone (UTC): asked with the time
+    if first:
+        convo.press("tz", "ask")
+    convo.say("central time")
+    assert "argument" not in convo.templates
+    assert convo.state.timezone == "America/Chicago"
+    assert convo.templates == ["tz_set", "confirm_when"]
+    chicago = ZoneInfo("America/Chicago")
+    assert convo.state.proposed_at == datetime(2026, 3, 10, 15, 0, tzinfo=chicago)  # kept 15:00
+
+
+def test_a_yes_or_no_on_the_zone_screen() -> None:
+    convo = proposing(zone=None)
+    convo.press("tz", "ask")
+    convo.say("no")
+    assert convo.templates == ["tz_which"] and convo.state.step == Step.ASK_TZ
+    assert convo.button("tz", "keep")
+    convo.say("yes")  # the zone shown is theirs after all
+    assert convo.templates == ["confirm_when"] and convo.state.step == Step.CONFIRM_WHEN
+
+
+def test_a_decision_the_coach_is_unsure_of_is_asked_about_on_the_confirmation_screen() -> None:
+    convo = going_in_paris()
+    convo.say("Tue 3pm")
+    proposed = convo.state
+    convo.say("nah i'm good")  # not a time, not a zone: "not going", or content where they are
+    assert convo.templates == ["did_you_mean"] and "decided not to go" in convo.text
+    assert convo.state == proposed
+    convo.press("dec", "pass")
+    assert convo.state.decision == "pass"
+
+
 @pytest.mark.parametrize(
     ("text", "decision"),
     [("ok fine ill go i guess", "go"), ("still not sure", "unsure"), ("I'll pass", "pass")],
@@ -1479,6 +1808,50 @@ def test_typed_decisions_are_acted_on(text: str, decision: str) -> None:
     convo.press("obj", "nervous")
     convo.say(text)
     assert convo.state.decision == decision
+
+
+@pytest.mark.parametrize("objection", [o for o, v in kb().objections.items() if v.arguments])
+def test_every_argument_as_the_engine_shows_it_fits_a_phone(objection: str) -> None:
+    # Each reply is checked by Convo (at most 600 characters), at the start of a row (with the
+    # line that hears the feeling) and at its end (with "Your call now").
+    total = len(kb().objections[objection].arguments)
+    for index in range(total):
+        for in_row in (0, MAX_IN_ROW - 1):
+            state = State(step=Step.ANSWER, objection=objection, arg_index=index, in_row=in_row)
+            convo = Convo(state=state)
+            convo.tap(B.pack("arg", objection, index))
+            assert convo.templates == ["argument"]
+
+
+def test_a_worry_reached_again_and_again_never_repeats_a_reason() -> None:
+    """Each visit (three in a row, then the decision) goes on with the reasons not yet given,
+    another worry in between or not; when none is left, the coach says so kindly and offers
+    another worry, their own words or the decision: no lap round the same reasons."""
+    arguments = kb().objections["not_a_fit"].arguments
+    assert len(arguments) == 7
+    convo = at_menu()
+    shown: list[object] = []
+    for visit in range(4):
+        convo.tap(B.pack("obj", "not_a_fit"))
+        while convo.templates == ["argument"]:
+            shown.append(convo.out.replies[0].context["argument"])
+            nexts = [a for _, a in convo.actions() if a.name == "arg"]
+            if not nexts:
+                break
+            convo.tap(B.pack(*("arg", *nexts[0].args)))
+        convo.press("nav", "menu")
+        if visit == 1:
+            convo.tap(B.pack("obj", "nervous"))  # another worry in between
+            convo.press("nav", "menu")
+    assert shown == list(arguments)  # each once, in order
+    assert convo.templates == ["menu"]
+    convo.tap(B.pack("obj", "not_a_fit"))
+    assert convo.templates == ["doubt"] and convo.state.step == Step.DOUBT
+    assert "all the reasons I have" in convo.text
+    assert convo.button("dec", "pass") and convo.button("nav", "menu") and convo.button("type")
+    # The nervous worry, met once in between, goes on from its second reason.
+    convo.tap(B.pack("obj", "nervous"))
+    assert convo.out.replies[0].context["argument"] == kb().objections["nervous"].arguments[1]
 
 
 def test_happy_where_they_are_gets_the_exception_first() -> None:
@@ -1603,6 +1976,120 @@ def test_nothing_is_planned_for_a_likely_scam_unless_it_checked_out() -> None:
     convo.press("scamok", "go")
     assert not convo.state.scam and convo.state.decision == "go"
     assert set(schedules(convo.out.effects)) == {planner.PREP, planner.PEP, planner.DEBRIEF}
+
+
+def planned_then_flagged() -> Convo:
+    """Going, the interview saved and its reminders planned (and pending in storage), then a
+    message that looks like fraud."""
+    convo = going_in_paris()
+    convo.say("Tue 3pm")
+    confirm(convo)
+    planned = schedules(convo.out.effects)
+    assert set(planned) == {planner.PREP, planner.PEP, planner.DEBRIEF}
+    pending = tuple(
+        PendingNudge(n, s.kind, s.due_at, s.deadline) for n, s in enumerate(planned.values(), 1)
+    )
+    convo.ctx = dataclasses.replace(convo.ctx, pending=pending)
+    convo.say("they asked me to pay a registration fee before the interview")
+    return convo
+
+
+def test_flagging_fraud_after_planning_cancels_the_interviews_reminders() -> None:
+    convo = planned_then_flagged()
+    assert convo.templates == ["scam", "scam_paused"] and convo.state.scam
+    assert convo.out.effects == (CancelNudges(),)  # every kind: no pep talk, no check-in
+    assert "cancelled your reminders" in convo.text
+    # The choice is on the last message, where the thumb is.
+    assert convo.out.replies[0].keyboard == ()
+    assert convo.button("scam", "steer") and convo.button("scam", "legit")
+    # /mydata no longer says both "no reminders" and "Reminders planned: 3".
+    convo.ctx = dataclasses.replace(convo.ctx, pending=())
+    convo.cmd("mydata")
+    assert "possible fraud: yes" in convo.text and "Reminders planned: 0" in convo.text
+
+
+def test_a_flag_without_reminders_says_nothing_of_them() -> None:
+    convo = flagged()
+    assert convo.templates == ["scam"] and "reminders" not in convo.text
+    assert convo.out.effects == (CancelNudges(),)
+
+
+def test_it_checked_out_plans_the_cancelled_reminders_again() -> None:
+    convo = planned_then_flagged()
+    convo.press("scam", "legit")
+    assert convo.templates == ["menu"] and not convo.state.scam
+    assert convo.out.effects[0] == CancelNudges(planner.KINDS)  # never doubled
+    planned = schedules(convo.out.effects)
+    assert set(planned) == {planner.PREP, planner.PEP, planner.DEBRIEF}
+    assert planned[planner.PEP].due_at == datetime(2026, 3, 10, 13, 0, tzinfo=PARIS)
+
+
+def test_a_pep_talk_from_before_the_flag_offers_no_note_to_the_likely_scammer() -> None:
+    convo = planned_then_flagged()
+    state = convo.state
+    convo.tap(B.pack("pre", 2, "cant"))  # "Can't make it" on a pep talk sent before the flag
+    assert convo.templates == ["steer_clear"]
+    assert kb().coaching.reschedule_note not in convo.text
+    assert kb().coaching.withdrawal not in convo.text
+    assert convo.state.decision == "pass" and Decided("pass", "go") in convo.out.milestones
+    assert not any(isinstance(m, CantMakeIt) for m in convo.out.milestones)
+    # "I'd rather withdraw" from an older "Can't make it" message: no letter either.
+    convo = Convo(state=state)
+    convo.tap(B.pack("withdraw"))
+    assert convo.templates == ["steer_clear"] and kb().coaching.withdrawal not in convo.text
+    # "Still on" and "Need to reschedule": did it check out first? Nothing planned meanwhile.
+    for choice in ("on", "resched"):
+        convo = Convo(state=state)
+        convo.tap(B.pack("pre", 2, choice))
+        assert convo.templates == ["scam_check"] and convo.out.effects == ()
+        assert convo.button("scamok", "go")
+
+
+def started_over_after_a_fraud_warning() -> Convo:
+    convo = flagged()
+    convo.press("nav", "situation")  # "Start over" on the warning
+    convo.press("sit", "invite")
+    convo.press("lean", "no")
+    assert convo.templates == ["menu"] and convo.state.scam  # the flag stands
+    return convo
+
+
+@pytest.mark.parametrize(
+    "worry",
+    [
+        B.pack("obj", "nervous"),
+        B.pack("arg", "not_a_fit", 1),  # "Another reason" from an older message
+        B.pack("q", "offer", "open"),  # "Another offer? Not yet signed"
+        B.pack("q", "flag", "vague"),
+        "I'm scared I'll freeze",
+    ],
+)
+def test_after_a_fraud_warning_a_worry_gets_the_flag_not_an_argument(worry: str) -> None:
+    convo = started_over_after_a_fraud_warning()
+    if worry.startswith("v1:"):
+        convo.tap(worry)
+    else:
+        convo.say(worry)
+    assert convo.templates == ["scam_check"] and "argument" not in convo.templates_seen
+    assert "won't argue for going" in convo.text
+    assert convo.state.scam and convo.state.step == Step.SCAM
+    assert {a for _, a in convo.actions()} == {
+        B.Action("scam", ("legit",)),
+        B.Action("scam", ("steer",)),
+    }
+
+
+def test_after_a_fraud_warning_the_two_ways_on() -> None:
+    convo = started_over_after_a_fraud_warning()
+    convo.press("obj", "nervous")
+    convo.press("scam", "steer")
+    assert convo.templates == ["steer_clear"] and convo.state.decision == "pass"
+    convo = started_over_after_a_fraud_warning()
+    convo.press("obj", "nervous")
+    convo.press("scam", "legit")  # it checked out: the worries are answered again
+    assert convo.templates == ["menu"] and not convo.state.scam
+    convo.press("obj", "nervous")
+    assert convo.templates == ["argument"]
 
 
 def test_it_is_legitimate_goes_back_to_the_worries() -> None:

@@ -485,3 +485,43 @@ def test_a_day_typed_on_the_confirm_screen_that_has_passed_is_refused() -> None:
 def test_the_knowledge_base_is_what_the_engine_reads() -> None:
     # Guards the helpers above: the objections named in these tests exist.
     assert {"scam_suspected", "not_a_fit", "nervous"} <= set(kb().objections)
+
+
+# --- an uncertain decision where a time or a zone was asked for -----------------------------
+# The README: a typed decision is understood "even on the interview-time and time-zone
+# screens". A reading the classifier is unsure of is asked about there as on the menu, when
+# one of the two readings decides; a mistyped date that reads like two worries is not.
+
+PROPOSED = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)
+TIME_SCREENS = {
+    Step.ASK_WHEN: State(step=Step.ASK_WHEN, decision="go"),
+    Step.CONFIRM_WHEN: State(step=Step.CONFIRM_WHEN, decision="go", proposed_at=PROPOSED),
+    Step.ASK_TZ: State(step=Step.ASK_TZ, decision="go", return_step=Step.GO),
+}
+UNSURE_NO = reading("decide_pass", 0.40, ("waste_of_time", 0.30), ("other", 0.1))
+
+
+@pytest.mark.parametrize("step", list(TIME_SCREENS))
+def test_an_uncertain_decision_on_a_time_or_zone_screen_is_asked_about(step: Step) -> None:
+    before = TIME_SCREENS[step]
+    convo = told(UNSURE_NO, before)
+    assert convo.templates == ["did_you_mean"]
+    assert "decided not to go" in convo.text
+    assert convo.button("dec", "pass")
+    assert convo.state == before  # still on that screen: a time or a city typed next is read
+    # "Neither": back to the question they were answering, not the list of worries.
+    convo.press("nav", "here")
+    expected = {Step.ASK_WHEN: "ask_when", Step.CONFIRM_WHEN: "confirm_when"}
+    assert convo.templates == [expected.get(step, "ask_tz")] and convo.state == before
+
+
+@pytest.mark.parametrize("step", list(TIME_SCREENS))
+def test_two_worries_on_a_time_or_zone_screen_are_not_asked_about(step: Step) -> None:
+    convo = told(reading("not_a_fit", 0.40, ("waste_of_time", 0.30)), TIME_SCREENS[step])
+    assert convo.templates[0] == ("tz_unknown" if step == Step.ASK_TZ else "when_unclear")
+
+
+def test_neither_go_back_pressed_later_shows_where_the_user_is() -> None:
+    convo = Convo(state=State(step=Step.MENU))
+    convo.tap(B.pack("nav", "here"))
+    assert convo.templates == ["menu"] and convo.state == State(step=Step.MENU)

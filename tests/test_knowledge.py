@@ -141,6 +141,10 @@ def test_our_own_advice_is_never_passed_off_as_an_article(kb: KnowledgeBase) -> 
     # signed-offer exception, the scam steer-clear steps. The withdrawal and reschedule notes
     # are our wording; only seed 002 mentions withdrawing, and only after a first interview.
     assert kb.coaching.exceptions["signed"].source is OURS
+    # Tandym says only that paths cross again; that a polite note helps is ours.
+    signed = kb.coaching.exceptions["signed"]
+    assert signed.worth is not None and "note" not in signed.worth.text
+    assert "polite note" in signed.body
     assert kb.coaching.exceptions["content"].source.key == "to_interview"
     assert "counter_offer_caution" not in kb.arguments
 
@@ -153,6 +157,7 @@ def test_our_own_advice_is_never_passed_off_as_an_article(kb: KnowledgeBase) -> 
         "from the people doing it",  # boring_job_surprise: not in seed 001
         "you were unsure about",  # learn_not_for_you: "you thought you were interested in"
         "hard to get any other way",  # know_your_strengths: that is seed 001's phrase
+        "long after the interview",  # the pep line: seed 000 says you will be remembered
     ],
 )
 def test_phrases_the_articles_never_said_are_gone(kb: KnowledgeBase, added: str) -> None:
@@ -167,8 +172,12 @@ def test_points_the_articles_make_are_offered(kb: KnowledgeBase) -> None:
     nervous = [a.id for a in kb.objection("nervous").arguments]
     assert nervous[0] == "perfect_pressure"  # seed 004: the pressure of perfection disappears
     assert "stumped_is_normal" in nervous  # seed 002: even the best get stumped
-    practice = kb.arguments["low_risk_practice"]
-    assert practice.caveat is not None and practice.caveat.source.key == "tandym"
+    # Wherever practice is a reason to go, Tandym's caution against going only for it is there.
+    for practice_id in ("low_risk_practice", "practice_practice"):
+        practice = kb.arguments[practice_id]
+        assert practice.caveat is not None and practice.caveat.source.key == "tandym"
+    (gain,) = [g for g in kb.coaching.gains if "practi" in (g.title + (g.body or "")).lower()]
+    assert gain.source.key == "tandym" and "not just to practise" in (gain.body or "")
     assert "strategic_move" in {a.id for a in kb.objection("not_looking").arguments}
     assert "title_doesnt_decide" in {a.id for a in kb.objection("not_a_fit").arguments}
     assert "friend referred you" in kb.arguments["unexpected_opportunity"].body

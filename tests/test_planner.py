@@ -299,6 +299,16 @@ def test_debrief_and_checkback_carry_their_answer_buttons() -> None:
     assert {B.Action("dec", (d,)) for d in ("go", "unsure", "pass")} <= names
 
 
+def test_nothing_is_sent_for_an_interview_flagged_as_possible_fraud() -> None:
+    flagged = GOING.evolve(scam=True)
+    due = INTERVIEW - timedelta(hours=2)
+    for kind in planner.KINDS:
+        nudge = row(kind, due, None)
+        assert decide(nudge, flagged, due) == Expire("flagged as possible fraud"), kind
+    # The same pep talk, once it checked out, is sent.
+    assert isinstance(decide(row(planner.PEP, due, INTERVIEW), GOING, due), Send)
+
+
 def test_expired_after_the_deadline() -> None:
     deadline = INTERVIEW - timedelta(hours=2)
     decision = decide(row(planner.PREP, NOW, deadline), GOING, deadline + timedelta(seconds=1))

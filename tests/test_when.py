@@ -101,6 +101,23 @@ def test_names_and_cities(text: str, zone: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "zone"),
+    [
+        ("central time", "America/Chicago"),
+        ("Central Time", "America/Chicago"),
+        ("I'm on central time", "America/Chicago"),
+        ("eastern time", "America/New_York"),
+        ("we're on pacific time", "America/Los_Angeles"),
+        ("Mountain time.", "America/Denver"),
+        ("central european time", "Europe/Berlin"),
+        ("I live in central London", "Europe/London"),  # "central" alone is not a zone
+    ],
+)
+def test_the_names_people_give_their_zone(text: str, zone: str) -> None:
+    assert resolve_timezone(text, NOW) == zone
+
+
+@pytest.mark.parametrize(
     ("text", "offset"),
     [
         ("UTC+3", timedelta(hours=3)),

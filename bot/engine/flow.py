@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from bot.engine import buttons as B
 from bot.engine import planner
+from bot.engine.answers import refusal, yes_or_no
 from bot.engine.context import Context
 from bot.engine.model import (
     Attended,
@@ -67,7 +68,26 @@ LEAD_QUESTION = {"other_offer": "offer", "bad_company": "flag"}
 QUESTIONS = {"offer": ("signed", "open", "counter"), "flag": ("real", "vague")}
 # Typed decisions (intents.toml) and the decision each one is.
 INTENT_DECISIONS = {"decide_go": "go", "decide_unsure": "unsure", "decide_pass": "pass"}
+# Readings that decide (or settle) whether to go: asked about even where a time was asked for.
+DECISION_READINGS = frozenset({*INTENT_DECISIONS, "signed_elsewhere"})
 MAX_QUESTION = 1000  # characters of a question relayed to a recruiter
+# Where a plain "no" typed is about going: the screens that answer a worry or ask for the
+# decision. "No thanks" there declines going; a bare "no" is asked about ("not going, or still
+# not sure?"), except where the screen asked for the decision itself.
+DECLINING_STEPS = frozenset(
+    {
+        Step.MENU,
+        Step.MENU_MORE,
+        Step.TYPE_IT,
+        Step.ANSWER,
+        Step.QUESTION,
+        Step.EXCEPTION,
+        Step.DOUBT,
+        Step.MIXED,
+        Step.UNPAID,
+    }
+)
+DECIDING_STEPS = frozenset({Step.DECISION, Step.SCAM})
 
 
 def small_int(text: str) -> int | None:
@@ -116,11 +136,19 @@ def lean_screen(state: State) -> Replies:
     return (Reply("lean", {"situation": state.situation or "invite"}, keyboard),)
 
 
-def menu_screen(ctx: Context, mode: str = "first") -> Replies:
+def menu_screen(ctx: Context, state: State, mode: str = "first") -> Replies:
+    """What holds them back. The way to decide stays one tap away in the last place (where
+    "Back" to the lean question was: six buttons at most): leaning no, "I'll pass" itself;
+    otherwise "Decide now", the three choices."""
+    decide_now = (
+        btn("dec_pass", "dec", "pass")
+        if state.lean == "no"
+        else btn("decide_now", "nav", "decision")
+    )
     keyboard = rows(
         *(btn("objection", "obj", o, label=ctx.kb.objections[o].label) for o in MENU_FIRST),
         btn("something_else", "nav", "menu_more"),
-        btn("back", "nav", "lean"),
+        decide_now,
     )
     return (Reply("menu", {"mode": mode}, keyboard),)
 
@@ -180,20 +208,22 @@ def exception_screen(ctx: Context, exception: str, objection: str | None) -> Rep
 def question_screen(question: str) -> Replies:
     keyboard = rows(
         *(btn(f"q_{question}_{a}", "q", question, a) for a in QUESTIONS[question]),
+        btn("dec_pass", "dec", "pass"),  # deciding needs no answer to the question
         btn("back", "nav", "menu"),
     )
     return (Reply("question", {"question": question}, keyboard),)
 
 
-def doubt_screen(ctx: Context) -> Replies:
-    """Still doubtful after the arguments: no more arguing; talk it through or decide."""
+def doubt_screen(ctx: Context, mode: str = "doubtful") -> Replies:
+    """Still doubtful after the arguments (or, `all_given`, every reason for this worry was
+    given): no more arguing; talk it through or decide."""
     keyboard = rows(
         btn("other_worry", "nav", "menu"),
         btn("in_my_words", "type"),
         *decision_buttons(),
         *ask_buttons(ctx),
     )
-    return (Reply("doubt", {}, keyboard),)
+    return (Reply("doubt", {"mode": mode}, keyboard),)
 
 
 def mixed_screen() -> Replies:
@@ -203,19 +233,32 @@ def mixed_screen() -> Replies:
     return (Reply("mixed", {}, keyboard),)
 
 
-def scam_screen(ctx: Context) -> Replies:
+def scam_screen(ctx: Context, paused: bool = False) -> Replies:
+    """The fraud warning; `paused`: it just cancelled reminders the candidate had."""
     keyboard = rows(
         btn("steer_clear", "scam", "steer"),
         btn("its_legit", "scam", "legit"),
         btn("start_over", "nav", "situation"),
     )
-    return (Reply("scam", {"coaching": ctx.kb.coaching}, keyboard),)
+    warning = {"coaching": ctx.kb.coaching}
+    if paused:  # one idea a message: the warning, then what became of the reminders
+        return (Reply("scam", warning), Reply("scam_paused", {}, keyboard))
+    return (Reply("scam", warning, keyboard),)
 
 
 def scam_check_screen(decision: str) -> Replies:
     """Deciding to go after a fraud warning: nothing is planned until it checked out."""
     keyboard = rows(btn("it_checked_out", "scamok", decision), btn("steer_clear", "scam", "steer"))
-    return (Reply("scam_check", {}, keyboard),)
+    return (Reply("scam_check", {"mode": "decision"}, keyboard),)
+
+
+def flag_stands(state: State) -> Outcome:
+    """A worry while the interview is flagged as possible fraud (after "Start over", say): no
+    argument for going, only the flag and the two ways on."""
+    keyboard = rows(btn("it_checked_out", "scam", "legit"), btn("steer_clear", "scam", "steer"))
+    return Outcome(
+        (Reply("scam_check", {"mode": "worry"}, keyboard),), state.evolve(step=Step.SCAM)
+    )
 
 
 def unpaid_screen(ctx: Context) -> Replies:
@@ -271,7 +314,7 @@ def current_screen(state: State, ctx: Context) -> Replies:
     if step == Step.LEAN:
         return lean_screen(state)
     if step in (Step.MENU, Step.TYPE_IT):
-        return menu_screen(ctx, "again")
+        return menu_screen(ctx, state, "again")
     if step == Step.MENU_MORE:
         return menu_more_screen(ctx)
     objection = ctx.kb.objections.get(state.objection or "")
@@ -436,7 +479,12 @@ def _decide(state: State, ctx: Context, decision: str) -> Outcome:
             replies += ask_when_screen("go")
         return Outcome(replies, state, tuple(effects))
     if decision == "unsure":
-        state = state.evolve(decision="unsure", step=Step.UNSURE, checklist_shown=False)
+        # A new decision to wait: the check-ins the message promises, even after one was
+        # cancelled before.
+        cancelled = tuple(k for k in state.cancelled if k != planner.CHECKBACK)
+        state = state.evolve(
+            decision="unsure", step=Step.UNSURE, checklist_shown=False, cancelled=cancelled
+        )
         effects = [CancelNudges(planner.KINDS), *plan_for(state, ctx)]
         keyboard = rows(
             btn("talk_again", "nav", "menu"),
@@ -474,11 +522,13 @@ def plan_for(state: State, ctx: Context) -> list[Effect]:
         return []  # no pep talk for an interview that looked like fraud, unless it checked out
     zone, now, quiet = ctx.zone(state), ctx.now, ctx.quiet
     interview = state.interview_at if state.interview_at and state.interview_at > now else None
+    plan: list[ScheduleNudge] = []
     if state.decision == "unsure":
-        return [*planner.plan_checkbacks(now, interview, zone, quiet)]
-    if state.decision == "go" and interview is not None:
-        return [*planner.plan_interview(interview, now, zone, quiet)]
-    return []
+        plan = planner.plan_checkbacks(now, interview, zone, quiet)
+    elif state.decision == "go" and interview is not None:
+        plan = planner.plan_interview(interview, now, zone, quiet)
+    # What they cancelled in /nudges stays cancelled for this interview.
+    return [n for n in plan if n.kind not in state.cancelled]
 
 
 def plan_context(state: State, ctx: Context, effects: Sequence[Effect]) -> dict[str, object]:
@@ -499,6 +549,7 @@ def _set_interview(state: State, ctx: Context, moment: datetime) -> Outcome:
         return Outcome((Reply("when_past", {}), *ask_when_screen()), state)
     if state.decision is None:
         state = state.evolve(decision="go")  # "I'm going and want to prepare"
+    happened = state.attended in ("went_well", "mixed")  # so this is another interview
     state = state.evolve(
         interview_at=moment,
         interview_pending=False,
@@ -506,9 +557,13 @@ def _set_interview(state: State, ctx: Context, moment: datetime) -> Outcome:
         attended=None,
         # Saying yes to a time typed in the default zone confirms that zone too.
         timezone=ctx.zone_name(state),
+        cancelled=() if happened else state.cancelled,
     )
     state = state.evolve(step=Step.GO if state.decision == "go" else Step.UNSURE)
-    effects: list[Effect] = [CancelNudges(planner.KINDS), *plan_for(state, ctx)]
+    # A kind they cancelled is neither planned again nor touched: what is left of it (the
+    # check-ins an undecided user kept) stays as it was. Going, no check-in is left.
+    kinds = tuple(k for k in planner.KINDS if state.decision == "go" or k not in state.cancelled)
+    effects: list[Effect] = [CancelNudges(kinds), *plan_for(state, ctx)]
     keyboard = next_steps_keyboard(state)
     if state.scam:
         keyboard = (*rows(btn("it_checked_out", "scamok", state.decision or "go")), *keyboard)
@@ -535,13 +590,15 @@ def answer_objection(state: State, ctx: Context, objection: str, typed: str = ""
 
 def _answer_objection(state: State, ctx: Context, objection: str, typed: str) -> Outcome:
     if objection == "scam_suspected":
-        return Outcome(
-            scam_screen(ctx), state.evolve(step=Step.SCAM, objection=objection, scam=True)
-        )
+        # Flagging stops whatever was planned for this interview: no pep talk or check-in for
+        # a likely scam. They are planned again only if the candidate says it checked out.
+        new = state.evolve(step=Step.SCAM, objection=objection, scam=True)
+        paused = any(n.kind in planner.KINDS for n in ctx.pending)
+        return Outcome(scam_screen(ctx, paused), new, (CancelNudges(),))
     if objection == "unpaid_task":
         return Outcome(unpaid_screen(ctx), state.evolve(step=Step.UNPAID, objection=objection))
     if objection not in ctx.kb.objections or not ctx.kb.objections[objection].arguments:
-        return Outcome(menu_screen(ctx, "again"), state.evolve(step=Step.MENU))
+        return Outcome(menu_screen(ctx, state, "again"), state.evolve(step=Step.MENU))
     if objection == "other_offer" and "counter" in typed.lower():
         return answer_question("offer", "counter", state, ctx)
     if objection in LEAD_EXCEPTION:
@@ -553,19 +610,51 @@ def _answer_objection(state: State, ctx: Context, objection: str, typed: str) ->
     if objection in LEAD_QUESTION:
         new = state.evolve(step=Step.QUESTION, objection=objection, in_row=0, arg_index=0)
         return Outcome(question_screen(LEAD_QUESTION[objection]), new)
-    total = len(ctx.kb.objections[objection].arguments)
-    # The same worry again: carry on with the reasons not yet given, not the same three.
-    index = (state.arg_index + 1) % total if state.objection == objection and state.in_row else 0
-    new = state.evolve(step=Step.ANSWER, objection=objection, arg_index=index, in_row=1)
-    return Outcome(argument_screen(ctx, new), new)
+    if state.scam:
+        return flag_stands(state.evolve(objection=objection))
+    return next_argument(state, ctx, objection)
+
+
+def given(state: State, objection: str) -> int:
+    """How many of this worry's arguments the candidate has been given (in order)."""
+    return max((n for o, n in state.given if o == objection), default=0)
+
+
+def having_given(state: State, objection: str, index: int) -> tuple[tuple[str, int], ...]:
+    count = max(given(state, objection), index + 1)
+    return (*((o, n) for o, n in state.given if o != objection), (objection, count))
+
+
+def next_argument(state: State, ctx: Context, objection: str, before: Replies = ()) -> Outcome:
+    """The same worry again carries on with the reasons not yet given; once all were given,
+    the coach says so kindly and offers another worry, their own words or the decision,
+    instead of going round again."""
+    index = given(state, objection)
+    if index >= len(ctx.kb.objections[objection].arguments):
+        new = state.evolve(step=Step.DOUBT, objection=objection, in_row=0)
+        return Outcome((*before, *doubt_screen(ctx, "all_given")), new)
+    new = state.evolve(
+        step=Step.ANSWER,
+        objection=objection,
+        arg_index=index,
+        in_row=1,
+        given=having_given(state, objection, index),
+    )
+    return Outcome((*before, *argument_screen(ctx, new)), new)
 
 
 def another_argument(state: State, ctx: Context, objection: str, index: int) -> Outcome:
     """ "Another reason" (or "Tell me more" after an exception): the next in the row."""
-    total = len(ctx.kb.objections[objection].arguments)
+    if state.scam:
+        return flag_stands(state)
+    index = min(index, len(ctx.kb.objections[objection].arguments) - 1)
     in_row = state.in_row + 1 if state.objection == objection else 1
     new = state.evolve(
-        step=Step.ANSWER, objection=objection, arg_index=min(index, total - 1), in_row=in_row
+        step=Step.ANSWER,
+        objection=objection,
+        arg_index=index,
+        in_row=in_row,
+        given=having_given(state, objection, index),
     )
     return Outcome(argument_screen(ctx, new), new)
 
@@ -577,12 +666,13 @@ def answer_question(question: str, answer: str, state: State, ctx: Context) -> O
         exception = "signed" if answer == "signed" else "red_flag"
         new = state.evolve(step=Step.EXCEPTION, objection=objection, exception=exception, in_row=0)
         return Outcome(exception_screen(ctx, exception, objection), new)
-    new = state.evolve(step=Step.ANSWER, objection=objection, arg_index=0, in_row=1)
-    replies = argument_screen(ctx, new)
-    if answer == "counter":
-        # Our own advice, only where it applies: before the reasons, not instead of them.
-        replies = (Reply("counter_offer", {"coaching": ctx.kb.coaching}), *replies)
-    return Outcome(replies, new)
+    if state.scam:
+        return flag_stands(state.evolve(objection=objection))
+    # Our own advice on a counter-offer, only where it applies: before the reasons.
+    counter = (
+        (Reply("counter_offer", {"coaching": ctx.kb.coaching}),) if answer == "counter" else ()
+    )
+    return next_argument(state, ctx, objection, counter)
 
 
 def act_on(label: str, state: State, ctx: Context, typed: str = "") -> Outcome:
@@ -621,34 +711,65 @@ def looks_like_scam(result: Classification, verdict: str) -> bool:
     )
 
 
+def did_you_mean(
+    readings: Sequence[str], state: State, ctx: Context, back: bool = False
+) -> Outcome:
+    """ "Did you mean A or B?", asked as a question, with both readings and the list of worries,
+    or (`back`, where a time or a zone was asked for) the way back to that question."""
+    neither = btn("neither_back", "nav", "here") if back else btn("neither", "nav", "menu")
+    keyboard = rows(*(reading_button(r, ctx) for r in readings), neither)
+    context = {"options": [ctx.kb.summary(r) for r in readings]}
+    return Outcome((Reply("did_you_mean", context, keyboard),), state)
+
+
+def short_answer(text: str, state: State, ctx: Context) -> Outcome | None:
+    """A plain yes or no, read by the screen it answers (the classifier, rightly, takes a bare
+    "no" for small talk); None when the text is more than that or the screen asked no such
+    thing."""
+    kind = refusal(text)
+    if state.step == Step.QUESTION and state.objection == "other_offer" and kind != "polite":
+        answer = yes_or_no(text)  # "Have you already accepted it?"
+        if answer is not None:
+            return answer_question("offer", "signed" if answer == "yes" else "open", state, ctx)
+    if kind is None:
+        return None
+    if state.step in DECIDING_STEPS or (kind == "polite" and state.step in DECLINING_STEPS):
+        return decide(state, ctx, "pass")
+    if state.step in DECLINING_STEPS:
+        return did_you_mean(("decide_pass", "decide_unsure"), state, ctx)
+    return None
+
+
 def understand(text: str, state: State, ctx: Context, expecting: str = "") -> Outcome:
     """Free text: act on a clear decision or worry, ask when two readings are close, else say
     so. `expecting` ("when", "zone") is what the step asked for, which the text was not."""
+    if not expecting and (short := short_answer(text, state, ctx)) is not None:
+        return short
     result = ctx.classifier.classify(text)
     verdict = interpret(result)
     if looks_like_scam(result, verdict):
         return answer_objection(state, ctx, "scam_suspected")
     if verdict == "confident" and result.objection != "other":
         return act_on(result.objection, state, ctx, text)
-    if expecting == "when":
-        return Outcome((Reply("when_unclear", {}), *current_screen(state, ctx)), state)
     if expecting == "zone":
-        new = state.evolve(step=Step.ASK_TZ, return_step=_return_to(state))
-        return Outcome((Reply("tz_unknown", {}), *ask_tz_screen(new, ctx)), new)
-    if verdict == "confident":
-        return Outcome((Reply("smalltalk", {}), *current_screen(state, ctx)), state)
+        state = state.evolve(step=Step.ASK_TZ, return_step=_return_to(state))
     if verdict == "ambiguous":
         # Always two readings (the top three hold at most one "other"), asked as a question.
         readings = [result.objection, *(a.objection for a in result.alternatives)]
         readings = [r for r in readings if r != "other"][:2]
-        if len(readings) == 2:
-            keyboard = rows(
-                *(reading_button(r, ctx) for r in readings), btn("neither", "nav", "menu")
-            )
-            context = {"options": [ctx.kb.summary(r) for r in readings]}
-            return Outcome((Reply("did_you_mean", context, keyboard),), state)
+        # Where a time or a zone was asked for, only a possible decision is worth the question
+        # ("I don't want to go" is an answer; a mistyped date is not a worry).
+        if len(readings) == 2 and (not expecting or DECISION_READINGS & set(readings)):
+            return did_you_mean(readings, state, ctx, back=bool(expecting))
+    if expecting == "when":
+        return Outcome((Reply("when_unclear", {}), *current_screen(state, ctx)), state)
+    if expecting == "zone":
+        return Outcome((Reply("tz_unknown", {}), *ask_tz_screen(state, ctx)), state)
+    if verdict == "confident":
+        return Outcome((Reply("smalltalk", {}), *current_screen(state, ctx)), state)
     return Outcome(
-        (Reply("not_understood", {}), *menu_screen(ctx, "again")), state.evolve(step=Step.MENU)
+        (Reply("not_understood", {}), *menu_screen(ctx, state, "again")),
+        state.evolve(step=Step.MENU),
     )
 
 
@@ -666,6 +787,7 @@ def on_command(event: Event, state: State, ctx: Context) -> Outcome:
             decision=state.decision if keep else None,
             checklist_shown=state.checklist_shown if keep else False,
             scam=state.scam if keep else False,
+            cancelled=state.cancelled if keep else (),
         )
         first = event.first_name.strip()[:MAX_NAME]
         template = "welcome" if name == "start" else "restart"
@@ -805,6 +927,26 @@ def refit_checkbacks(
     return effects
 
 
+def keep_zone(state: State, ctx: Context) -> Outcome:
+    """ "Keep this zone" (tapped, or a yes typed on the zone screen)."""
+    if state.step != Step.ASK_TZ:  # a stale "Keep this zone": nothing to leave
+        return Outcome(current_screen(state, ctx), state)
+    back = state.return_step or Step.SITUATION
+    new = state.evolve(step=back, return_step=None)
+    return Outcome(current_screen(new, ctx), new)
+
+
+def on_zone_text(text: str, state: State, ctx: Context) -> Outcome:
+    """Typed on "Your time zone is UTC… To change it, send a city": a yes keeps it, a no asks
+    for the city; anything else is read as a zone (or what else the coach understands)."""
+    answer = yes_or_no(text)
+    if answer == "yes":
+        return keep_zone(state, ctx)
+    if answer == "no":
+        return Outcome((Reply("tz_which", {}, rows(btn("keep_tz", "tz", "keep"))),), state)
+    return set_timezone(text, state, ctx)
+
+
 def set_timezone(text: str, state: State, ctx: Context) -> Outcome:
     name = resolve_timezone(text, ctx.now)
     zone = known_zone(name) if name else None
@@ -871,7 +1013,7 @@ def _on_action(action: B.Action, state: State, ctx: Context) -> Outcome | None:
         new = state.evolve(lean=args[0])
         if args[0] == "yes":
             return Outcome(decision_screen("leaning_yes"), new.evolve(step=Step.DECISION))
-        return Outcome(menu_screen(ctx), new.evolve(step=Step.MENU))
+        return Outcome(menu_screen(ctx, new), new.evolve(step=Step.MENU))
     if name == "nav":
         return navigate(args[0], state, ctx)
     if name == "obj" and args[0] in ctx.kb.objections:
@@ -894,9 +1036,12 @@ def _on_action(action: B.Action, state: State, ctx: Context) -> Outcome | None:
     if name == "scam" and args[0] == "steer":
         return noting(steer_clear(state, ctx), Decided("pass", state.decision))
     if name == "scam" and args[0] == "legit":
-        # They say it checked out: back to the worries, reminders allowed again.
+        # They say it checked out: back to the worries, and the reminders the flag cancelled
+        # are planned again.
         new = state.evolve(scam=False, step=Step.MENU)
-        return Outcome(menu_screen(ctx, "legit"), new)
+        replan = plan_for(new, ctx) if state.scam else []
+        effects = (CancelNudges(planner.KINDS), *replan) if replan else ()
+        return Outcome(menu_screen(ctx, new, "legit"), new, effects)
     if name == "scamok" and args[0] in ("go", "unsure"):
         return decide(state.evolve(scam=False), ctx, args[0])
     if name == "withdraw":
@@ -916,21 +1061,12 @@ def _on_action(action: B.Action, state: State, ctx: Context) -> Outcome | None:
     if name == "whenok" and (minutes := small_int(args[0])) is not None:
         if minutes > (ctx.now + MAX_AHEAD).timestamp() // 60:
             return None  # forged: nobody confirmed an interview that far away
-        if state.decision == "pass":
-            # A time confirmed before they decided not to go: that "no" stands. (To go after
-            # all, they decide again, and are asked the time.)
-            return Outcome(current_screen(state, ctx), state)
-        return set_interview(state, ctx, datetime.fromtimestamp(minutes * 60, UTC))
+        return confirm_proposed(datetime.fromtimestamp(minutes * 60, UTC), state, ctx)
     if name == "whenno":
-        new = state.evolve(step=Step.ASK_WHEN, proposed_at=None)
-        return Outcome((Reply("when_retype", {}), *ask_when_screen()), new)
+        return retype_when(state)
     if name == "tz" and args[0] in ("ask", "keep"):
         if args[0] == "keep":
-            if state.step != Step.ASK_TZ:  # a stale "Keep this zone": nothing to leave
-                return Outcome(current_screen(state, ctx), state)
-            back = state.return_step or Step.SITUATION
-            new = state.evolve(step=back, return_step=None)
-            return Outcome(current_screen(new, ctx), new)
+            return keep_zone(state, ctx)
         new = state.evolve(step=Step.ASK_TZ, return_step=_return_to(state))
         return Outcome(ask_tz_screen(new, ctx), new)
     if name in ("nudge", "pre", "post", "cancel") and (nudge_id := small_int(args[0])):
@@ -943,7 +1079,10 @@ def _on_action(action: B.Action, state: State, ctx: Context) -> Outcome | None:
 
 
 def withdraw(state: State, ctx: Context) -> Outcome:
-    """Out of an interview they can't make: the polite note, and nothing more planned."""
+    """Out of an interview they can't make: the polite note, and nothing more planned. Not
+    for a likely scam: no letter to a scammer, steering clear is confirmed instead."""
+    if state.scam:
+        return steer_clear(state, ctx)
     new = state.evolve(decision="pass", step=Step.PASS, checklist_shown=False)
     keyboard = rows(btn("new_time", "when", "change"), btn("start_over", "nav", "situation"))
     note = replace(withdraw_note(ctx, "cant"), keyboard=keyboard)
@@ -955,11 +1094,13 @@ def navigate(target: str, state: State, ctx: Context) -> Outcome | None:
     screens: dict[str, tuple[Step, Callable[[], Replies]]] = {
         "situation": (Step.SITUATION, lambda: situation_screen()),
         "lean": (Step.LEAN, lambda: lean_screen(state)),
-        "menu": (Step.MENU, lambda: menu_screen(ctx, "again")),
+        "menu": (Step.MENU, lambda: menu_screen(ctx, state, "again")),
         "menu_more": (Step.MENU_MORE, lambda: menu_more_screen(ctx)),
         "decision": (Step.DECISION, lambda: decision_screen()),
         "mixed": (Step.MIXED, mixed_screen),
     }
+    if target == "here":  # "Neither: go back": the question they were answering, again
+        return Outcome(current_screen(state, ctx), state)
     if target not in screens:
         return None
     step, screen = screens[target]
@@ -1013,10 +1154,30 @@ def propose(moment: datetime, state: State, ctx: Context) -> Outcome:
     return Outcome(confirm_when_screen(new, ctx, moment), new)
 
 
+def confirm_proposed(moment: datetime, state: State, ctx: Context) -> Outcome:
+    """ "Yes, that's right" (tapped or typed): the interview time is saved."""
+    if state.decision == "pass":
+        # A time confirmed before they decided not to go: that "no" stands. (To go after
+        # all, they decide again, and are asked the time.)
+        return Outcome(current_screen(state, ctx), state)
+    return set_interview(state, ctx, moment)
+
+
+def retype_when(state: State) -> Outcome:
+    """ "No, let me retype" (tapped or typed)."""
+    new = state.evolve(step=Step.ASK_WHEN, proposed_at=None)
+    return Outcome((Reply("when_retype", {}), *ask_when_screen()), new)
+
+
 def on_confirm_text(text: str, state: State, ctx: Context) -> Outcome:
-    """Typed on "Thursday 14:00: right?": a correction of the day or the time, a place (the
-    zone), or anything else the coach understands."""
+    """Typed on "Thursday 14:00: right?": yes or no, a correction of the day or the time, a
+    place (the zone), or anything else the coach understands."""
     proposed = state.proposed_at
+    answer = yes_or_no(text)  # the screen's own question: "…: right?"
+    if answer == "yes" and proposed is not None:
+        return confirm_proposed(proposed, state, ctx)
+    if answer == "no":
+        return retype_when(state)
     zone = ctx.zone(state)
     parsed = parse_when(text, ctx.now, zone)
     if parsed is not None and proposed is not None:
@@ -1041,9 +1202,11 @@ def on_nudge_button(
 ) -> Outcome | None:
     choice = args[0] if args else ""
     if name == "cancel":
-        return Outcome(
-            nudges_screen(state, ctx, cancelled=nudge_id), state, (CancelNudge(nudge_id),)
-        )
+        # The kind stays cancelled for this interview: a new time or "I'll go" again does not
+        # bring it back.
+        kinds = {n.kind for n in ctx.pending if n.id == nudge_id} & set(planner.KINDS)
+        new = state.evolve(cancelled=tuple(sorted({*state.cancelled, *kinds})))
+        return Outcome(nudges_screen(state, ctx, cancelled=nudge_id), new, (CancelNudge(nudge_id),))
     if name == "nudge" and choice == "later":
         tapped = ctx.tapped
         if tapped is None or tapped.id != nudge_id:
@@ -1057,6 +1220,14 @@ def on_nudge_button(
         )
     if name == "nudge" and choice == "stop":
         return Outcome((Reply("reminders_stopped", {}),), state, (CancelNudges(),))
+    if name == "pre" and state.scam:
+        # A pep talk sent before the interview was flagged as possible fraud: no good-luck,
+        # no new time and no note to the likely scammer.
+        if choice == "cant":
+            return noting(steer_clear(state, ctx), Decided("pass", state.decision))
+        if choice in ("on", "resched"):
+            return Outcome(scam_check_screen("go"), state.evolve(step=Step.SCAM))
+        return None
     if name == "pre" and choice == "on":
         return Outcome((Reply("pre_on", {}),), state, notice="Good luck!")
     if name == "pre" and choice == "resched":
@@ -1076,7 +1247,10 @@ def on_nudge_button(
     if name == "post" and choice in ("well", "mixed"):
         new = state.evolve(attended="went_well" if choice == "well" else "mixed", step=Step.DEBRIEF)
         effects: list[Effect] = [CancelNudges((planner.DEBRIEF, planner.FOLLOWUP))]
-        effects += planner.plan_followup(state.interview_at, ctx.now, ctx.zone(state), ctx.quiet)
+        if planner.FOLLOWUP not in state.cancelled:
+            effects += planner.plan_followup(
+                state.interview_at, ctx.now, ctx.zone(state), ctx.quiet
+            )
         context = {"items": ctx.kb.coaching.reflection, "how": choice}
         replies = (
             Reply("reflection", context),
@@ -1117,7 +1291,7 @@ def handle(event: Event, state: State, ctx: Context) -> Outcome:
         if state.step == Step.ASK_WHEN:
             return on_when_text(text, state, ctx)
         if state.step == Step.ASK_TZ:
-            return set_timezone(text, state, ctx)
+            return on_zone_text(text, state, ctx)
         if state.step == Step.ASK_RECRUITER:
             return on_question(text, state, ctx)
         if state.step == Step.CONSENT and state.return_step == Step.ASK_WHEN:

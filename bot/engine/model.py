@@ -65,6 +65,8 @@ class State:
     objection: str | None = None
     arg_index: int = 0
     in_row: int = 0  # arguments shown in a row for this worry; after a few, the coach stops
+    # How many of each worry's arguments were given (they come in order): (objection, count).
+    given: tuple[tuple[str, int], ...] = ()
     exception: str | None = None  # the honest exception that applies (content | red_flag | signed)
     scam: bool = False  # flagged as likely fraud: nothing is planned unless it checked out
     decision: str | None = None
@@ -74,6 +76,9 @@ class State:
     proposed_at: datetime | None = None  # a parsed time awaiting "right?"
     interview_pending: bool = False  # said "not scheduled yet"
     attended: str | None = None  # went_well | mixed | missed
+    # Reminder kinds the candidate cancelled in /nudges for this interview: not planned again
+    # when the plan moves (a new time, "I'll go" again, "it checked out").
+    cancelled: tuple[str, ...] = ()
     # Where typed text for ASK_TZ / ASK_WHEN came from, so we can return there afterwards.
     return_step: Step | None = None
     # What the consent question held back, shown once it is answered: ask_when | note.
@@ -111,6 +116,15 @@ class State:
                     value = Step(value)
                 except ValueError:
                     continue
+            if key == "given":
+                pairs = value if isinstance(value, list) else None
+                if pairs is None or not all(_given_pair(p) for p in pairs):
+                    continue
+                value = tuple((str(o), int(n)) for o, n in pairs)
+            if key == "cancelled":
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    continue
+                value = tuple(value)
             if key in ("interview_at", "proposed_at") and value is not None:
                 try:
                     value = datetime.fromisoformat(value).astimezone(UTC)
@@ -140,6 +154,17 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "interview_pending": bool,
     "attended": str,
 }
+
+
+def _given_pair(pair: Any) -> bool:
+    return (
+        isinstance(pair, list)
+        and len(pair) == 2
+        and isinstance(pair[0], str)
+        and isinstance(pair[1], int)
+        and not isinstance(pair[1], bool)
+        and pair[1] >= 0
+    )
 
 
 def _fits(key: str, value: Any) -> bool:

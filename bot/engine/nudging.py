@@ -15,6 +15,8 @@ from bot.knowledge.base import KnowledgeBase
 def _still_relevant(kind: str, state: State, now: datetime) -> str | None:
     """Why a nudge no longer makes sense, or None if it still does."""
     interview = state.interview_at
+    if kind in planner.KINDS and state.scam:
+        return "flagged as possible fraud"  # until the candidate says it checked out
     if kind in (planner.PREP, planner.PEP):
         if state.decision != "go" or interview is None or interview <= now:
             return "no upcoming interview"

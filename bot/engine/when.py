@@ -224,6 +224,21 @@ _ALIASES = {
     "texas": "America/Chicago",
     "utc": "UTC",
     "gmt": "UTC",
+    # The names people in North America give their zone ("I'm on central time"): the zone's
+    # main city, with its summer time. "Central European time" is Europe's.
+    "central time": "America/Chicago",
+    "us central": "America/Chicago",
+    "central standard time": "America/Chicago",
+    "eastern time": "America/New_York",
+    "us eastern": "America/New_York",
+    "eastern standard time": "America/New_York",
+    "mountain time": "America/Denver",
+    "us mountain": "America/Denver",
+    "mountain standard time": "America/Denver",
+    "pacific time": "America/Los_Angeles",
+    "us pacific": "America/Los_Angeles",
+    "pacific standard time": "America/Los_Angeles",
+    "central european time": "Europe/Berlin",
 }
 
 # Zone "cities" that are also common words or names: not taken from inside a sentence
