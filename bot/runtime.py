@@ -149,17 +149,26 @@ class BotRuntime:
     async def start(self, *, webhook: bool | None = None, poll_timeout: int = 10) -> None:
         use_webhook = self.settings.webhook_url is not None if webhook is None else webhook
         store = self.coach.store
+        db = store.db
+        # Every start-up write waits out another writer's lock (one line per wait) and ends
+        # in one clear line if it stays locked or the file cannot be written. A write tried
+        # first, before anything depends on it.
+        await db.at_start(db.probe)
         if not use_webhook:
             # One poller per database: a second copy would take half the updates and race the
             # first on every user's state.
-            holder = await store.acquire_lock(
-                POLLER_LOCK, self.dispatcher.owner, self._clock(), POLLER_LEASE
+            owner = self.dispatcher.owner
+            holder = await db.at_start(
+                lambda: store.acquire_lock(POLLER_LOCK, owner, self._clock(), POLLER_LEASE)
             )
             if holder is not None and owner_is_dead(holder):
                 # Killed (kill -9, a power cut) before it could let go: no need to wait.
                 log.warning("event=stale_lock holder=%s; its process is gone", holder)
-                holder = await store.acquire_lock(
-                    POLLER_LOCK, self.dispatcher.owner, self._clock(), POLLER_LEASE, dead=holder
+                dead = holder
+                holder = await db.at_start(
+                    lambda: store.acquire_lock(
+                        POLLER_LOCK, owner, self._clock(), POLLER_LEASE, dead=dead
+                    )
                 )
             if holder is not None:
                 raise AlreadyRunning(holder)
@@ -313,7 +322,7 @@ class BotRuntime:
         """Recruiters approved or removed from the shell while the bot was down: their menus,
         and a weekly digest queued for each one who wants it."""
         db = self.coach.store.db
-        everyone = await db.run(recruiters.list_recruiters)
+        everyone = await db.at_start(lambda: db.run(recruiters.list_recruiters))
         approved = {r.user_id for r in everyone if r.status == "approved"}
         now = self._clock()
 
@@ -321,7 +330,7 @@ class BotRuntime:
             for user_id in approved:
                 self.follower.schedule_digest(conn, user_id, now)
 
-        await db.atomic(plan)
+        await db.at_start(lambda: db.atomic(plan))
         for user_id in sorted(approved | set(self.settings.admin_ids)):
             await self.front.set_menu(user_id, True)
         for r in everyone:

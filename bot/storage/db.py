@@ -7,10 +7,10 @@ import functools
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 import aiosqlite
 
@@ -30,6 +30,7 @@ def migrations() -> list[tuple[int, str]]:
 
 
 LATEST_VERSION = max(v for v, _ in migrations())
+BUSY_TIMEOUT_MS = 5000  # a write waits this long for another writer before "locked"
 LOCKED_TRIES = 6  # start-up waits this many busy timeouts (30 s) for another writer
 
 
@@ -38,6 +39,7 @@ class DatabaseUnavailable(Exception):
 
     def __init__(self, path: Path | str, reason: str) -> None:
         super().__init__(f"cannot use the database at {path}: {reason}")
+        self.reason = reason
 
 
 class Database:
@@ -66,7 +68,7 @@ class Database:
         conn.row_factory = aiosqlite.Row
         db = cls(conn, path)
         try:
-            await db.pragma("busy_timeout=5000")
+            await db.pragma(f"busy_timeout={BUSY_TIMEOUT_MS}")
             await db._retry_locked(lambda: db.pragma("journal_mode=WAL"))
             await db.pragma("synchronous=NORMAL")
             await db.pragma("foreign_keys=ON")
@@ -81,15 +83,40 @@ class Database:
             raise DatabaseUnavailable(path, _reason(exc)) from None
         return db
 
-    async def _retry_locked(self, work: Any) -> Any:
-        for attempt in range(LOCKED_TRIES):
+    async def _retry_locked(self, work: Callable[[], Awaitable[T]]) -> T:
+        attempt = 0
+        while True:
             try:
                 return await work()
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or attempt == LOCKED_TRIES - 1:
+                attempt += 1
+                if "locked" not in str(exc) or attempt >= LOCKED_TRIES:
                     raise
-                log.warning("event=database_locked attempt=%d; waiting", attempt + 1)
-        return None
+                log.warning("event=database_locked attempt=%d; waiting", attempt)
+
+    async def at_start(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Start-up work on the database: another writer's lock is waited out as when opening
+        (LOCKED_TRIES busy timeouts, one line per wait); if it stays locked, or the file
+        cannot be written, DatabaseUnavailable with the reason, for one clear line."""
+        try:
+            return await self._retry_locked(work)
+        except sqlite3.Error as exc:
+            raise DatabaseUnavailable(self.path, _reason(exc)) from None
+
+    async def probe(self) -> None:
+        """Begin a write and take it back: fails as the first real write would (another
+        writer holds the lock, the file is read-only), before any work depends on it."""
+
+        def attempt(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")  # waits out the busy timeout for the write lock
+            try:
+                (version,) = conn.execute("PRAGMA user_version").fetchone()
+                conn.execute(f"PRAGMA user_version = {int(version)}")  # refused if read-only
+            finally:
+                if conn.in_transaction:  # SQLite may have rolled back on its own
+                    conn.execute("ROLLBACK")
+
+        await self.run(attempt)
 
     def usable(self) -> str | None:
         """Why the file cannot be relied on now (its folder deleted, made read-only), or
@@ -232,6 +259,11 @@ def _reason(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     if isinstance(exc, NotADirectoryError | FileExistsError):
         return f"its folder is not a folder ({text})"
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
+        waited = LOCKED_TRIES * BUSY_TIMEOUT_MS / 1000
+        return f"another process kept it locked for {waited:g} s ({text}); stop it and try again"
+    if isinstance(exc, sqlite3.OperationalError) and "readonly" in text:
+        return f"the file or its folder is read-only ({text})"
     return text
 
 
