@@ -50,20 +50,13 @@ def _logging(settings: Settings) -> None:
 
 
 async def _run(settings: Settings, webhook: bool) -> None:
-    from bot.runtime import BotRuntime, open_coach
+    from bot.runtime import serve
 
-    settings.require_token()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    coach = await open_coach(settings)
-    runtime = BotRuntime(settings, coach)
-    try:
-        await runtime.start(webhook=webhook or None)
-        await stop.wait()
-    finally:
-        await runtime.stop()
+    await serve(settings, stop, webhook=webhook or None)
 
 
 async def _migrate(settings: Settings) -> int:

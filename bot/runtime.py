@@ -16,6 +16,7 @@ from telegram import Update
 from telegram.error import Conflict, InvalidToken
 from telegram.ext import Application
 from tornado.httpserver import HTTPServer
+from tornado.web import HTTPError
 
 from bot import logs
 from bot.config import Settings
@@ -31,7 +32,7 @@ from bot.recruiters.follower import RecruiterFollower
 from bot.render import Renderer, default_renderer
 from bot.service import Clock, Coach, utc_now
 from bot.storage.backup import daily
-from bot.storage.db import Database
+from bot.storage.db import Database, DatabaseUnavailable
 from bot.storage.store import Conn, Store
 from bot.telegram.app import TelegramFrontEnd, build_application, set_commands
 from bot.telegram.intake import InboxWorker, Poller, web_server
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 POLLER_LOCK = "poller"
 POLLER_LEASE = timedelta(seconds=60)  # a dead poller's lock frees itself after this
 POLLER_RENEW_SECONDS = 20.0
+WATCH_SECONDS = 5.0  # the database file is looked for this often (and before every ack)
 
 
 class AlreadyRunning(Exception):
@@ -145,6 +147,10 @@ class BotRuntime:
         self._warming: asyncio.Task[None] | None = None
         self._holds_lock = False
         self.failed: str | None = None  # a component stopped for good (token, conflict)
+        # A fault the bot must not serve through (its database file gone): `serve` stops
+        # and raises it.
+        self.fatal: DatabaseUnavailable | None = None
+        self.halted = asyncio.Event()
 
     async def start(self, *, webhook: bool | None = None, poll_timeout: int = 10) -> None:
         use_webhook = self.settings.webhook_url is not None if webhook is None else webhook
@@ -212,6 +218,7 @@ class BotRuntime:
             if self.settings.metrics_port is not None:
                 self.server = web_server(webhook=None, health=health, metrics=self.exposition)
                 self.server.listen(self.settings.metrics_port, self.settings.metrics_listen)
+        self._tasks["watch"] = asyncio.create_task(self._watch_database(), name="database-watch")
         log.info("event=serving mode=%s", "webhook" if use_webhook else "polling")
         self._warming = asyncio.create_task(self._warm_up(), name="warm-up")
 
@@ -238,6 +245,9 @@ class BotRuntime:
                     log.critical("event=stopped component=%s error=%s", name, exc)
                     self.failed = f"{name}: {exc}"
                     return
+                except DatabaseUnavailable as exc:  # the poller found the file gone
+                    self._halt(exc.reason)
+                    return
                 except Exception:
                     self.metrics.errors.labels(name).inc()
                     log.exception("event=component_died component=%s restart_in=%.0fs", name, pause)
@@ -249,8 +259,43 @@ class BotRuntime:
 
     async def _accept(self, update_id: int, payload: str) -> None:
         update = (update_id, payload)
-        if await self.coach.store.receive([update], self._clock()):
+        new = await self.coach.store.receive([update], self._clock())
+        lost = self.coach.store.db.lost()
+        if lost is not None:
+            # Stored where nothing will find it: no 200, so Telegram sends it again later.
+            self._halt(lost)
+            raise HTTPError(503)
+        if new:
             self.worker.offer([update])
+
+    async def _watch_database(self) -> None:
+        """Between updates too: a file deleted while nothing comes in stops the bot."""
+        while not self._stop.is_set():
+            lost = self.coach.store.db.lost()
+            if lost is not None:
+                self._halt(lost)
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), WATCH_SECONDS)
+
+    def _halt(self, reason: str) -> None:
+        """The database file is gone or replaced: whatever is written now is lost at exit.
+        Stop acknowledging updates at once (Telegram keeps them for the next start) and let
+        `serve` stop the bot with one clear line."""
+        if self.fatal is not None:
+            return
+        db = self.coach.store.db
+        self.fatal = DatabaseUnavailable(db.path, reason)
+        log.error(
+            'event=database_lost path=%s reason="%s" action="no more updates acknowledged;'
+            ' stopping"',
+            db.path,
+            reason,
+        )
+        poll = self._tasks.get("poller")
+        if poll is not None and poll is not asyncio.current_task():
+            poll.cancel()  # its next getUpdates would acknowledge what it stored
+        self.halted.set()
 
     def _count(self, update: Update, seconds: float) -> None:
         kind = next(
@@ -261,7 +306,11 @@ class BotRuntime:
         self.metrics.latency.observe(seconds)
 
     def alive(self) -> dict[str, bool]:
-        return {name: not task.done() for name, task in self._tasks.items() if name != "lock"}
+        return {
+            name: not task.done()
+            for name, task in self._tasks.items()
+            if name not in ("lock", "watch")
+        }
 
     async def health(self) -> tuple[bool, str]:
         """Healthy: the database answers and every component runs."""
@@ -368,12 +417,44 @@ class BotRuntime:
         log.info("event=stopped")
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
+async def serve(settings: Settings, stop: asyncio.Event, *, webhook: bool | None = None) -> None:
+    """`python -m bot run`: start, serve until `stop` is set, stop cleanly. A stop asked
+    during start-up (the Bot API or the database still awaited) ends it just as cleanly. A
+    fault the bot must not serve through (its database file gone) stops it too, and is
+    raised afterwards (one line and exit 1)."""
     settings.require_token()  # fail before opening anything
     coach = await open_coach(settings)
     runtime = BotRuntime(settings, coach)
     try:
-        await runtime.start()
-        await stop.wait()
+        if await _unless(stop, runtime.start(webhook=webhook)):
+            await _either(stop, runtime.halted)
     finally:
         await runtime.stop()
+    if runtime.fatal is not None:
+        raise runtime.fatal
+
+
+async def _either(one: asyncio.Event, other: asyncio.Event) -> None:
+    waits = {asyncio.ensure_future(one.wait()), asyncio.ensure_future(other.wait())}
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+
+
+async def _unless(stop: asyncio.Event, work: Awaitable[None]) -> bool:
+    """Run `work` unless `stop` comes first (then cancel it): True if it ran to its end."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if task.done():
+        task.result()  # its error, if any
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return False

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
+import shutil
+import signal
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,14 +22,14 @@ import pytest
 
 from bot.config import Settings
 from bot.knowledge.base import KnowledgeBase
-from bot.knowledge.classifier import ObjectionClassifier
+from bot.knowledge.classifier import ObjectionClassifier, model_path
 from bot.runtime import BotRuntime, open_coach
 from bot.storage import db as db_module
 from bot.storage.db import DatabaseUnavailable
 from tests.conftest import FakeClock, deadline
 from tests.e2e import Conversation, texts
 from tests.fakebot import FakeBotApi
-from tests.test_cli import free_port, home, run  # noqa: F401  (home: a fixture)
+from tests.test_cli import api_in_a_thread, free_port, home, run  # noqa: F401  (home: a fixture)
 
 LOCKED = "database is locked"
 
@@ -216,3 +221,143 @@ async def test_at_start_names_the_reason_and_lets_other_errors_through(
         await db.at_start(bug)
     await db.at_start(db.probe)  # a writable file: the probe changes nothing
     assert await db.version() == db_module.LATEST_VERSION
+
+
+# --- the database file deleted or replaced while the bot runs -------------------------------
+
+
+def delete_database(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def lost_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if "event=database_lost" in r.getMessage()]
+
+
+async def test_a_database_deleted_while_polling_stops_acknowledging_and_loses_nothing(
+    api: FakeBotApi, running_bot: Any, db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        await chat.say(7, "/start")
+        delete_database(db_path)
+        api.push_message(7, "/help")
+        await asyncio.wait_for(runtime.halted.wait(), 10)
+        [line] = lost_lines(caplog)
+        assert line.levelno == logging.ERROR and line.exc_info is None
+        assert 'reason="the database file is gone"' in line.getMessage()
+        assert isinstance(runtime.fatal, DatabaseUnavailable)
+        assert api.pending_updates == 1  # never acknowledged: Telegram still holds it
+        assert runtime.alive()["poller"] is False
+        ok, detail = await runtime.health()
+        assert not ok and "database: the database file is gone" in detail
+        assert chat.done == 1  # and not handled into the deleted file either
+    # The next start (a new file, or a restored copy) gets it from Telegram and answers.
+    async with running_bot() as again:
+        await api.wait_for("sendMessage", lambda c: "What I can do" in c.params["text"])
+        await api.wait_updates_confirmed()
+    assert again.fatal is None
+
+
+async def test_a_database_deleted_while_serving_a_webhook_refuses_updates(
+    api: FakeBotApi,
+    running_bot: Any,
+    db_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    unused_tcp_port: int,
+) -> None:
+    async with running_bot(webhook=True, **webhook_settings(unused_tcp_port, True)) as runtime:
+        delete_database(db_path)
+        update = api.push_message(7, "/start", enqueue=False)
+        assert await api.post_update(None, update) == 503  # Telegram will send it again
+        assert runtime.halted.is_set() and len(lost_lines(caplog)) == 1
+        assert await api.post_update(None, update) == 503  # and again: one line all the same
+        assert len(lost_lines(caplog)) == 1
+    assert not api.sent_messages(7)
+
+
+async def test_a_database_deleted_while_nothing_comes_in_is_noticed(
+    api: FakeBotApi,
+    running_bot: Any,
+    db_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    unused_tcp_port: int,
+) -> None:
+    monkeypatch.setattr("bot.runtime.WATCH_SECONDS", 0.01)
+    async with running_bot(webhook=True, **webhook_settings(unused_tcp_port, True)) as runtime:
+        assert not runtime.halted.is_set()
+        delete_database(db_path)
+        await asyncio.wait_for(runtime.halted.wait(), 10)
+
+
+async def test_lost_tells_a_deleted_file_from_one_moved_over_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "coach.sqlite3"
+    db = await db_module.Database.open(path)
+    try:
+        assert db.lost() is None and db.usable() is None
+        other = await db_module.Database.open(tmp_path / "restored.sqlite3")
+        await other.close()
+        (tmp_path / "restored.sqlite3").replace(path)  # a copy put in its place
+        assert db.lost() == "the database file was replaced by another file"
+        assert db.usable() == db.lost()
+        path.unlink()
+        assert db.lost() == "the database file is gone"
+    finally:
+        await db.close()
+    memory = await db_module.Database.open(":memory:")
+    assert memory.lost() is None and memory.usable() is None
+    await memory.close()
+
+
+@contextlib.contextmanager
+def stopped_after(seconds: float) -> Iterator[None]:
+    """SIGTERM to this process if the block has not ended within `seconds` (`main` stops
+    cleanly on it), so a bot that would serve forever fails the test instead of hanging."""
+    done = threading.Event()
+
+    def stop_late() -> None:
+        if not done.wait(seconds):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    stopper = threading.Thread(target=stop_late, daemon=True)
+    stopper.start()
+    try:
+        yield
+    finally:
+        done.set()
+        stopper.join(10)
+
+
+def test_run_stops_with_one_line_and_exit_1_when_its_database_folder_is_deleted(
+    home: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    classifier: ObjectionClassifier,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    folder = home / "data"
+    folder.mkdir()
+    classifier.model.save(model_path(folder))
+    monkeypatch.setenv("DATABASE_PATH", str(folder / "coach.sqlite3"))
+    with api_in_a_thread() as (api, loop):
+        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:abc")
+        monkeypatch.setenv("TELEGRAM_API_BASE_URL", api.base_url)
+
+        async def delete_when_polling() -> None:
+            await api.wait_for("deleteWebhook", timeout=30)
+            shutil.rmtree(folder)
+            api.push_message(5, "/start", "Kay")
+
+        deleted = asyncio.run_coroutine_threadsafe(delete_when_polling(), loop)
+        with stopped_after(60):  # should it serve on regardless: stopped, and the test fails
+            code, out, err = run(capsys, "run")
+        deleted.result(10)
+        assert api.pending_updates == 1
+    assert (code, out) == (1, "")
+    assert err == (
+        f"error: cannot use the database at {folder / 'coach.sqlite3'}: the database file is gone\n"
+    )
+    assert len(lost_lines(caplog)) == 1

@@ -50,6 +50,8 @@ class Database:
     def __init__(self, conn: aiosqlite.Connection, path: Path | str) -> None:
         self.conn = conn
         self.path = path
+        # Which file was opened: one moved over it later is not the one this connection writes.
+        self._identity: tuple[int, int] | None = None
         # Writes that may wait (see `defer`), oldest first, and the timer that flushes them.
         self._deferred: list[Callable[[sqlite3.Connection], object]] = []
         self._flush_timer: asyncio.TimerHandle | None = None
@@ -78,6 +80,7 @@ class Database:
                 await db._retry_locked(db.migrate)
             else:
                 await db.ping()
+            db._identity = _identity(path)  # the file exists by now (WAL mode wrote it)
         except sqlite3.Error as exc:
             await conn.close()
             raise DatabaseUnavailable(path, _reason(exc)) from None
@@ -118,15 +121,26 @@ class Database:
 
         await self.run(attempt)
 
-    def usable(self) -> str | None:
-        """Why the file cannot be relied on now (its folder deleted, made read-only), or
-        None. An open SQLite file whose folder was deleted still accepts writes, to an
-        unlinked file: lost at exit. The health check asks this."""
+    def lost(self) -> str | None:
+        """Why what this connection writes no longer reaches the file at its path (deleted
+        with its folder, or another file moved over it), or None. SQLite goes on writing
+        into the unlinked file without a word: all of it is lost at exit."""
         if str(self.path) == ":memory:":
             return None
         path = Path(self.path)
         if not path.exists():
             return "the database file is gone"
+        if self._identity is not None and _identity(path) != self._identity:
+            return "the database file was replaced by another file"
+        return None
+
+    def usable(self) -> str | None:
+        """Why the file cannot be relied on now (lost, or made read-only), or None. The
+        health check asks this."""
+        lost = self.lost()
+        if lost is not None or str(self.path) == ":memory:":
+            return lost
+        path = Path(self.path)
         if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
             return "the database file or its folder is read-only"
         return None
@@ -265,6 +279,17 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, sqlite3.OperationalError) and "readonly" in text:
         return f"the file or its folder is read-only ({text})"
     return text
+
+
+def _identity(path: Path | str) -> tuple[int, int] | None:
+    """The file's device and inode, or None (in memory, or no file yet)."""
+    if str(path) == ":memory:":
+        return None
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _apply_migration(conn: sqlite3.Connection, version: int, sql: str) -> None:

@@ -32,6 +32,7 @@ from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
 from telegram.warnings import PTBUserWarning
 
 from bot.service import Clock
+from bot.storage.db import DatabaseUnavailable
 from bot.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Poller:
     async def run(self, stop: asyncio.Event) -> None:
         offset = await self.store.next_offset()
         while not stop.is_set():
+            self._still_there()  # the next getUpdates acknowledges what was stored
             try:
                 raw = await self.bot.do_api_request(
                     "getUpdates",
@@ -100,8 +102,16 @@ class Poller:
             ]
             if updates:
                 await self.store.receive(updates, self.clock())
+                self._still_there()  # stored where it will be found: else never handed over
                 offset = max(update_id for update_id, _ in updates) + 1
                 self.deliver(updates)
+
+    def _still_there(self) -> None:
+        """DatabaseUnavailable if the file was deleted or replaced: updates stored now
+        would be lost at exit, so none may be acknowledged (Telegram keeps them)."""
+        lost = self.store.db.lost()
+        if lost is not None:
+            raise DatabaseUnavailable(self.store.db.path, lost)
 
     async def _back_off(self, stop: asyncio.Event, exc: Exception, seconds: float | None) -> None:
         self.failures += 1
