@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 POLLER_LOCK = "poller"
 POLLER_LEASE = timedelta(seconds=60)  # a dead poller's lock frees itself after this
 POLLER_RENEW_SECONDS = 20.0
+FIRST_RESTART_SECONDS = 1.0  # a component that died is restarted after this, then longer
 WATCH_SECONDS = 5.0  # the database file is looked for this often (and before every ack)
 
 
@@ -137,13 +138,18 @@ class BotRuntime:
         self._clock = clock
         self.metrics = Metrics()
         self._reported = DispatchStats()
-        self.worker = InboxWorker(self.app, coach.store, clock, on_update=self._count)
+        self.worker = InboxWorker(
+            self.app, coach.store, clock, on_update=self._count, on_fault=self._fault
+        )
+        self.front.on_fault = self._fault
+        self.dispatcher.on_fault = self._fault
         self.front.durable = True
         self.poller: Poller | None = None
         self.server: HTTPServer | None = None
         self.webhook_secret: str | None = None
         self._stop = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}  # components, for the health check
+        self._restarting: set[str] = set()  # died, waiting to be started again
         self._warming: asyncio.Task[None] | None = None
         self._holds_lock = False
         self.failed: str | None = None  # a component stopped for good (token, conflict)
@@ -234,8 +240,9 @@ class BotRuntime:
         """Run a component for the life of the runtime; if it dies, say so and restart it."""
 
         async def supervised() -> None:
-            pause = 1.0
+            pause = FIRST_RESTART_SECONDS
             while not self._stop.is_set():
+                self._restarting.discard(name)
                 try:
                     await run()
                     return
@@ -249,7 +256,8 @@ class BotRuntime:
                     self._halt(exc.reason)
                     return
                 except Exception:
-                    self.metrics.errors.labels(name).inc()
+                    self._restarting.add(name)  # down until it runs again: the health check
+                    self._fault(name)
                     log.exception("event=component_died component=%s restart_in=%.0fs", name, pause)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), pause)
@@ -297,6 +305,10 @@ class BotRuntime:
             poll.cancel()  # its next getUpdates would acknowledge what it stored
         self.halted.set()
 
+    def _fault(self, where: str) -> None:
+        """A fault caught where it happened (a component, a handler, an update, a round)."""
+        self.metrics.errors.labels(where).inc()
+
     def _count(self, update: Update, seconds: float) -> None:
         kind = next(
             (k for k in ("callback_query", "message", "edited_message") if getattr(update, k)),
@@ -307,7 +319,7 @@ class BotRuntime:
 
     def alive(self) -> dict[str, bool]:
         return {
-            name: not task.done()
+            name: not task.done() and name not in self._restarting
             for name, task in self._tasks.items()
             if name not in ("lock", "watch")
         }
@@ -325,7 +337,8 @@ class BotRuntime:
         lines.append(f"database: {problem or 'ok'}")
         for name, up in self.alive().items():
             ok &= up
-            lines.append(f"{name}: {'running' if up else 'stopped'}")
+            waiting = name in self._restarting and not self._tasks[name].done()
+            lines.append(f"{name}: {'running' if up else 'restarting' if waiting else 'stopped'}")
         if self.poller is not None and self.poller.failures:
             lines.append(f"bot api: unreachable, {self.poller.failures} tries")
         if self.failed:

@@ -543,3 +543,21 @@ async def test_requests_leave_no_access_log(web: Web, caplog: pytest.LogCaptureF
         await http.get(f"{web.base}/healthz")
         await http.get(f"{web.base}/nowhere")
     assert [r for r in caplog.records if r.name == "tornado.access"] == []
+
+
+async def test_failed_and_unparseable_updates_are_counted_as_faults(db: Database) -> None:
+    store = Store(db)
+    updates = [(1, '{"update_id":1}'), (2, '{"update_id":2, "poll": {"id": "1"}}')]
+    await store.receive(updates, NOW)
+    app = RecordingApp()
+    app.failing.add(1)
+    faults: list[str] = []
+    worker = InboxWorker(app, store, lambda: NOW, on_fault=faults.append)
+    worker.offer(updates)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await deadline(lambda: len(faults) == 2)
+    await worker.drain()
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert sorted(faults) == ["unparseable", "update"]

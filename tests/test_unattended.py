@@ -361,3 +361,95 @@ def test_run_stops_with_one_line_and_exit_1_when_its_database_folder_is_deleted(
         f"error: cannot use the database at {folder / 'coach.sqlite3'}: the database file is gone\n"
     )
     assert len(lost_lines(caplog)) == 1
+
+
+# --- health and metrics --------------------------------------------------------------------
+
+
+async def test_a_component_waiting_to_be_restarted_is_not_healthy(
+    api: FakeBotApi,
+    running_bot: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr("bot.runtime.FIRST_RESTART_SECONDS", 2.0)
+    async with running_bot() as runtime:
+        runs = 0
+        back = asyncio.Event()
+
+        async def fragile() -> None:
+            nonlocal runs
+            runs += 1
+            if runs == 1:
+                raise RuntimeError("boom")
+            back.set()
+            await asyncio.Event().wait()
+
+        runtime._supervise("fragile", fragile)
+        await deadline(lambda: "event=component_died component=fragile" in caplog.text)
+        ok, detail = await runtime.health()  # dead, its restart two seconds away
+        assert not ok and "fragile: restarting" in detail
+        body, _ = await runtime.exposition()
+        assert b'coach_component_up{component="fragile"} 0.0' in body
+        await asyncio.wait_for(back.wait(), 10)
+        ok, detail = await runtime.health()
+        assert ok and "fragile: running" in detail
+        body, _ = await runtime.exposition()
+        assert b'coach_component_up{component="fragile"} 1.0' in body
+
+
+def error_count(body: bytes, where: str) -> float:
+    prefix = f'coach_errors_total{{where="{where}"}} '.encode()
+    lines = [line for line in body.splitlines() if line.startswith(prefix)]
+    return float(lines[0][len(prefix) :]) if lines else 0.0
+
+
+async def test_errors_count_failed_handlers_unparseable_updates_and_dispatch_rounds(
+    api: FakeBotApi,
+    running_bot: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        body, _ = await runtime.exposition()
+        assert error_count(body, "handling_failed") == 0
+        handle = runtime.coach.handle
+
+        async def broken(*args: Any, **kw: Any) -> Any:
+            raise RuntimeError("engine bug")
+
+        monkeypatch.setattr(runtime.coach, "handle", broken)
+        await chat.say(7, "/help")  # the apology goes out
+        monkeypatch.setattr(runtime.coach, "handle", handle)
+        api.push_update(api.make_update(poll={"id": "1", "question": "?"}))
+        await chat.say(7, "/help")  # handled after the unparseable one
+        store = runtime.coach.store
+        owners = store.claim_owners
+
+        async def locked() -> list[str]:
+            monkeypatch.setattr(store, "claim_owners", owners)
+            raise sqlite3.OperationalError(LOCKED)
+
+        monkeypatch.setattr(store, "claim_owners", locked)
+        runtime.dispatcher.wake()
+        await deadline(lambda: "nudge dispatch round failed" in caplog.text)
+        body, _ = await runtime.exposition()
+    assert error_count(body, "handling_failed") == 1
+    assert error_count(body, "unparseable") == 1
+    assert error_count(body, "dispatch_round") == 1
+
+
+async def test_the_outbox_is_measured_apart_from_pending_nudges(
+    api: FakeBotApi, running_bot: Any
+) -> None:
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        body, _ = await runtime.exposition()
+        assert b'coach_queue{queue="outbox"} 0.0' in body
+        api.fail_next("sendMessage", 502, chat_id=7)
+        # Telegram did not take the first of /help's two messages: both wait in the outbox.
+        await chat.say(7, "/help")
+        body, _ = await runtime.exposition()
+    assert b'coach_queue{queue="outbox"} 2.0' in body
+    assert b'coach_queue{queue="nudges_pending"} 0.0' in body

@@ -214,6 +214,7 @@ class Dispatcher:
         self._finished = asyncio.Event()
         self._running = False
         self.totals = DispatchStats()
+        self.on_fault: Callable[[str], None] = lambda where: None  # the errors metric
 
     @property
     def pacer(self) -> ChatPacer:
@@ -260,6 +261,7 @@ class Dispatcher:
                     delay = await self._idle_seconds()
                 except Exception:
                     log.exception("nudge dispatch round failed; next in %ss", ERROR_PAUSE_SECONDS)
+                    self.on_fault("dispatch_round")
                     delay = ERROR_PAUSE_SECONDS
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)

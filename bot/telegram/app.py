@@ -77,6 +77,7 @@ class TelegramFrontEnd:
         # Updates come from the inbox (the runtime's intake): handle them exactly once.
         self.durable = False
         self.requests = requests  # the HTTP sessions the Application uses, closed by close()
+        self.on_fault: Callable[[str], None] = lambda where: None  # the errors metric
 
     async def close(self) -> None:
         """Close the HTTP sessions, also when the Application never finished initialising
@@ -203,6 +204,7 @@ class TelegramFrontEnd:
                 await served[1]()
         except Exception:
             log.exception("event=%s kind=%s user=%s", failure, event.kind, user_ref(event.user_id))
+            self.on_fault(failure)
             if query is not None and not answered:
                 await self._answer(query, None)
             error = RenderedMessage(self.coach.renderer.text("error", {}))

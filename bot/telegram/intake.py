@@ -158,11 +158,13 @@ class InboxWorker:
         *,
         concurrency: int = 64,
         on_update: Callable[[Update, float], None] | None = None,
+        on_fault: Callable[[str], None] | None = None,
     ) -> None:
         self.app = application
         self.store = store
         self.clock = clock
         self.on_update = on_update
+        self.on_fault = on_fault  # "unparseable", "update": for the errors metric
         self._wake = asyncio.Event()
         self.concurrency = concurrency  # updates handled at once
         self._slots = asyncio.Semaphore(concurrency)
@@ -254,6 +256,7 @@ class InboxWorker:
                     update_id,
                     exc.__class__.__name__,
                 )
+                self._fault("unparseable")
                 await self.store.mark_handled(update_id, self.clock(), "unparseable")
                 return
             try:
@@ -267,6 +270,7 @@ class InboxWorker:
                     self.on_update(update, time.perf_counter() - started)
         except Exception:
             log.exception("event=update_failed update_id=%d", update_id)
+            self._fault("update")
         finally:
             self._finished[update_id] = None
             if len(self._finished) > REMEMBER_FINISHED:
@@ -275,6 +279,10 @@ class InboxWorker:
             self._slots.release()
             if self._rescan:
                 self._wake.set()  # more wait in the inbox: read them now a slot is free
+
+    def _fault(self, where: str) -> None:
+        if self.on_fault is not None:
+            self.on_fault(where)
 
 
 @tornado.web.stream_request_body
