@@ -126,7 +126,7 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         logging.getLogger().setLevel(logging.WARNING)  # keep the conversation readable
         name = os.environ.get("DEMO_NAME", "")
         return asyncio.run(demo(settings, sys.stdin, sys.stdout, name))
-    from telegram.error import InvalidToken, NetworkError
+    from telegram.error import InvalidToken, TelegramError
 
     from bot.runtime import AlreadyRunning
 
@@ -138,8 +138,8 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
     except AlreadyRunning as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    except NetworkError as exc:
-        message = f"cannot reach {settings.telegram_api_base_url}: {exc}"
+    except TelegramError as exc:  # unreachable is waited out: this is a refusal
+        message = f"the Bot API at {settings.telegram_api_base_url} refused: {exc}"
         print(f"error: {logs.redact(message)}", file=sys.stderr)
         return 1
     return 0

@@ -13,7 +13,14 @@ from secrets import token_urlsafe
 from typing import Any
 
 from telegram import Update
-from telegram.error import Conflict, InvalidToken
+from telegram.error import (
+    BadRequest,
+    Conflict,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 from telegram.ext import Application
 from tornado.httpserver import HTTPServer
 from tornado.web import HTTPError
@@ -34,6 +41,7 @@ from bot.service import Clock, Coach, utc_now
 from bot.storage.backup import daily
 from bot.storage.db import Database, DatabaseUnavailable
 from bot.storage.store import Conn, Store
+from bot.telegram import intake
 from bot.telegram.app import TelegramFrontEnd, build_application, set_commands
 from bot.telegram.intake import InboxWorker, Poller, web_server
 from bot.telegram.sender import TelegramSender
@@ -153,6 +161,7 @@ class BotRuntime:
         self._warming: asyncio.Task[None] | None = None
         self._holds_lock = False
         self.failed: str | None = None  # a component stopped for good (token, conflict)
+        self.start_failures = 0  # Bot API calls at start that failed in a row
         # A fault the bot must not serve through (its database file gone): `serve` stops
         # and raises it.
         self.fatal: DatabaseUnavailable | None = None
@@ -185,7 +194,7 @@ class BotRuntime:
             if holder is not None:
                 raise AlreadyRunning(holder)
             self._holds_lock = True
-        await self.app.initialize()
+        await self._reach("getMe", self.app.initialize)
         await set_commands(self.app)
         await self._sync_recruiters()
         self.coach.owner = self.dispatcher.owner
@@ -210,11 +219,15 @@ class BotRuntime:
                 metrics=self.exposition,
             )
             self.server.listen(self.settings.webhook_port, self.settings.webhook_listen)
-            await self.app.bot.set_webhook(
-                url, secret_token=self.webhook_secret, allowed_updates=list(Update.ALL_TYPES)
+            secret_token = self.webhook_secret
+            await self._reach(
+                "setWebhook",
+                lambda: self.app.bot.set_webhook(
+                    url, secret_token=secret_token, allowed_updates=list(Update.ALL_TYPES)
+                ),
             )
         else:
-            await self.app.bot.delete_webhook()
+            await self._reach("deleteWebhook", self.app.bot.delete_webhook)
             self.poller = Poller(
                 self.app.bot, store, self._clock, self.worker.offer, timeout=poll_timeout
             )
@@ -227,6 +240,37 @@ class BotRuntime:
         self._tasks["watch"] = asyncio.create_task(self._watch_database(), name="database-watch")
         log.info("event=serving mode=%s", "webhook" if use_webhook else "polling")
         self._warming = asyncio.create_task(self._warm_up(), name="warm-up")
+
+    async def _reach(self, method: str, call: Callable[[], Awaitable[object]]) -> None:
+        """A Bot API call start-up cannot do without, tried until Telegram answers, as the
+        poller does at run time: the same back-off, one line per step, flood waits as long
+        as asked. A rejected token or a refused request is raised at once; a stop asked
+        meanwhile cancels the wait (see `serve`)."""
+        error: TelegramError
+        while True:
+            try:
+                await call()
+            except RetryAfter as exc:
+                error, delay = exc, intake._seconds(exc.retry_after)
+            except (InvalidToken, BadRequest):
+                raise  # not passing: the token, or a setting Telegram refuses
+            except NetworkError as exc:  # unreachable, 5xx, timed out
+                error, delay = exc, intake.backoff(self.start_failures + 1)
+            else:
+                if self.start_failures:
+                    log.info("event=bot_api_back failures=%d", self.start_failures)
+                self.start_failures = 0
+                return
+            self.start_failures += 1
+            log.warning(
+                "event=bot_api_unreachable during=start method=%s failures=%d retry_in=%.0fs"
+                " error=%s",
+                method,
+                self.start_failures,
+                delay,
+                type(error).__name__,
+            )
+            await asyncio.sleep(delay)
 
     async def _warm_up(self) -> None:
         # On a thread, beside the first updates: slower by a little rather than one of them

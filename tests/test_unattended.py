@@ -13,12 +13,14 @@ import shutil
 import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 import pytest
+from telegram.error import BadRequest
 
 from bot.config import Settings
 from bot.knowledge.base import KnowledgeBase
@@ -26,6 +28,7 @@ from bot.knowledge.classifier import ObjectionClassifier, model_path
 from bot.runtime import BotRuntime, open_coach
 from bot.storage import db as db_module
 from bot.storage.db import DatabaseUnavailable
+from bot.telegram import intake
 from tests.conftest import FakeClock, deadline
 from tests.e2e import Conversation, texts
 from tests.fakebot import FakeBotApi
@@ -453,3 +456,106 @@ async def test_the_outbox_is_measured_apart_from_pending_nudges(
         body, _ = await runtime.exposition()
     assert b'coach_queue{queue="outbox"} 2.0' in body
     assert b'coach_queue{queue="nudges_pending"} 0.0' in body
+
+
+# --- the Bot API unreachable at start --------------------------------------------------------
+
+
+def unreachable_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if "event=bot_api_unreachable" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    ("webhook", "method"), [(False, "getMe"), (True, "setWebhook")], ids=["polling", "webhook"]
+)
+async def test_start_up_waits_for_the_bot_api_one_line_a_step(
+    api: FakeBotApi,
+    running_bot: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    unused_tcp_port: int,
+    webhook: bool,
+    method: str,
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.runtime")
+    waits: list[int] = []
+    monkeypatch.setattr(intake, "backoff", lambda failures: waits.append(failures) or 0.01)
+    api.fail_next(method, 502, times=3)
+    settings = webhook_settings(unused_tcp_port, webhook)
+    async with running_bot(webhook=webhook, **settings) as runtime:
+        lines = unreachable_lines(caplog)
+        assert [r.getMessage() for r in lines] == [
+            f"event=bot_api_unreachable during=start method={method} failures={n}"
+            " retry_in=0s error=NetworkError"
+            for n in (1, 2, 3)
+        ]
+        assert all(r.levelno == logging.WARNING and r.exc_info is None for r in lines)
+        assert waits == [1, 2, 3]  # the poller's back-off, step by step
+        assert "event=bot_api_back failures=3" in caplog.text
+        assert runtime.start_failures == 0
+        chat = Conversation(api, runtime)
+        update = api.push_message(7, "/help", enqueue=webhook is False)
+        if webhook:
+            assert await api.post_update(None, update) == 200
+            await chat._wait_done(1)
+        else:
+            await chat._wait_done(1)
+    assert "What I can do" in texts(api.sent_messages(7))
+
+
+async def test_a_refusal_at_start_up_is_not_waited_out(
+    api: FakeBotApi,
+    make_settings: Callable[..., Settings],
+    clock: FakeClock,
+    kb: KnowledgeBase,
+    classifier: ObjectionClassifier,
+) -> None:
+    api.fail_next("setWebhook", 400, "Bad Request: bad webhook: HTTPS url must be provided")
+    settings = make_settings(webhook_url="http://example.invalid/hook", webhook_port=free_port())
+    coach = await open_coach(settings, clock=clock, kb=kb, classifier=classifier)
+    runtime = BotRuntime(settings, coach, clock=clock)
+    try:
+        with pytest.raises(BadRequest, match=r"(?i)https url must be provided"):
+            await runtime.start(webhook=True)
+        assert runtime.start_failures == 0
+    finally:
+        await runtime.stop()
+
+
+@contextlib.contextmanager
+def sigterm_when(check: Callable[[], bool], seconds: float = 30.0) -> Iterator[None]:
+    """SIGTERM to this process as soon as `check()` holds (polled), or after `seconds`."""
+    done = threading.Event()
+
+    def stop_then() -> None:
+        end = time.monotonic() + seconds
+        while not done.is_set() and not check() and time.monotonic() < end:
+            done.wait(0.01)
+        if not done.is_set():
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    stopper = threading.Thread(target=stop_then, daemon=True)
+    stopper.start()
+    try:
+        yield
+    finally:
+        done.set()
+        stopper.join(10)
+
+
+def test_run_waits_for_an_unreachable_bot_api_until_stopped(
+    home: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:abc")
+    monkeypatch.setenv("TELEGRAM_API_BASE_URL", f"http://127.0.0.1:{free_port()}/bot")
+    monkeypatch.setattr(intake, "backoff", lambda failures: 0.01)
+    with sigterm_when(lambda: len(unreachable_lines(caplog)) >= 3):
+        code, out, err = run(capsys, "run")
+    # Nothing listened: it kept trying, one line a step, and SIGTERM stopped it cleanly.
+    assert (code, out, err) == (0, "", "")
+    lines = unreachable_lines(caplog)
+    assert len(lines) >= 3 and all(r.exc_info is None for r in lines)
+    assert "failures=3 " in lines[2].getMessage()
