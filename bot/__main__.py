@@ -103,9 +103,13 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command == "backup":
-        from bot.storage.backup import backup_main
+        from bot.storage.backup import BackupFailed, backup_main
 
-        return asyncio.run(backup_main(settings.database_path, args.target, sys.stdout))
+        try:
+            return asyncio.run(backup_main(settings.database_path, args.target, sys.stdout))
+        except BackupFailed as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     if args.command == "recruiters":
         from bot.recruiters.cli import recruiters_main
 
@@ -128,7 +132,7 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(demo(settings, sys.stdin, sys.stdout, name))
     from telegram.error import InvalidToken, TelegramError
 
-    from bot.runtime import AlreadyRunning
+    from bot.runtime import AlreadyRunning, CannotListen
 
     try:
         asyncio.run(_run(settings, args.webhook))
@@ -138,6 +142,9 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
     except AlreadyRunning as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
+    except CannotListen as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except TelegramError as exc:  # unreachable is waited out: this is a refusal
         message = f"the Bot API at {settings.telegram_api_base_url} refused: {exc}"
         print(f"error: {logs.redact(message)}", file=sys.stderr)

@@ -66,6 +66,14 @@ class AlreadyRunning(Exception):
         self.holder = holder
 
 
+class CannotListen(Exception):
+    """The web server's address cannot be bound: one clear line, exit 1."""
+
+    def __init__(self, host: str, port: int, names: str, exc: OSError) -> None:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        super().__init__(f"cannot listen on {host}:{port} ({names}_LISTEN, {names}_PORT): {reason}")
+
+
 async def open_coach(
     settings: Settings,
     *,
@@ -161,6 +169,7 @@ class BotRuntime:
         self._warming: asyncio.Task[None] | None = None
         self._holds_lock = False
         self.failed: str | None = None  # a component stopped for good (token, conflict)
+        self._serving = False  # start() went through
         self.start_failures = 0  # Bot API calls at start that failed in a row
         # A fault the bot must not serve through (its database file gone): `serve` stops
         # and raises it.
@@ -194,6 +203,9 @@ class BotRuntime:
             if holder is not None:
                 raise AlreadyRunning(holder)
             self._holds_lock = True
+        # Before Telegram is asked anything: a port in use or an address not of this machine
+        # is one clear line at once, and /healthz answers (503, starting) while it waits.
+        self._listen(use_webhook)
         await self._reach("getMe", self.app.initialize)
         await set_commands(self.app)
         await self._sync_recruiters()
@@ -204,21 +216,9 @@ class BotRuntime:
             folder, keep = self.settings.backup_dir, self.settings.backup_keep
             at, db = self.settings.backup_at, store.db
             self._supervise("backup", lambda: daily(db, folder, keep, at, self._stop))
-        health = self.health
         if use_webhook:
             url = self.settings.webhook_url
-            assert url is not None
-            secret = self.settings.webhook_secret
-            # No secret set: make one, so a forged post can never get in.
-            self.webhook_secret = secret.get_secret_value() if secret else token_urlsafe(32)
-            logs.add_secret(self.webhook_secret)
-            path = "/" + url.rsplit("/", 1)[-1]
-            self.server = web_server(
-                webhook=(path, self.webhook_secret, self._accept),
-                health=health,
-                metrics=self.exposition,
-            )
-            self.server.listen(self.settings.webhook_port, self.settings.webhook_listen)
+            assert url is not None and self.webhook_secret is not None
             secret_token = self.webhook_secret
             await self._reach(
                 "setWebhook",
@@ -234,12 +234,36 @@ class BotRuntime:
             poller = self.poller
             self._supervise("poller", lambda: poller.run(self._stop))
             self._tasks["lock"] = asyncio.create_task(self._keep_lock(), name="poller-lock")
-            if self.settings.metrics_port is not None:
-                self.server = web_server(webhook=None, health=health, metrics=self.exposition)
-                self.server.listen(self.settings.metrics_port, self.settings.metrics_listen)
         self._tasks["watch"] = asyncio.create_task(self._watch_database(), name="database-watch")
+        self._serving = True
         log.info("event=serving mode=%s", "webhook" if use_webhook else "polling")
         self._warming = asyncio.create_task(self._warm_up(), name="warm-up")
+
+    def _listen(self, use_webhook: bool) -> None:
+        """The webhook with /healthz and /metrics on WEBHOOK_LISTEN:WEBHOOK_PORT, or in
+        polling mode those two on METRICS_LISTEN:METRICS_PORT when set. CannotListen if the
+        address cannot be bound."""
+        settings = self.settings
+        webhook = None
+        if use_webhook:
+            url = settings.webhook_url
+            assert url is not None
+            secret = settings.webhook_secret
+            # No secret set: make one, so a forged post can never get in.
+            self.webhook_secret = secret.get_secret_value() if secret else token_urlsafe(32)
+            logs.add_secret(self.webhook_secret)
+            webhook = ("/" + url.rsplit("/", 1)[-1], self.webhook_secret, self._accept)
+            host, port, names = settings.webhook_listen, settings.webhook_port, "WEBHOOK"
+        elif settings.metrics_port is not None:
+            host, port, names = settings.metrics_listen, settings.metrics_port, "METRICS"
+        else:
+            return
+        server = web_server(webhook=webhook, health=self.health, metrics=self.exposition)
+        try:
+            server.listen(port, host)
+        except OSError as exc:  # in use, not an address of this machine, not a name at all
+            raise CannotListen(host, port, names, exc) from None
+        self.server = server
 
     async def _reach(self, method: str, call: Callable[[], Awaitable[object]]) -> None:
         """A Bot API call start-up cannot do without, tried until Telegram answers, as the
@@ -377,7 +401,10 @@ class BotRuntime:
             problem = db.usable()
         except Exception as exc:
             problem = f"{type(exc).__name__}: {exc}"
-        ok = problem is None
+        ok = problem is None and self._serving
+        if not self._serving:
+            tries = f": bot api unreachable, {self.start_failures} tries"
+            lines.append(f"starting{tries if self.start_failures else ''}")
         lines.append(f"database: {problem or 'ok'}")
         for name, up in self.alive().items():
             ok &= up

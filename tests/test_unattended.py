@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import threading
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import httpx
 import pytest
 from telegram.error import BadRequest
 
@@ -167,10 +169,11 @@ def test_a_database_that_stays_locked_is_one_line_and_exit_1(
 ) -> None:
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:abc")
     monkeypatch.setenv("TELEGRAM_API_BASE_URL", "http://127.0.0.1:9/bot")  # never reached
-    monkeypatch.setenv("WEBHOOK_URL", "http://127.0.0.1:9/hook")
+    if "--webhook" in argv:  # set, it would be the mode anyway
+        monkeypatch.setenv("WEBHOOK_URL", "http://127.0.0.1:9/hook")
     monkeypatch.setenv("WEBHOOK_PORT", str(free_port()))
     path = migrated(home / "coach.sqlite3")
-    with write_lock(path):
+    with write_lock(path), stopped_after(60):  # never served: one that would, fails
         code, out, err = run(capsys, *argv)
     assert (code, out) == (1, "")
     assert err.startswith(f"error: cannot use the database at {path}: ") and err.count("\n") == 1
@@ -190,7 +193,8 @@ def test_a_read_only_database_at_start_up_is_one_line_and_exit_1(
     # read-only itself, which is what it does with a file it may not write.
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:abc")
     monkeypatch.setenv("TELEGRAM_API_BASE_URL", "http://127.0.0.1:9/bot")  # never reached
-    monkeypatch.setenv("WEBHOOK_URL", "http://127.0.0.1:9/hook")
+    if "--webhook" in argv:  # set, it would be the mode anyway
+        monkeypatch.setenv("WEBHOOK_URL", "http://127.0.0.1:9/hook")
     monkeypatch.setenv("WEBHOOK_PORT", str(free_port()))
     path = migrated(home / "coach.sqlite3")
     connect = aiosqlite.connect
@@ -199,7 +203,8 @@ def test_a_read_only_database_at_start_up_is_one_line_and_exit_1(
         "connect",
         lambda database, **kw: connect(f"file:{database}?mode=ro", uri=True, **kw),
     )
-    code, out, err = run(capsys, *argv)
+    with stopped_after(60):  # never served: one that would, fails
+        code, out, err = run(capsys, *argv)
     assert (code, out) == (1, "")
     assert err == (
         f"error: cannot use the database at {path}: the file or its folder is read-only"
@@ -559,3 +564,128 @@ def test_run_waits_for_an_unreachable_bot_api_until_stopped(
     lines = unreachable_lines(caplog)
     assert len(lines) >= 3 and all(r.exc_info is None for r in lines)
     assert "failures=3 " in lines[2].getMessage()
+
+
+# --- settings that cannot be served ---------------------------------------------------------
+
+
+@contextlib.contextmanager
+def port_taken() -> Iterator[int]:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield int(taken.getsockname()[1])
+
+
+def lock_rows(path: Path) -> list[tuple[object, ...]]:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return conn.execute("SELECT * FROM locks").fetchall()
+
+
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [(["run"], "METRICS"), (["run", "--webhook"], "WEBHOOK")],
+    ids=["metrics", "webhook"],
+)
+def test_a_port_in_use_is_one_line_and_exit_1(
+    home: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    names: str,
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:abc")
+    monkeypatch.setenv("TELEGRAM_API_BASE_URL", "http://127.0.0.1:9/bot")  # never reached
+    if names == "WEBHOOK":  # set, it would be the mode anyway
+        monkeypatch.setenv("WEBHOOK_URL", "https://bot.example.com/hook")
+    with port_taken() as port:
+        monkeypatch.setenv(f"{names}_PORT", str(port))
+        with stopped_after(60):  # never served: one that would, fails
+            code, out, err = run(capsys, *argv)
+    assert (code, out) == (1, "")
+    assert err == (
+        f"error: cannot listen on 127.0.0.1:{port} ({names}_LISTEN, {names}_PORT):"
+        " Address already in use\n"
+    )
+    assert lock_rows(home / "coach.sqlite3") == []  # the poller's lock let go again
+
+
+def test_an_address_not_of_this_machine_is_one_line_and_exit_1(
+    home: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    address = "192.0.2.1"  # TEST-NET-1 (RFC 5737): never a machine's own
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:abc")
+    monkeypatch.setenv("TELEGRAM_API_BASE_URL", "http://127.0.0.1:9/bot")  # never reached
+    monkeypatch.setenv("WEBHOOK_URL", "https://bot.example.com/hook")
+    monkeypatch.setenv("WEBHOOK_LISTEN", address)
+    monkeypatch.setenv("WEBHOOK_PORT", "8443")
+    with stopped_after(60):  # never served: one that would, fails
+        code, out, err = run(capsys, "run", "--webhook")
+    assert (code, out) == (1, "")
+    assert err == (
+        f"error: cannot listen on {address}:8443 (WEBHOOK_LISTEN, WEBHOOK_PORT):"
+        " Cannot assign requested address\n"
+    )
+
+
+async def test_health_says_starting_while_the_bot_api_is_awaited(
+    api: FakeBotApi,
+    make_settings: Callable[..., Settings],
+    clock: FakeClock,
+    kb: KnowledgeBase,
+    classifier: ObjectionClassifier,
+    monkeypatch: pytest.MonkeyPatch,
+    unused_tcp_port: int,
+) -> None:
+    monkeypatch.setattr(intake, "backoff", lambda failures: 0.01)
+    api.fail_next("getMe", 502, times=1000)
+    settings = make_settings(metrics_port=unused_tcp_port)
+    coach = await open_coach(settings, clock=clock, kb=kb, classifier=classifier)
+    runtime = BotRuntime(settings, coach, clock=clock)
+    starting = asyncio.create_task(runtime.start(poll_timeout=1))
+    try:
+        await deadline(lambda: runtime.start_failures >= 2)
+        async with httpx.AsyncClient() as http:
+            health = await http.get(f"http://127.0.0.1:{unused_tcp_port}/healthz")
+        assert health.status_code == 503
+        assert health.text.startswith("starting: bot api unreachable, ")
+    finally:
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        await runtime.stop()
+
+
+# --- backups where they cannot go -----------------------------------------------------------
+
+
+def test_a_backup_over_the_live_database_is_refused(
+    home: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert run(capsys, "recruiters", "add", "77")[0] == 0
+    live = home / "coach.sqlite3"
+    (home / "link.sqlite3").symlink_to(live)
+    for target in (str(live), "coach.sqlite3", "./link.sqlite3", f"{live}-wal"):
+        code, out, err = run(capsys, "backup", target)
+        assert (code, out) == (1, ""), target
+        said = Path(target)
+        assert err == f"error: {said} is the live database: give another file or a folder\n"
+    assert not list(home.glob("*.partial"))
+    with contextlib.closing(sqlite3.connect(live)) as conn:  # untouched
+        assert conn.execute("SELECT user_id FROM recruiters").fetchall() == [(77,)]
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_backup_where_no_file_can_be_is_one_line(
+    home: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (home / "a-file").write_text("x")
+    target = home / "a-file" / "x"
+    code, out, err = run(capsys, "backup", str(target))
+    assert (code, out) == (1, "")
+    assert err == f"error: cannot write the backup to {target}: Not a directory\n"
