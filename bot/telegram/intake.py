@@ -49,6 +49,15 @@ KEEP_HANDLED = timedelta(days=1)
 PRUNE_EVERY_SECONDS = 3600.0
 IDLE_WAKE_SECONDS = 5.0  # an idle worker looks at the clock this often (rescan, prune)
 IDLE_CONNECTION_SECONDS = 60.0  # a connection that sends nothing is closed after this
+MAX_UPDATE_ID = 2**63 - 1  # what SQLite's INTEGER holds; Telegram's ids are far below
+
+
+def valid_update_id(value: object) -> int | None:
+    """An update id as Telegram sends them (a JSON integer, 0 or more, that SQLite can
+    store), or None: not a float (1e400), a boolean (true), negative, or beyond 2^63."""
+    if type(value) is int and 0 <= value <= MAX_UPDATE_ID:
+        return value
+    return None
 
 
 class Poller:
@@ -96,9 +105,10 @@ class Poller:
                 log.info("event=bot_api_back failures=%d", self.failures)
                 self.failures = 0
             updates = [
-                (int(u["update_id"]), json.dumps(u, separators=(",", ":")))
+                (update_id, json.dumps(u, separators=(",", ":")))
                 for u in raw or []
-                if isinstance(u, dict) and isinstance(u.get("update_id"), int)
+                if isinstance(u, dict)
+                and (update_id := valid_update_id(u.get("update_id"))) is not None
             ]
             if updates:
                 await self.store.receive(updates, self.clock())
@@ -313,16 +323,19 @@ class _WebhookHandler(tornado.web.RequestHandler):
     async def post(self) -> None:
         try:
             data = json.loads(bytes(self.body))
-            update_id = int(data["update_id"])
-        except (ValueError, KeyError, TypeError):
-            raise tornado.web.HTTPError(400) from None
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, nested beyond reason
+            raise tornado.web.HTTPError(400, "json") from None
+        update_id = valid_update_id(data.get("update_id")) if isinstance(data, dict) else None
+        if update_id is None:
+            raise tornado.web.HTTPError(400, "update_id")
         await self.accept(update_id, json.dumps(data, separators=(",", ":")))
         self.finish()
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         # A forged or malformed post is not our error: one short line, no body, no secret.
         if isinstance(value, tornado.web.HTTPError):
-            log.warning("event=webhook_refused status=%d", value.status_code)
+            reason = f" reason={value.log_message}" if value.log_message else ""
+            log.warning("event=webhook_refused status=%d%s", value.status_code, reason)
         else:
             super().log_exception(typ, value, tb)
 
