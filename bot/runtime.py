@@ -193,7 +193,7 @@ class BotRuntime:
             )
             if holder is not None and owner_is_dead(holder):
                 # Killed (kill -9, a power cut) before it could let go: no need to wait.
-                log.warning("event=stale_lock holder=%s; its process is gone", holder)
+                log.warning('event=stale_lock holder=%s reason="its process is gone"', holder)
                 dead = holder
                 holder = await db.at_start(
                     lambda: store.acquire_lock(
@@ -384,6 +384,15 @@ class BotRuntime:
         )
         self.metrics.updates.labels(kind).inc()
         self.metrics.latency.observe(seconds)
+        if log.isEnabledFor(logging.DEBUG):  # a line per update: DEBUG, not at load
+            user = update.effective_user
+            log.debug(
+                "event=update update_id=%d kind=%s user=%s ms=%.1f",
+                update.update_id,
+                kind,
+                logs.user_ref(user.id) if user else "-",
+                seconds * 1000,
+            )
 
     def alive(self) -> dict[str, bool]:
         return {
@@ -442,10 +451,10 @@ class BotRuntime:
                     POLLER_LOCK, self.dispatcher.owner, self._clock(), POLLER_LEASE
                 )
             except Exception:
-                log.exception("event=lock_renewal_failed; trying again")
+                log.exception("event=lock_renewal_failed action=retry")
                 continue
             if holder is not None:
-                log.critical("event=lock_lost holder=%s; no more updates here", holder)
+                log.critical("event=lock_lost holder=%s action=stop_polling", holder)
                 poll = self._tasks.get("poller")
                 if poll is not None:
                     poll.cancel()

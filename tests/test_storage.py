@@ -1023,8 +1023,8 @@ async def test_migrate_to_a_target_applies_it_and_later_ones_after(
             assert await raw.migrate(target=2) == 2
         assert await raw.version() == 2
         assert [r.getMessage() for r in caplog.records if r.name == "bot.storage.db"] == [
-            "applying migration 0001",
-            "applying migration 0002",
+            "event=migration version=0001",
+            "event=migration version=0002",
         ]
         # The ones already applied are skipped, the rest still run.
         assert await raw.migrate() == LATEST_VERSION

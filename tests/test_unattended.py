@@ -5,10 +5,12 @@ served, malformed updates."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -24,6 +26,7 @@ import httpx
 import pytest
 from telegram.error import BadRequest
 
+from bot import logs
 from bot.config import Settings
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.classifier import ObjectionClassifier, model_path
@@ -37,6 +40,7 @@ from tests.fakebot import FakeBotApi
 from tests.test_cli import api_in_a_thread, free_port, home, run  # noqa: F401  (home: a fixture)
 
 LOCKED = "database is locked"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextlib.contextmanager
@@ -94,7 +98,7 @@ async def test_start_up_waits_out_another_writer_and_then_serves(
             await deadline(lambda: len(locked_lines(caplog)) >= 1)
             assert not starting.done()  # waiting, not failed
         await asyncio.wait_for(starting, 10)  # the lock let go: it goes on
-        assert locked_lines(caplog)[0] == "event=database_locked attempt=1; waiting"
+        assert locked_lines(caplog)[0] == "event=database_locked attempt=1 action=wait"
         chat = Conversation(api, runtime)
         if webhook:
             update = api.push_message(7, "/help", enqueue=False)
@@ -441,7 +445,7 @@ async def test_errors_count_failed_handlers_unparseable_updates_and_dispatch_rou
 
         monkeypatch.setattr(store, "claim_owners", locked)
         runtime.dispatcher.wake()
-        await deadline(lambda: "nudge dispatch round failed" in caplog.text)
+        await deadline(lambda: "event=dispatch_round_failed" in caplog.text)
         body, _ = await runtime.exposition()
     assert error_count(body, "handling_failed") == 1
     assert error_count(body, "unparseable") == 1
@@ -689,3 +693,69 @@ def test_a_backup_where_no_file_can_be_is_one_line(
     code, out, err = run(capsys, "backup", str(target))
     assert (code, out) == (1, "")
     assert err == f"error: cannot write the backup to {target}: Not a directory\n"
+
+
+# --- logs ------------------------------------------------------------------------------------
+
+LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical"}
+KEY_VALUE = re.compile(r'event=\w+( \w+=("[^"]*"|[^\s"]+))*')
+
+
+def log_formats() -> list[tuple[str, int, str]]:
+    """Every format string the bot's modules hand their logger: (file, line, format)."""
+    found = []
+    for source in sorted((ROOT / "bot").rglob("*.py")):
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in LOG_METHODS
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "log"
+            ):
+                first = node.args[0] if node.args else None
+                text = first.value if isinstance(first, ast.Constant) else repr(first)
+                found.append((source.name, node.lineno, str(text)))
+    return found
+
+
+def test_every_log_line_of_the_bot_is_key_value() -> None:
+    formats = log_formats()
+    assert len(formats) > 40  # the walk found them
+    # With any value put in (each %-placeholder one word), the line parses as key=value.
+    filled = [(f, n, re.sub(r"%[-\d.]*[sdfr]", "v", text)) for f, n, text in formats]
+    loose = [(f, n, text) for f, n, text in filled if not KEY_VALUE.fullmatch(text)]
+    assert loose == []
+
+
+def test_quoted_values_keep_a_line_one_line() -> None:
+    assert logs.quoted("RuntimeError") == "RuntimeError"
+    assert logs.quoted("Bad Request: chat not found") == '"Bad Request: chat not found"'
+    assert logs.quoted('say "hi"\nthen=go') == '"say \\"hi\\"\\nthen=go"'
+    assert logs.quoted("") == '""'
+    assert logs.quoted(RuntimeError("down")) == "down"
+
+
+async def test_each_update_is_one_debug_line_with_its_id_and_a_hashed_user(
+    api: FakeBotApi, running_bot: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="bot.runtime")
+    async with running_bot() as runtime:
+        chat = Conversation(api, runtime)
+        update = api.push_message(4242, "I'm scared I'll freeze", enqueue=False)
+        api.push_update(update)
+        await chat._wait_done(1)
+        await deadline(lambda: "event=update " in caplog.text)
+    [line] = [r for r in caplog.records if r.getMessage().startswith("event=update ")]
+    assert line.levelno == logging.DEBUG
+    text = line.getMessage()
+    assert re.fullmatch(
+        rf"event=update update_id={update['update_id']} kind=message"
+        rf" user={logs.user_ref(4242)} ms=\d+\.\d",
+        text,
+    )
+    everything = "\n".join(r.getMessage() for r in caplog.records)
+    hidden = everything.replace(str(update["update_id"]), "").replace(logs.user_ref(4242), "")
+    assert "4242" not in hidden  # the user only as a keyed hash
+    assert "freeze" not in everything

@@ -95,7 +95,7 @@ class Database:
                 attempt += 1
                 if "locked" not in str(exc) or attempt >= LOCKED_TRIES:
                     raise
-                log.warning("event=database_locked attempt=%d; waiting", attempt)
+                log.warning("event=database_locked attempt=%d action=wait", attempt)
 
     async def at_start(self, work: Callable[[], Awaitable[T]]) -> T:
         """Start-up work on the database: another writer's lock is waited out as when opening
@@ -180,7 +180,7 @@ class Database:
         for version, sql in migrations():
             if version <= current or (target is not None and version > target):
                 continue
-            log.info("applying migration %04d", version)
+            log.info("event=migration version=%04d", version)
             await self.atomic(_apply_migration, version, sql)
             current = version
         return current
