@@ -50,20 +50,13 @@ def _logging(settings: Settings) -> None:
 
 
 async def _run(settings: Settings, webhook: bool) -> None:
-    from bot.runtime import BotRuntime, open_coach
+    from bot.runtime import serve
 
-    settings.require_token()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    coach = await open_coach(settings)
-    runtime = BotRuntime(settings, coach)
-    try:
-        await runtime.start(webhook=webhook or None)
-        await stop.wait()
-    finally:
-        await runtime.stop()
+    await serve(settings, stop, webhook=webhook or None)
 
 
 async def _migrate(settings: Settings) -> int:
@@ -110,9 +103,13 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command == "backup":
-        from bot.storage.backup import backup_main
+        from bot.storage.backup import BackupFailed, backup_main
 
-        return asyncio.run(backup_main(settings.database_path, args.target, sys.stdout))
+        try:
+            return asyncio.run(backup_main(settings.database_path, args.target, sys.stdout))
+        except BackupFailed as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     if args.command == "recruiters":
         from bot.recruiters.cli import recruiters_main
 
@@ -133,9 +130,9 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         logging.getLogger().setLevel(logging.WARNING)  # keep the conversation readable
         name = os.environ.get("DEMO_NAME", "")
         return asyncio.run(demo(settings, sys.stdin, sys.stdout, name))
-    from telegram.error import InvalidToken, NetworkError
+    from telegram.error import InvalidToken, TelegramError
 
-    from bot.runtime import AlreadyRunning
+    from bot.runtime import AlreadyRunning, CannotListen
 
     try:
         asyncio.run(_run(settings, args.webhook))
@@ -145,8 +142,11 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
     except AlreadyRunning as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    except NetworkError as exc:
-        message = f"cannot reach {settings.telegram_api_base_url}: {exc}"
+    except CannotListen as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except TelegramError as exc:  # unreachable is waited out: this is a refusal
+        message = f"the Bot API at {settings.telegram_api_base_url} refused: {exc}"
         print(f"error: {logs.redact(message)}", file=sys.stderr)
         return 1
     return 0

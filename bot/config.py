@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     # Webhook mode is used when WEBHOOK_URL is set; otherwise long polling.
     webhook_url: str | None = None
     webhook_listen: str = "127.0.0.1"
-    webhook_port: int = 8443
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
     webhook_secret: SecretStr | None = None
     # A daily online backup (SQLite's backup API) into this folder at BACKUP_AT (UTC), keeping
     # the newest BACKUP_KEEP; empty: none. `python -m bot backup` makes one by hand.
@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     backup_at: time = time(3, 0)
     # GET /healthz and /metrics: on the webhook's port in webhook mode; in polling mode on
     # METRICS_PORT when set.
-    metrics_port: int | None = None
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_listen: str = "127.0.0.1"
     # Telegram user ids of the administrators who approve recruiters: "123,456".
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()

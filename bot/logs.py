@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import urllib.parse
 from collections.abc import Iterable
@@ -38,6 +39,15 @@ def user_ref(user_id: int) -> str:
     """A stable pseudonym for log lines: the same user reads the same, the id stays hidden
     (keyed with the bot's token, so it cannot be looked up without it)."""
     return hmac.new(_key, str(user_id).encode(), hashlib.sha256).hexdigest()[:12]
+
+
+def quoted(value: object) -> str:
+    """A value for a key=value line: as it is when it is one word, else in double quotes
+    with quotes, backslashes and line breaks escaped, so the line stays one line."""
+    text = str(value)
+    if text and not any(c.isspace() or c in '"=\\' for c in text):
+        return text
+    return json.dumps(text, ensure_ascii=False)
 
 
 class RedactingFormatter(logging.Formatter):

@@ -23,7 +23,8 @@ class Metrics:
         )
         self.errors = Counter(
             "coach_errors_total",
-            "Faults, by where they happened",
+            "Faults caught, by where: a component that died (by its name), handling_failed,"
+            " desk_failed, update (past its handler), unparseable, dispatch_round",
             ["where"],
             registry=self.registry,
         )
@@ -35,7 +36,9 @@ class Metrics:
         )
         self.queue = Gauge(
             "coach_queue",
-            "Rows waiting in the database, by queue",
+            "Rows waiting in the database, by queue: nudges_pending (reminders, notices and"
+            " digests), outbox (replies owed, waiting or being sent), in_flight (claimed"
+            " messages of either), inbox_unhandled; and updates_handling now",
             ["queue"],
             registry=self.registry,
         )

@@ -165,6 +165,9 @@ def test_run_with_a_malformed_token_is_refused_before_any_request(
         ("QUIET_HOURS_START", "25:00", ""),
         ("MAX_MESSAGES_PER_SECOND", "0", "greater than 0"),
         ("WEBHOOK_PORT", "eighty", "integer"),
+        ("WEBHOOK_PORT", "-1", "greater than or equal to 1"),
+        ("WEBHOOK_PORT", "0", "greater than or equal to 1"),
+        ("METRICS_PORT", "99999", "less than or equal to 65535"),
         ("ADMIN_IDS", "12,bob", "ADMIN_IDS must be Telegram user ids separated by commas"),
         ("TELEGRAM_API_BASE_URL", "api.telegram.org/bot", "must start with http:// or https://"),
     ],
@@ -440,18 +443,6 @@ def test_run_with_a_token_telegram_rejects_is_one_line_without_the_token(
     assert (code, out) == (2, "")
     assert err.startswith("error: ") and err.count("\n") == 1
     assert "S3cretTokenPart_xyz" not in err and "[redacted]" in err
-
-
-def test_run_when_telegram_cannot_be_reached_says_where_it_looked(
-    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    base = f"http://127.0.0.1:{free_port()}/bot"  # nothing listens there
-    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
-    monkeypatch.setenv("TELEGRAM_API_BASE_URL", base)
-    code, out, err = run(capsys, "run")
-    assert (code, out) == (1, "")
-    assert err.startswith(f"error: cannot reach {base}: ") and err.count("\n") == 1
-    assert "S3cretTokenPart_xyz" not in err
 
 
 @pytest.mark.parametrize("webhook", [False, True])

@@ -404,7 +404,7 @@ async def test_one_failure_does_not_stop_the_others(
     assert (state[bad]["state"], state[bad]["attempts"]) == ("pending", 1)  # a real failure
     assert state[bad]["due_at"] == ts(T0) + 30
     assert state[bad]["last_error"] == "RuntimeError: boom"
-    assert logged(logs, logging.WARNING, f"nudge {bad}", "RuntimeError: boom")
+    assert logged(logs, logging.WARNING, f"nudge={bad}", "RuntimeError: boom")
     assert not logged(logs, logging.ERROR)  # an ordinary failure, nothing went wrong here
 
 
@@ -436,7 +436,7 @@ async def test_a_half_sent_nudge_is_recorded_as_sent_not_repeated(
     assert (row["state"], row["sent_at"], row["attempts"]) == ("sent", ts(T0), 0)
     assert row["last_error"] == "sent 1 of 2: SendError: timed out"
     assert heard == [nudge]  # the user has (part of) it: it counts as sent for listeners
-    assert logged(logs, logging.WARNING, f"nudge {nudge}", "1 of 2")
+    assert logged(logs, logging.WARNING, f"nudge={nudge}", "sent=1", "messages=2")
     clock.advance(3600)
     assert (await dispatcher.run_once()).total == 0
     assert sender.texts() == ["Part 1"]
@@ -836,7 +836,7 @@ async def test_a_sent_nudge_whose_record_fails_once_is_not_sent_again(
         0,
         None,
     )
-    assert logged(logs, logging.WARNING, f"nudge {nudge}", error=sqlite3.OperationalError)
+    assert logged(logs, logging.WARNING, f"nudge={nudge}", error=sqlite3.OperationalError)
     clock.advance(3600)
     assert (await dispatcher.run_once()).total == 0
     assert sent_ids(sender.texts()) == Counter({nudge: 1})
@@ -853,7 +853,7 @@ async def test_a_sent_nudge_that_cannot_be_recorded_stays_claimed_not_retried(
     assert (await dispatcher.run_once()).total == 0  # nothing it could record
     row = (await rows(db))[nudge]
     assert (row["state"], row["attempts"]) == ("sending", 0)  # not put back for a retry
-    assert logged(logs, logging.ERROR, f"nudge {nudge}", error=sqlite3.OperationalError)
+    assert logged(logs, logging.ERROR, f"nudge={nudge}", error=sqlite3.OperationalError)
     clock.advance(60)  # within the lease: nobody sends it again
     assert (await dispatcher.run_once()).total == 0
     assert sent_ids(sender.texts()) == Counter({nudge: 1})
@@ -1062,7 +1062,7 @@ async def test_an_engine_or_template_error_is_a_failure_like_any_other(
     ] * 2
     assert state[engine_bug]["last_error"] == "KeyError: 'step'"
     assert "no-such-template" in state[template_bug]["last_error"]
-    assert logged(logs, logging.ERROR, f"nudge {engine_bug} (pep)", error=KeyError)
+    assert logged(logs, logging.ERROR, f"nudge={engine_bug}", "kind=pep", error=KeyError)
 
 
 async def test_an_outcome_that_cannot_be_recorded_leaves_the_nudge_to_its_lease(
@@ -1079,7 +1079,7 @@ async def test_an_outcome_that_cannot_be_recorded_leaves_the_nudge_to_its_lease(
     await dispatcher.run_once()  # does not raise: the other nudges of the round go on
     row = (await rows(db))[nudge]
     assert (row["state"], row["attempts"]) == ("sending", 0)  # taken back once its lease ends
-    assert logged(logs, logging.ERROR, f"nudge {nudge}", error=sqlite3.OperationalError)
+    assert logged(logs, logging.ERROR, f"nudge={nudge}", error=sqlite3.OperationalError)
 
 
 @pytest.mark.parametrize("kind", ["pep", "reply"])
@@ -1185,9 +1185,9 @@ async def test_on_sent_hears_of_each_sent_nudge_once_it_is_recorded(
     assert (state[failing]["state"], state[failing]["attempts"]) == ("pending", 1)
     assert (state[rejected]["state"], state[rejected]["attempts"]) == ("failed", 1)
     assert state[rejected]["last_error"] == "Rejected: Bad Request: chat not found"
-    assert logged(logs, logging.INFO, f"nudge {expired} (pep)", "deadline passed")
-    assert logged(logs, logging.ERROR, f"nudge {rejected}", "chat not found")
-    assert logged(logs, logging.WARNING, f"nudge {failing}", "RuntimeError: down")
+    assert logged(logs, logging.INFO, f"nudge={expired}", "kind=pep", "deadline passed")
+    assert logged(logs, logging.ERROR, f"nudge={rejected}", "chat not found")
+    assert logged(logs, logging.WARNING, f"nudge={failing}", "RuntimeError: down")
 
 
 async def test_a_failing_on_sent_listener_does_not_undo_the_send(
@@ -1203,7 +1203,7 @@ async def test_a_failing_on_sent_listener_does_not_undo_the_send(
     stats = await dispatcher.run_once()
     assert (stats.sent, stats.total) == (1, 1)
     assert (await rows(db))[nudge]["state"] == "sent"
-    assert logged(logs, logging.ERROR, f"nudge {nudge}", error=RuntimeError)
+    assert logged(logs, logging.ERROR, f"nudge={nudge}", error=RuntimeError)
     clock.advance(3600)
     assert (await dispatcher.run_once()).total == 0
     assert sent_ids(sender.texts()) == Counter({nudge: 1})
@@ -1515,7 +1515,7 @@ async def test_server_errors_back_off_then_give_up(
     assert (row["state"], row["attempts"]) == ("failed", 3)
     assert "Internal Server Error" in row["last_error"]
     assert len(api.calls_of("sendMessage")) == 3
-    assert logged(logs, logging.ERROR, f"nudge {nudge}", "3", "Internal Server Error")
+    assert logged(logs, logging.ERROR, f"nudge={nudge}", "3", "Internal Server Error")
     clock.advance(3600)
     assert (await dispatcher.run_once()).total == 0
 
@@ -1752,7 +1752,7 @@ async def test_a_send_during_which_the_lease_was_lost_records_nothing(
         row["sent_at"],
     ) == ("sending", "other", 0, ts(T0), None, None)
     if error is None:  # it did go out: the operator is told it may go twice
-        assert logged(logs, logging.WARNING, f"nudge {nudge}")
+        assert logged(logs, logging.WARNING, f"nudge={nudge}")
 
 
 async def test_a_partly_sent_nudge_whose_lease_was_lost_is_left_to_its_new_owner(

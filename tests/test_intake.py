@@ -543,3 +543,70 @@ async def test_requests_leave_no_access_log(web: Web, caplog: pytest.LogCaptureF
         await http.get(f"{web.base}/healthz")
         await http.get(f"{web.base}/nowhere")
     assert [r for r in caplog.records if r.name == "tornado.access"] == []
+
+
+async def test_failed_and_unparseable_updates_are_counted_as_faults(db: Database) -> None:
+    store = Store(db)
+    updates = [(1, '{"update_id":1}'), (2, '{"update_id":2, "poll": {"id": "1"}}')]
+    await store.receive(updates, NOW)
+    app = RecordingApp()
+    app.failing.add(1)
+    faults: list[str] = []
+    worker = InboxWorker(app, store, lambda: NOW, on_fault=faults.append)
+    worker.offer(updates)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await deadline(lambda: len(faults) == 2)
+    await worker.drain()
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert sorted(faults) == ["unparseable", "update"]
+
+
+async def test_the_poller_stores_only_update_ids_telegram_could_have_sent(db: Database) -> None:
+    delivered: list[Sequence[tuple[int, str]]] = []
+    odd: list[object] = [True, -5, 2**63, 2**100, 1.5, "8", None]
+    bot = RecordingBot([{"update_id": value} for value in odd] + [{"update_id": 2**63 - 1}])
+    poller = Poller(bot, Store(db), lambda: NOW, delivered.append, timeout=1)
+    await poll_until(poller, lambda: bool(delivered))
+    assert [u for u, _ in delivered[0]] == [2**63 - 1]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"update_id": 1e400}', "update_id"),  # a float, infinite once parsed
+        (b'{"update_id": %d}' % 2**100, "update_id"),  # beyond SQLite's integers
+        (b'{"update_id": %d}' % 2**63, "update_id"),
+        (b'{"update_id": -5}', "update_id"),
+        (b'{"update_id": true}', "update_id"),
+        (b'{"update_id": 5.0}', "update_id"),
+        (b'{"update_id": "5"}', "update_id"),
+        (b'{"message": {}}', "update_id"),
+        (b"[5]", "update_id"),
+        (b"5", "update_id"),
+        (b"[" * 100_000, "json"),  # nested past the parser's recursion limit
+        (b"{not json", "json"),
+        (b'{"update_id": 5, "x": "\xff"}', "json"),  # not UTF-8
+    ],
+)
+async def test_a_malformed_update_is_refused_with_400_and_one_line(
+    web: Web, caplog: pytest.LogCaptureFixture, body: bytes, reason: str
+) -> None:
+    assert await post(web, body, **{"X-Telegram-Bot-Api-Secret-Token": SECRET}) == 400
+    assert web.accepted == []
+    records = [r for r in caplog.records if r.name == "bot.telegram.intake"]
+    assert [r.getMessage() for r in records] == [
+        f"event=webhook_refused status=400 reason={reason}"
+    ]
+    assert not any(r.exc_info for r in caplog.records)
+
+
+@pytest.mark.parametrize("update_id", [0, 2**63 - 1])
+async def test_update_ids_at_the_edges_are_taken(web: Web, update_id: int) -> None:
+    token = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    body = json.dumps({"update_id": update_id}).encode()
+    assert await post(web, body, **token) == 200
+    assert web.accepted == [
+        (update_id, json.dumps({"update_id": update_id}, separators=(",", ":")))
+    ]

@@ -427,8 +427,8 @@ async def test_start_up_waits_out_another_writers_lock_a_bounded_number_of_times
         assert await db._retry_locked(locked_twice) == "done"
     assert locked_twice.tries == 3
     assert [r.getMessage() for r in caplog.records if r.name == "bot.storage.db"] == [
-        "event=database_locked attempt=1; waiting",
-        "event=database_locked attempt=2; waiting",
+        "event=database_locked attempt=1 action=wait",
+        "event=database_locked attempt=2 action=wait",
     ]
 
     always_locked = Failing("database is locked")

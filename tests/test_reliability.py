@@ -343,6 +343,7 @@ def test_a_read_only_database_is_one_clear_line(tmp_path: Path) -> None:
     tmp_path.chmod(0o555)
     try:
         if os.access(readonly, os.W_OK):
+            # test_unattended.py has SQLite open the file read-only itself, root or not.
             pytest.skip("running as a user who can write read-only files (root)")
         result = run_bot_cli("nudges", db_path=readonly)
     finally:

@@ -606,12 +606,19 @@ async def test_the_queue_is_read_through_indexes_not_whole_table_scans(
 async def test_queue_depths_count_what_waits(store: Store, db: Database) -> None:
     await one_in_each_state(store)  # one of user 1's is pending, one in flight
     await store.commit(2, 200, State(), [nudge("pep", 3), nudge("prep", 4)], NOW)
-    await store.receive([(1, "{}"), (2, "{}"), (3, "{}")], NOW)
+    await store.receive([(1, "{}"), (2, "{}"), (3, "{}"), (4, "{}")], NOW)
     await store.mark_handled(2, NOW)
+    # Update 4 owes three replies: one goes out (sent), one is being sent, one failed and
+    # waits for the dispatcher. The outbox is those two, counted apart from the nudges.
+    owed = Durable(4, ["{}", "{}", "{}"], owner="me")
+    await store.commit(3, 300, State(), [], NOW, durable=owed)
+    await store.finish(owed.ids[0], "sent", NOW, owner="me")
+    await store.retry(owed.ids[2], NOW, "502", owner="me")
     assert await store.queue_depths() == {
         "nudges_pending": 3,
-        "in_flight": 1,
+        "in_flight": 2,
         "inbox_unhandled": 2,
+        "outbox": 2,
     }
 
 
@@ -1077,8 +1084,8 @@ async def test_migrate_to_a_target_applies_it_and_later_ones_after(
             assert await raw.migrate(target=2) == 2
         assert await raw.version() == 2
         assert [r.getMessage() for r in caplog.records if r.name == "bot.storage.db"] == [
-            "applying migration 0001",
-            "applying migration 0002",
+            "event=migration version=0001",
+            "event=migration version=0002",
         ]
         # The ones already applied are skipped, the rest still run.
         assert await raw.migrate() == LATEST_VERSION

@@ -31,7 +31,7 @@ from aiolimiter import AsyncLimiter
 
 from bot.engine.decide import Defer, Expire, NudgeDecision
 from bot.engine.model import Reply, State
-from bot.logs import user_ref
+from bot.logs import quoted, user_ref
 from bot.render import RenderedMessage, Renderer
 from bot.sending import (
     Blocked,
@@ -273,6 +273,7 @@ class Dispatcher:
         self._finished = asyncio.Event()
         self._running = False
         self.totals = DispatchStats()
+        self.on_fault: Callable[[str], None] = lambda where: None  # the errors metric
 
     @property
     def pacer(self) -> ChatPacer:
@@ -313,12 +314,14 @@ class Dispatcher:
                     recovered = await self._store.recover_in_flight(self._clock())
                     if recovered:
                         log.warning(
-                            "%d claimed nudges had an expired lease; back to pending", recovered
+                            'event=nudges_recovered count=%d reason="expired lease" state=pending',
+                            recovered,
                         )
                     await self.run_once()
                     delay = await self._idle_seconds()
                 except Exception:
-                    log.exception("nudge dispatch round failed; next in %ss", ERROR_PAUSE_SECONDS)
+                    log.exception("event=dispatch_round_failed retry_in=%ss", ERROR_PAUSE_SECONDS)
+                    self.on_fault("dispatch_round")
                     delay = ERROR_PAUSE_SECONDS
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
@@ -376,12 +379,12 @@ class Dispatcher:
                         owner=self.owner,
                     )
                 except Exception as exc:
-                    log.exception("nudge %d (%s) failed", row.id, row.kind)
+                    log.exception("event=nudge_failed nudge=%d kind=%s", row.id, row.kind)
                     await self._attempt_failed(row, exc, stats)
             except Exception:
                 # Recording failed too (database trouble): the row stays 'sending' and comes
                 # back when its lease expires.
-                log.exception("could not record the outcome of nudge %d", row.id)
+                log.exception("event=nudge_outcome_unrecorded nudge=%d", row.id)
             finally:
                 self._leases.pop(row.id, None)
 
@@ -398,7 +401,11 @@ class Dispatcher:
             if row.deadline is not None and row.deadline <= now:
                 await self._store.finish(row.id, "expired", now, "too late", owner=self.owner)
                 stats.expired += 1
-                log.info("nudge %d (%s) expired: too late to answer", row.id, row.kind)
+                log.info(
+                    'event=nudge_expired nudge=%d kind=%s reason="too late to answer"',
+                    row.id,
+                    row.kind,
+                )
                 return
             try:
                 message = from_payload(row.payload or "")
@@ -423,7 +430,12 @@ class Dispatcher:
         elif isinstance(decision, Expire):
             await self._store.finish(row.id, "expired", now, decision.reason, owner=self.owner)
             stats.expired += 1
-            log.info("nudge %d (%s) expired: %s", row.id, row.kind, decision.reason)
+            log.info(
+                "event=nudge_expired nudge=%d kind=%s reason=%s",
+                row.id,
+                row.kind,
+                quoted(decision.reason),
+            )
         else:
             await self._deliver(row, user.chat_id, decision.replies, stats)
 
@@ -460,7 +472,11 @@ class Dispatcher:
                     await self._store.finish(row.id, "sent", self._clock(), None, owner=self.owner)
                 )
             except Exception:
-                log.warning("nudge %d: could not record it as sent; again", row.id, exc_info=True)
+                log.warning(
+                    "event=nudge_sent_unrecorded nudge=%d action=record_again",
+                    row.id,
+                    exc_info=True,
+                )
 
         try:
             for index, message in enumerate(messages):
@@ -469,7 +485,7 @@ class Dispatcher:
                 sent += 1
         except Blocked:
             log.info(
-                "event=blocked user=%s nudge=%d; their nudges cancelled",
+                "event=blocked user=%s nudge=%d action=cancel_their_nudges",
                 user_ref(row.user_id),
                 row.id,
             )
@@ -482,7 +498,12 @@ class Dispatcher:
                 self._pause(exc.seconds)
             if sent:
                 # Retrying would repeat what the user already has: record it as sent.
-                log.warning("nudge %d: only %d of %d messages sent", row.id, sent, len(messages))
+                log.warning(
+                    "event=nudge_partly_sent nudge=%d sent=%d messages=%d",
+                    row.id,
+                    sent,
+                    len(messages),
+                )
                 error = f"sent {sent} of {len(messages)}: {_describe(exc)}"
             elif isinstance(exc, _Stopped):
                 raise
@@ -494,7 +515,7 @@ class Dispatcher:
                 stats.retried += 1
                 return
             elif isinstance(exc, Rejected):
-                log.error("nudge %d rejected by Telegram: %s", row.id, exc)
+                log.error("event=nudge_rejected nudge=%d error=%s", row.id, quoted(exc))
                 await self._store.finish(
                     row.id,
                     "failed",
@@ -506,7 +527,9 @@ class Dispatcher:
                 stats.failed += 1
                 return
             else:
-                log.warning("nudge %d: send failed: %s", row.id, _describe(exc))
+                log.warning(
+                    "event=nudge_send_failed nudge=%d error=%s", row.id, quoted(_describe(exc))
+                )
                 await self._attempt_failed(row, exc, stats)
                 return
         try:
@@ -515,18 +538,18 @@ class Dispatcher:
                     await self._store.finish(row.id, "sent", self._clock(), error, owner=self.owner)
                 )
             if not recorded[0]:
-                log.warning("nudge %d was sent after its lease was lost", row.id)
+                log.warning("event=nudge_sent_after_lease_lost nudge=%d", row.id)
         except Exception:
             # Never retry a nudge the user already has; left in 'sending', a restart would
             # send it again (the one case the design allows).
-            log.exception("nudge %d was sent but could not be recorded", row.id)
+            log.exception("event=nudge_sent_unrecorded nudge=%d action=left_claimed", row.id)
             return
         stats.sent += 1
         if self._on_sent is not None:
             try:
                 await self._on_sent(row)
             except Exception:
-                log.exception("on_sent callback failed for nudge %d", row.id)
+                log.exception("event=on_sent_failed nudge=%d", row.id)
 
     async def _attempt_failed(
         self, row: NudgeRow, exc: BaseException, stats: DispatchStats
@@ -547,7 +570,12 @@ class Dispatcher:
             give_up = last_try <= now
             again = min(again, last_try)
         if give_up:
-            log.error("nudge %d gave up after %d failures: %s", row.id, failures, exc)
+            log.error(
+                "event=nudge_gave_up nudge=%d failures=%d error=%s",
+                row.id,
+                failures,
+                quoted(exc),
+            )
             await self._store.finish(
                 row.id, "failed", now, _describe(exc), owner=self.owner, attempted=True
             )
@@ -619,7 +647,7 @@ class Dispatcher:
         return True
 
     def _pause(self, seconds: float) -> None:
-        log.warning("Telegram flood control: pausing all nudges for %.1fs", seconds)
+        log.warning("event=flood_wait scope=all_nudges pause=%.1fs", seconds)
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
     async def _wait_out_pause(self) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -16,6 +18,10 @@ from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 PREFIX = "interview_coach-"
+
+
+class BackupFailed(Exception):
+    """The copy cannot be made where asked: one clear line, exit 1."""
 
 
 def default_folder(db_path: Path) -> Path:
@@ -31,6 +37,9 @@ async def backup(db: Database, target: Path) -> Path:
     if target.is_dir() or not target.suffix:
         target.mkdir(parents=True, exist_ok=True)
         target = target / backup_name(datetime.now(UTC))
+    if _is_live(target, Path(db.path)):
+        # The copy would replace the file being copied (or its WAL) when it is renamed.
+        raise BackupFailed(f"{target} is the live database: give another file or a folder")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(target.suffix + ".partial")
     async with aiosqlite.connect(str(partial)) as copy:
@@ -49,10 +58,30 @@ def prune(folder: Path, keep: int) -> list[Path]:
     return stale
 
 
+def _is_live(target: Path, db_path: Path) -> bool:
+    """Whether `target` is the database file or one of SQLite's files beside it, by any
+    name (relative, through a link)."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        live = Path(f"{db_path}{suffix}")
+        if target.resolve() == live.resolve():
+            return True
+        with contextlib.suppress(OSError):  # either may not exist
+            if os.path.samefile(target, live):
+                return True
+    return False
+
+
 async def backup_main(db_path: Path, target: Path | None, out: TextIO) -> int:
+    """`python -m bot backup`: BackupFailed with the reason if the copy cannot be made."""
+    target = target or default_folder(db_path)
+    if _is_live(target, db_path):  # refused before the database is even opened
+        raise BackupFailed(f"{target} is the live database: give another file or a folder")
     db = await Database.open(db_path)
     try:
-        made = await backup(db, target or default_folder(db_path))
+        made = await backup(db, target)
+    except (OSError, sqlite3.Error) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise BackupFailed(f"cannot write the backup to {target}: {reason}") from None
     finally:
         await db.close()
     out.write(f"{made}\n")

@@ -7,10 +7,10 @@ import functools
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 import aiosqlite
 
@@ -30,6 +30,7 @@ def migrations() -> list[tuple[int, str]]:
 
 
 LATEST_VERSION = max(v for v, _ in migrations())
+BUSY_TIMEOUT_MS = 5000  # a write waits this long for another writer before "locked"
 LOCKED_TRIES = 6  # start-up waits this many busy timeouts (30 s) for another writer
 
 
@@ -38,6 +39,7 @@ class DatabaseUnavailable(Exception):
 
     def __init__(self, path: Path | str, reason: str) -> None:
         super().__init__(f"cannot use the database at {path}: {reason}")
+        self.reason = reason
 
 
 class Database:
@@ -48,6 +50,8 @@ class Database:
     def __init__(self, conn: aiosqlite.Connection, path: Path | str) -> None:
         self.conn = conn
         self.path = path
+        # Which file was opened: one moved over it later is not the one this connection writes.
+        self._identity: tuple[int, int] | None = None
         # Writes that may wait (see `defer`), oldest first, and the timer that flushes them.
         self._deferred: list[Callable[[sqlite3.Connection], object]] = []
         self._flush_timer: asyncio.TimerHandle | None = None
@@ -66,7 +70,7 @@ class Database:
         conn.row_factory = aiosqlite.Row
         db = cls(conn, path)
         try:
-            await db.pragma("busy_timeout=5000")
+            await db.pragma(f"busy_timeout={BUSY_TIMEOUT_MS}")
             await db._retry_locked(lambda: db.pragma("journal_mode=WAL"))
             await db.pragma("synchronous=NORMAL")
             await db.pragma("foreign_keys=ON")
@@ -76,30 +80,67 @@ class Database:
                 await db._retry_locked(db.migrate)
             else:
                 await db.ping()
+            db._identity = _identity(path)  # the file exists by now (WAL mode wrote it)
         except sqlite3.Error as exc:
             await conn.close()
             raise DatabaseUnavailable(path, _reason(exc)) from None
         return db
 
-    async def _retry_locked(self, work: Any) -> Any:
-        for attempt in range(LOCKED_TRIES):
+    async def _retry_locked(self, work: Callable[[], Awaitable[T]]) -> T:
+        attempt = 0
+        while True:
             try:
                 return await work()
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or attempt == LOCKED_TRIES - 1:
+                attempt += 1
+                if "locked" not in str(exc) or attempt >= LOCKED_TRIES:
                     raise
-                log.warning("event=database_locked attempt=%d; waiting", attempt + 1)
-        return None
+                log.warning("event=database_locked attempt=%d action=wait", attempt)
 
-    def usable(self) -> str | None:
-        """Why the file cannot be relied on now (its folder deleted, made read-only), or
-        None. An open SQLite file whose folder was deleted still accepts writes, to an
-        unlinked file: lost at exit. The health check asks this."""
+    async def at_start(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Start-up work on the database: another writer's lock is waited out as when opening
+        (LOCKED_TRIES busy timeouts, one line per wait); if it stays locked, or the file
+        cannot be written, DatabaseUnavailable with the reason, for one clear line."""
+        try:
+            return await self._retry_locked(work)
+        except sqlite3.Error as exc:
+            raise DatabaseUnavailable(self.path, _reason(exc)) from None
+
+    async def probe(self) -> None:
+        """Begin a write and take it back: fails as the first real write would (another
+        writer holds the lock, the file is read-only), before any work depends on it."""
+
+        def attempt(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")  # waits out the busy timeout for the write lock
+            try:
+                (version,) = conn.execute("PRAGMA user_version").fetchone()
+                conn.execute(f"PRAGMA user_version = {int(version)}")  # refused if read-only
+            finally:
+                if conn.in_transaction:  # SQLite may have rolled back on its own
+                    conn.execute("ROLLBACK")
+
+        await self.run(attempt)
+
+    def lost(self) -> str | None:
+        """Why what this connection writes no longer reaches the file at its path (deleted
+        with its folder, or another file moved over it), or None. SQLite goes on writing
+        into the unlinked file without a word: all of it is lost at exit."""
         if str(self.path) == ":memory:":
             return None
         path = Path(self.path)
         if not path.exists():
             return "the database file is gone"
+        if self._identity is not None and _identity(path) != self._identity:
+            return "the database file was replaced by another file"
+        return None
+
+    def usable(self) -> str | None:
+        """Why the file cannot be relied on now (lost, or made read-only), or None. The
+        health check asks this."""
+        lost = self.lost()
+        if lost is not None or str(self.path) == ":memory:":
+            return lost
+        path = Path(self.path)
         if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
             return "the database file or its folder is read-only"
         return None
@@ -139,7 +180,7 @@ class Database:
         for version, sql in migrations():
             if version <= current or (target is not None and version > target):
                 continue
-            log.info("applying migration %04d", version)
+            log.info("event=migration version=%04d", version)
             await self.atomic(_apply_migration, version, sql)
             current = version
         return current
@@ -232,7 +273,23 @@ def _reason(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     if isinstance(exc, NotADirectoryError | FileExistsError):
         return f"its folder is not a folder ({text})"
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
+        waited = LOCKED_TRIES * BUSY_TIMEOUT_MS / 1000
+        return f"another process kept it locked for {waited:g} s ({text}); stop it and try again"
+    if isinstance(exc, sqlite3.OperationalError) and "readonly" in text:
+        return f"the file or its folder is read-only ({text})"
     return text
+
+
+def _identity(path: Path | str) -> tuple[int, int] | None:
+    """The file's device and inode, or None (in memory, or no file yet)."""
+    if str(path) == ":memory:":
+        return None
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _apply_migration(conn: sqlite3.Connection, version: int, sql: str) -> None:

@@ -624,14 +624,27 @@ class Store:
         """What waits in the database, for /metrics (each from a partial index)."""
         # Left to itself, SQLite counts pending nudges by scanning (user_id, state), i.e. every
         # nudge ever sent: named, the partial index holds only the pending ones.
+        # The outbox (replies a saved state owes, waiting or being sent) apart from the other
+        # nudges: from the same two small partial indexes, the kind read from their rows.
         row = await self.db.one(
             "SELECT (SELECT count(*) FROM nudges INDEXED BY nudges_pending_due"
             " WHERE state = 'pending'),"
             " (SELECT count(*) FROM nudges WHERE state = 'sending'),"
-            " (SELECT count(*) FROM inbox WHERE handled_at IS NULL)"
+            " (SELECT count(*) FROM inbox WHERE handled_at IS NULL),"
+            " (SELECT count(*) FROM nudges INDEXED BY nudges_pending_due"
+            " WHERE state = 'pending' AND kind = ?),"
+            " (SELECT count(*) FROM nudges INDEXED BY nudges_in_flight"
+            " WHERE state = 'sending' AND kind = ?)",
+            (REPLY, REPLY),
         )
         assert row is not None
-        return {"nudges_pending": row[0], "in_flight": row[1], "inbox_unhandled": row[2]}
+        pending, in_flight, unhandled, replies_waiting, replies_sending = row
+        return {
+            "nudges_pending": pending - replies_waiting,
+            "in_flight": in_flight,
+            "inbox_unhandled": unhandled,
+            "outbox": replies_waiting + replies_sending,
+        }
 
     # --- named locks ---------------------------------------------------------------------
 

@@ -88,6 +88,7 @@ class TelegramFrontEnd:
         # Told when a reply meets a flood wait (retry_after, in seconds): the runtime pauses
         # the nudges being sent, as the flood may be the bot's as a whole.
         self.on_flood: Callable[[float], object] | None = None
+        self.on_fault: Callable[[str], None] = lambda where: None  # the errors metric
 
     async def close(self) -> None:
         """Close the HTTP sessions, also when the Application never finished initialising
@@ -220,6 +221,7 @@ class TelegramFrontEnd:
                 await served[1]()
         except Exception:
             log.exception("event=%s kind=%s user=%s", failure, event.kind, user_ref(event.user_id))
+            self.on_fault(failure)
             if query is not None and not answered:
                 await self._answer(query, None)
             error = RenderedMessage(self.coach.renderer.text("error", {}))

@@ -32,6 +32,7 @@ from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
 from telegram.warnings import PTBUserWarning
 
 from bot.service import Clock
+from bot.storage.db import DatabaseUnavailable
 from bot.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,15 @@ KEEP_HANDLED = timedelta(days=1)
 PRUNE_EVERY_SECONDS = 3600.0
 IDLE_WAKE_SECONDS = 5.0  # an idle worker looks at the clock this often (rescan, prune)
 IDLE_CONNECTION_SECONDS = 60.0  # a connection that sends nothing is closed after this
+MAX_UPDATE_ID = 2**63 - 1  # what SQLite's INTEGER holds; Telegram's ids are far below
+
+
+def valid_update_id(value: object) -> int | None:
+    """An update id as Telegram sends them (a JSON integer, 0 or more, that SQLite can
+    store), or None: not a float (1e400), a boolean (true), negative, or beyond 2^63."""
+    if type(value) is int and 0 <= value <= MAX_UPDATE_ID:
+        return value
+    return None
 
 
 class Poller:
@@ -72,6 +82,7 @@ class Poller:
     async def run(self, stop: asyncio.Event) -> None:
         offset = await self.store.next_offset()
         while not stop.is_set():
+            self._still_there()  # the next getUpdates acknowledges what was stored
             try:
                 raw = await self.bot.do_api_request(
                     "getUpdates",
@@ -94,14 +105,23 @@ class Poller:
                 log.info("event=bot_api_back failures=%d", self.failures)
                 self.failures = 0
             updates = [
-                (int(u["update_id"]), json.dumps(u, separators=(",", ":")))
+                (update_id, json.dumps(u, separators=(",", ":")))
                 for u in raw or []
-                if isinstance(u, dict) and isinstance(u.get("update_id"), int)
+                if isinstance(u, dict)
+                and (update_id := valid_update_id(u.get("update_id"))) is not None
             ]
             if updates:
                 await self.store.receive(updates, self.clock())
+                self._still_there()  # stored where it will be found: else never handed over
                 offset = max(update_id for update_id, _ in updates) + 1
                 self.deliver(updates)
+
+    def _still_there(self) -> None:
+        """DatabaseUnavailable if the file was deleted or replaced: updates stored now
+        would be lost at exit, so none may be acknowledged (Telegram keeps them)."""
+        lost = self.store.db.lost()
+        if lost is not None:
+            raise DatabaseUnavailable(self.store.db.path, lost)
 
     async def _back_off(self, stop: asyncio.Event, exc: Exception, seconds: float | None) -> None:
         self.failures += 1
@@ -148,11 +168,13 @@ class InboxWorker:
         *,
         concurrency: int = 64,
         on_update: Callable[[Update, float], None] | None = None,
+        on_fault: Callable[[str], None] | None = None,
     ) -> None:
         self.app = application
         self.store = store
         self.clock = clock
         self.on_update = on_update
+        self.on_fault = on_fault  # "unparseable", "update": for the errors metric
         self._wake = asyncio.Event()
         self.concurrency = concurrency  # updates handled at once
         self._slots = asyncio.Semaphore(concurrency)
@@ -244,6 +266,7 @@ class InboxWorker:
                     update_id,
                     exc.__class__.__name__,
                 )
+                self._fault("unparseable")
                 await self.store.mark_handled(update_id, self.clock(), "unparseable")
                 return
             try:
@@ -257,6 +280,7 @@ class InboxWorker:
                     self.on_update(update, time.perf_counter() - started)
         except Exception:
             log.exception("event=update_failed update_id=%d", update_id)
+            self._fault("update")
         finally:
             self._finished[update_id] = None
             if len(self._finished) > REMEMBER_FINISHED:
@@ -265,6 +289,10 @@ class InboxWorker:
             self._slots.release()
             if self._rescan:
                 self._wake.set()  # more wait in the inbox: read them now a slot is free
+
+    def _fault(self, where: str) -> None:
+        if self.on_fault is not None:
+            self.on_fault(where)
 
 
 @tornado.web.stream_request_body
@@ -295,16 +323,19 @@ class _WebhookHandler(tornado.web.RequestHandler):
     async def post(self) -> None:
         try:
             data = json.loads(bytes(self.body))
-            update_id = int(data["update_id"])
-        except (ValueError, KeyError, TypeError):
-            raise tornado.web.HTTPError(400) from None
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, nested beyond reason
+            raise tornado.web.HTTPError(400, "json") from None
+        update_id = valid_update_id(data.get("update_id")) if isinstance(data, dict) else None
+        if update_id is None:
+            raise tornado.web.HTTPError(400, "update_id")
         await self.accept(update_id, json.dumps(data, separators=(",", ":")))
         self.finish()
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         # A forged or malformed post is not our error: one short line, no body, no secret.
         if isinstance(value, tornado.web.HTTPError):
-            log.warning("event=webhook_refused status=%d", value.status_code)
+            reason = f" reason={value.log_message}" if value.log_message else ""
+            log.warning("event=webhook_refused status=%d%s", value.status_code, reason)
         else:
             super().log_exception(typ, value, tb)
 
