@@ -7,12 +7,12 @@ a loopback fake Bot API that holds updates until a later getUpdates offset ackno
 (as Telegram does) serves `python -m bot run` in a subprocess. Every user sends /start and
 /help in turn (one and two replies), one after another; every user also has a check-back
 reminder, due at a random moment while the bot is being killed.
-Meanwhile the bot is killed with SIGKILL and restarted; beside it, from the first kill to the
-last, a second process delivers reminders from the same database (the bot's own dispatcher,
-with nothing else: a second poller would be refused, and a second copy started once checks
-that it is). Each process calls the fake with a token of its own, so every message is known
-by its sender. At the end it counts, per user, the replies that arrived against those owed,
-and the reminders:
+Meanwhile the bot is killed with SIGKILL and restarted; beside it, from before the bot
+starts until the last kill, a second process delivers reminders from the same database (the
+bot's own dispatcher, with nothing else: a second poller would be refused, and a second copy
+started once checks that it is). Each process calls the fake with a token of its own, so
+every message is known by its sender. At the end it counts, per user, the replies that
+arrived against those owed, and the reminders:
 
 - updates lost: an update whose replies never came (it was acknowledged, then forgotten);
 - replies lost: a reply owed that never came;
@@ -254,11 +254,19 @@ async def run(
             # A token per process: the fake records which one made each call.
             tokens = (f"123:bot{n}" for n in range(10**6))
             killed: set[str] = set()
-            token = next(tokens)
-            bot = await start_bot(api, env, token)
             beside_token = "123:beside"
             beside = await start_bot(api, env, beside_token, beside=True)
+            # The bot starts once the second process is up (its getMe): on a busy machine the
+            # second one's start-up could otherwise outlast a short run, and it would deliver
+            # nothing, which would make "nothing sent twice" say nothing.
+            up_by = time.monotonic() + 60
+            while not any(c.token == beside_token for c in api.calls):
+                if time.monotonic() > up_by:
+                    raise RuntimeError("the second process did not start within a minute")
+                await asyncio.sleep(0.05)
             beside_began = time.monotonic()
+            token = next(tokens)
+            bot = await start_bot(api, env, token)
             walkers = [asyncio.create_task(user_walk(api, u, messages, patience)) for u in ids]
             for crash in range(crashes):
                 await asyncio.sleep(rng.uniform(0.5, 3.0))

@@ -279,7 +279,7 @@ class BotRuntime:
             try:
                 await call()
             except RetryAfter as exc:
-                error, delay = exc, intake._seconds(exc.retry_after)
+                error, delay = exc, intake.seconds_of(exc.retry_after)
             except (InvalidToken, BadRequest):
                 raise  # not passing: the token, or a setting Telegram refuses
             except NetworkError as exc:  # unreachable, 5xx, timed out
@@ -367,10 +367,9 @@ class BotRuntime:
         db = self.coach.store.db
         self.fatal = DatabaseUnavailable(db.path, reason)
         log.error(
-            'event=database_lost path=%s reason="%s" action="no more updates acknowledged;'
-            ' stopping"',
-            db.path,
-            reason,
+            'event=database_lost path=%s reason=%s action="no more updates acknowledged; stopping"',
+            logs.quoted(db.path),
+            logs.quoted(reason),
         )
         poll = self._tasks.get("poller")
         if poll is not None and poll is not asyncio.current_task():
@@ -524,20 +523,11 @@ async def serve(settings: Settings, stop: asyncio.Event, *, webhook: bool | None
     runtime = BotRuntime(settings, coach)
     try:
         if await _unless(stop, runtime.start(webhook=webhook)):
-            await _either(stop, runtime.halted)
+            await intake.first_of(stop, runtime.halted)
     finally:
         await runtime.stop()
     if runtime.fatal is not None:
         raise runtime.fatal
-
-
-async def _either(one: asyncio.Event, other: asyncio.Event) -> None:
-    waits = {asyncio.ensure_future(one.wait()), asyncio.ensure_future(other.wait())}
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiting in waits:
-            waiting.cancel()
 
 
 async def _unless(stop: asyncio.Event, work: Awaitable[None]) -> bool:

@@ -127,8 +127,8 @@ async def test_a_failed_poll_waits_the_back_off_of_its_rank(
 
 def test_flood_waits_are_read_as_seconds_whichever_form_they_come_in() -> None:
     # PTB gives retry_after as a number of seconds, or as a timedelta with PTB_TIMEDELTA set.
-    assert intake._seconds(45) == 45.0
-    assert intake._seconds(timedelta(minutes=1, seconds=3)) == 63.0
+    assert intake.seconds_of(45) == 45.0
+    assert intake.seconds_of(timedelta(minutes=1, seconds=3)) == 63.0
 
 
 # --- the worker ------------------------------------------------------------------------------

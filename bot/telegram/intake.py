@@ -96,7 +96,7 @@ class Poller:
             except (InvalidToken, Conflict):
                 raise  # not a passing fault: the token, or another getUpdates/webhook
             except RetryAfter as exc:
-                await self._back_off(stop, exc, _seconds(exc.retry_after))
+                await self._back_off(stop, exc, seconds_of(exc.retry_after))
                 continue
             except TelegramError as exc:
                 await self._back_off(stop, exc, None)
@@ -137,8 +137,8 @@ class Poller:
             await asyncio.wait_for(stop.wait(), delay)
 
 
-async def _first(one: asyncio.Event, other: asyncio.Event, timeout: float) -> None:
-    """Wait until either event is set, or the timeout passes."""
+async def first_of(one: asyncio.Event, other: asyncio.Event, timeout: float | None = None) -> None:
+    """Wait until either event is set, or the timeout (if any) passes."""
     waits = [asyncio.ensure_future(one.wait()), asyncio.ensure_future(other.wait())]
     try:
         await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -152,7 +152,8 @@ def backoff(failures: int) -> float:
     return min(2.0**failures, MAX_BACKOFF_SECONDS)
 
 
-def _seconds(value: Any) -> float:
+def seconds_of(value: Any) -> float:
+    """retry_after as seconds, whether PTB gives it as a timedelta or a number."""
     return float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)
 
 
@@ -221,7 +222,7 @@ class InboxWorker:
                     continue  # more may have come meanwhile
                 if time.monotonic() >= self._next_prune:
                     await self.prune()
-                await _first(self._wake, stop, IDLE_WAKE_SECONDS)
+                await first_of(self._wake, stop, IDLE_WAKE_SECONDS)
         finally:
             self.alive = False
 
