@@ -176,6 +176,15 @@ async def deliver_beside() -> None:
         await runtime.stop()
 
 
+async def polling(api: FakeBotApi, token: str, within: float = 60.0) -> None:
+    """Until the process with this token has asked for updates (it holds the poller lock)."""
+    deadline = time.monotonic() + within
+    while not any(c.token == token and c.method == "getUpdates" for c in api.calls):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the bot did not start polling within {within:g} s")
+        await asyncio.sleep(0.05)
+
+
 def replies_to(api: FakeBotApi, user: int) -> int:
     return sum(REMINDER not in m["text"] for m in api.sent_messages(user))
 
@@ -271,6 +280,9 @@ async def run(
             for crash in range(crashes):
                 await asyncio.sleep(rng.uniform(0.5, 3.0))
                 if crash == crashes // 2:
+                    # Beside a bot that polls (it holds the lock), not one still starting: on a
+                    # busy machine a copy started first would rightly take the lock itself.
+                    await polling(api, token)
                     second = await start_bot(api, env, next(tokens))
                     result.second_copy_exit = await asyncio.wait_for(second.wait(), 60)
                 bot.kill()  # SIGKILL: no cleanup, no goodbye
