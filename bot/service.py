@@ -58,9 +58,17 @@ class Follower(Protocol):
         ...
 
     def record(
-        self, conn: Conn, event: Event, before: State, outcome: Outcome, now: datetime
+        self,
+        conn: Conn,
+        event: Event,
+        before: State,
+        outcome: Outcome,
+        now: datetime,
+        *,
+        away: bool = False,
     ) -> bool:
-        """Runs in the commit's transaction. Returns True if it queued messages to send."""
+        """Runs in the commit's transaction. Returns True if it queued messages to send.
+        `away`: the user had blocked the bot or sent /stop before this update."""
         ...
 
     async def decide(self, nudge: NudgeRow, now: datetime) -> NudgeDecision: ...
@@ -125,6 +133,7 @@ class Coach:
             )
             invitation, referrals = loaded.also or (None, ())
             record = loaded.record
+            away = record is not None and (not record.active or record.opted_out)
             state = record.state if record else State()
             ctx = Context(
                 kb=self.kb,
@@ -147,7 +156,7 @@ class Coach:
             def follow(conn: Conn) -> None:
                 nonlocal queued
                 assert follower is not None
-                queued = follower.record(conn, event, state, outcome, now)
+                queued = follower.record(conn, event, state, outcome, now, away=away)
 
             durable = (
                 None

@@ -226,19 +226,22 @@ class RecruiterFollower:
         before: State,
         outcome: Outcome,
         now: datetime,
+        *,
+        away: bool = False,
     ) -> bool:
         user = event.user_id
         if event.kind == "command":
             # A conversation command leaves a recruiter screen half done (/newlink's steps, a
             # reply): what they type next belongs to the conversation they turned to.
             repo.close_screen(conn, user)
-        if before.timezone != outcome.state.timezone:
+        rezoned = before.timezone != outcome.state.timezone
+        if rezoned:
             # A recruiter's digest comes on Monday 09:00 in their zone: follow it.
             repo.cancel_queued(conn, user, DIGEST)
-        if not any(isinstance(effect, DeleteUserData) for effect in outcome.effects):
-            # Planned again if anything ended it: a new zone, a /stop or a decision that
-            # cancelled all their messages, a digest cancelled while they had blocked the
-            # bot. For anyone but a recruiter, one lookup that finds nothing.
+        if (rezoned or away) and not any(isinstance(e, DeleteUserData) for e in outcome.effects):
+            # Planned again where something ended it: a new zone (just above), or a digest
+            # cancelled while they had blocked the bot or sent /stop (the dispatcher sends
+            # nothing to them then). The conversation's own cancels leave digests alone.
             self.schedule_digest(conn, user, now)
         code = start_code(event)
         if code is not None:
