@@ -51,10 +51,10 @@ class Follower(Protocol):
     kinds: frozenset[str]  # the nudge kinds it delivers
 
     def recruitment(
-        self, conn: Conn, event: Event, now: datetime
+        self, conn: Conn, event: Event, now: datetime, *, referrals: bool = True
     ) -> tuple[Invitation | None, tuple[Referral, ...]]:
-        """The invitation the conversation is about, and every opening a link brought the
-        user to (open or not). Read in the hop that loads the user's state."""
+        """The invitation the conversation is about, and with `referrals` every opening a
+        link brought the user to (open or not). Read in the hop that loads the user's state."""
         ...
 
     def record(
@@ -126,10 +126,13 @@ class Coach:
         async with self._lock(event.user_id):
             now = self.clock()
             follower = self.follower
+            wanted = flow.reads_referrals(event)
             loaded = await self.store.load(
                 event.user_id,
                 self._tapped_id(event),
-                (lambda conn: follower.recruitment(conn, event, now)) if follower else None,
+                (lambda conn: follower.recruitment(conn, event, now, referrals=wanted))
+                if follower
+                else None,
             )
             invitation, referrals = loaded.also or (None, ())
             record = loaded.record

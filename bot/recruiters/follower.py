@@ -150,12 +150,16 @@ class RecruiterFollower:
     # --- before the engine -------------------------------------------------------------------
 
     def recruitment(
-        self, conn: Conn, event: Event, now: datetime
+        self, conn: Conn, event: Event, now: datetime, *, referrals: bool = True
     ) -> tuple[Invitation | None, tuple[Referral, ...]]:
+        """The invitation the conversation is about and, with `referrals` (only the few events
+        that show them ask: a join and a count per opening), every opening they came through."""
         found = self._opening_for(conn, event)
         invitation = self._invitation(conn, event, found, now)
+        if not referrals:
+            return invitation, ()
         current = found[0].id if found else None
-        referrals = tuple(
+        came_through = tuple(
             Referral(
                 role=came.role,
                 company=came.company,
@@ -166,7 +170,7 @@ class RecruiterFollower:
             )
             for came in repo.openings_of_candidate(conn, event.user_id)
         )
-        return invitation, referrals
+        return invitation, came_through
 
     def invitation(self, conn: Conn, event: Event, now: datetime) -> Invitation | None:
         return self._invitation(conn, event, self._opening_for(conn, event), now)
