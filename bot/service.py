@@ -51,16 +51,24 @@ class Follower(Protocol):
     kinds: frozenset[str]  # the nudge kinds it delivers
 
     def recruitment(
-        self, conn: Conn, event: Event, now: datetime
+        self, conn: Conn, event: Event, now: datetime, *, referrals: bool = True
     ) -> tuple[Invitation | None, tuple[Referral, ...]]:
-        """The invitation the conversation is about, and every opening a link brought the
-        user to (open or not). Read in the hop that loads the user's state."""
+        """The invitation the conversation is about, and with `referrals` every opening a
+        link brought the user to (open or not). Read in the hop that loads the user's state."""
         ...
 
     def record(
-        self, conn: Conn, event: Event, before: State, outcome: Outcome, now: datetime
+        self,
+        conn: Conn,
+        event: Event,
+        before: State,
+        outcome: Outcome,
+        now: datetime,
+        *,
+        away: bool = False,
     ) -> bool:
-        """Runs in the commit's transaction. Returns True if it queued messages to send."""
+        """Runs in the commit's transaction. Returns True if it queued messages to send.
+        `away`: the user had blocked the bot or sent /stop before this update."""
         ...
 
     async def decide(self, nudge: NudgeRow, now: datetime) -> NudgeDecision: ...
@@ -118,13 +126,17 @@ class Coach:
         async with self._lock(event.user_id):
             now = self.clock()
             follower = self.follower
+            wanted = flow.reads_referrals(event)
             loaded = await self.store.load(
                 event.user_id,
                 self._tapped_id(event),
-                (lambda conn: follower.recruitment(conn, event, now)) if follower else None,
+                (lambda conn: follower.recruitment(conn, event, now, referrals=wanted))
+                if follower
+                else None,
             )
             invitation, referrals = loaded.also or (None, ())
             record = loaded.record
+            away = record is not None and (not record.active or record.opted_out)
             state = record.state if record else State()
             ctx = Context(
                 kb=self.kb,
@@ -147,7 +159,7 @@ class Coach:
             def follow(conn: Conn) -> None:
                 nonlocal queued
                 assert follower is not None
-                queued = follower.record(conn, event, state, outcome, now)
+                queued = follower.record(conn, event, state, outcome, now, away=away)
 
             durable = (
                 None

@@ -23,6 +23,7 @@ from bot.engine.model import (
     Invitation,
     MoveNudge,
     PendingNudge,
+    Referral,
     ScheduleNudge,
     SnoozeNudge,
     State,
@@ -735,7 +736,7 @@ def test_after_the_consent_question_comes_the_question_it_held_back() -> None:
     convo.cmd("start")
     convo.press("sit", "prep")
     assert convo.templates == ["go_checklist", "consent"]
-    convo.press("consent", "no")
+    convo.tap(B.pack("consent", "no"))
     assert convo.templates == ["ask_when"] and convo.state.step == Step.ASK_WHEN
     assert convo.state.return_step is None and convo.state.after_consent is None
     assert convo.out.effects == ()
@@ -765,7 +766,7 @@ def test_a_change_of_mind_on_privacy_leaves_the_step_alone() -> None:
     convo.cmd("privacy")
     assert "Done:" not in convo.text and convo.button("consent", "none")
     before = convo.state
-    convo.press("consent", "none")
+    convo.tap(B.pack("consent", "none"))
     assert convo.state == before and convo.out.effects == ()
     assert "Done:" in convo.text
 
@@ -1005,5 +1006,27 @@ def test_privacy_changed_there_offers_the_opposite_next() -> None:
     convo.cmd("privacy")
     convo.press("consent", "yes")
     assert convo.button("consent", "none")  # allowed now: the way to withdraw it
-    convo.press("consent", "none")
+    convo.tap(B.pack("consent", "none"))
     assert convo.button("consent", "yes")
+
+
+def test_a_no_from_away_speaks_for_this_opening_while_another_stays_shared() -> None:
+    """After a typed time the consent buttons still work; a "No" then withdraws only the
+    opening the conversation is about, and says so, not that no recruiter sees anything."""
+    shared = Referral("Designer", "Beta", allowed=True)
+    current = Referral("Backend <Engineer>", "Acme & Co", allowed=True, current=True)
+    convo = Convo(ctx=make_ctx(invitation=INVITED, referrals=(current, shared)))
+    convo.tap(B.pack("consent", "no"))
+    assert "for this opening, the recruiter no longer sees your name or plans" in convo.text
+    assert "no recruiter sees your name or plans any more" not in convo.text
+    assert "Designer at Beta: they see your first name" in convo.text
+    # With nothing else shared, it is every recruiter.
+    convo = Convo(ctx=make_ctx(invitation=INVITED, referrals=(current,)))
+    convo.tap(B.pack("consent", "no"))
+    assert "no recruiter sees your name or plans any more" in convo.text
+    assert "for this opening" not in convo.text
+    # Withdrawn everywhere: every recruiter, whatever was shared before.
+    convo = Convo(ctx=make_ctx(invitation=INVITED, referrals=(current, shared)))
+    convo.tap(B.pack("consent", "none"))
+    assert "no recruiter sees your name or plans any more" in convo.text
+    assert "Designer at Beta: counts only" in convo.text

@@ -7,6 +7,8 @@ they gave; the recruiter who invited them, and only while approved, may see them
 
 from __future__ import annotations
 
+from bot.engine import buttons as B
+from bot.engine.flow import reads_referrals
 from bot.engine.model import ConsentAsked, ConsentGiven, Decided, Event, Referral, State
 from bot.recruiters import repo, stats
 from bot.recruiters.follower import RecruiterFollower
@@ -130,3 +132,19 @@ async def test_a_removed_recruiters_link_is_an_unknown_code(
     await db.run(repo.set_status, RECRUITER, "approved", NOW)
     invitation, _ = await db.run(follower.recruitment, start(link.code), NOW)
     assert invitation is not None and invitation.role == "Dev"
+
+
+def test_only_the_events_that_show_referrals_load_them() -> None:
+    """The openings list (a join and a count per opening) is read for /privacy, /mydata and a
+    consent tap, not for every update."""
+
+    def command(name: str) -> Event:
+        return Event(CANDIDATE, "command", name, "", "Dana")
+
+    def tap(*action: str) -> Event:
+        return Event(CANDIDATE, "button", B.pack(*action))
+
+    wanted = [command("privacy"), command("MyData"), tap("consent", "no"), tap("consent", "none")]
+    assert all(reads_referrals(e) for e in wanted)
+    ordinary = [said(), command("start"), command("help"), tap("dec", "go"), tap("ask")]
+    assert not any(reads_referrals(e) for e in ordinary)

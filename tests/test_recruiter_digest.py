@@ -1,5 +1,5 @@
 """The weekly digest keeps coming: whenever one ends, sent or not (expired while the bot was
-down, refused by Telegram, cancelled along with a recruiter's other messages), next Monday's
+down, refused by Telegram, cancelled while they were away), next Monday's
 is planned; only turning it off (or being removed) stops it.
 
 Times follow the product's rule (Monday 09:00 in the recruiter's zone, UTC here; a digest not
@@ -8,6 +8,7 @@ out within a day is dropped), not the code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from bot.engine.decide import Expire, Send
@@ -76,22 +77,37 @@ async def test_the_next_digest_is_planned_when_one_goes_out_whatever_telegram_sa
     assert await planned(db) == [NEXT_MONDAY, NEXT_MONDAY + timedelta(days=7)]
 
 
-async def test_a_digest_cancelled_with_the_recruiters_other_messages_comes_back(
+async def test_stop_leaves_the_digest_and_it_comes_back_after_time_away(
     db: Database, follower: RecruiterFollower
 ) -> None:
     await recruiter(db, follower)
     store = Store(db)
     stop = Event(RECRUITER, "command", "stop", "", "Rita")
-    outcome = Outcome((), State(), (CancelNudges(), SetOptOut(True)))
+    stopping = Outcome((), State(), (CancelNudges(), SetOptOut(True)))
 
-    def follow(conn: Conn) -> None:
-        follower.record(conn, stop, State(), outcome, NOW)
+    def follow(event: Event, outcome: Outcome, away: bool) -> Callable[[Conn], None]:
+        def extra(conn: Conn) -> None:
+            follower.record(conn, event, State(), outcome, NOW, away=away)
 
-    # /stop cancels every message of theirs, the digest too: it is planned again.
-    await store.commit(RECRUITER, RECRUITER, State(), outcome.effects, NOW, extra=follow)
-    assert await planned(db) == [MONDAY]
+        return extra
+
+    # /stop cancels the conversation's reminders, not the recruiter's digest.
+    await store.commit(
+        RECRUITER, RECRUITER, State(), stopping.effects, NOW, extra=follow(stop, stopping, False)
+    )
     states = await rows(db, "SELECT state FROM nudges WHERE kind = ? ORDER BY id", DIGEST)
-    assert states == [("cancelled",), ("pending",)]
+    assert states == [("pending",)]
+    # Due while they had opted out, the dispatcher cancels it (nothing goes to them then).
+    await db.conn.execute("UPDATE nudges SET state = 'cancelled' WHERE kind = ?", (DIGEST,))
+    await db.conn.commit()
+    # An update from someone who was not away does not plan digests.
+    help_ = Event(RECRUITER, "command", "help", "", "Rita")
+    quiet = Outcome((), State(), ())
+    await store.commit(RECRUITER, RECRUITER, State(), (), NOW, extra=follow(help_, quiet, False))
+    assert await planned(db) == []
+    # Back after /stop (or blocking the bot): their next update plans it again.
+    await store.commit(RECRUITER, RECRUITER, State(), (), NOW, extra=follow(help_, quiet, True))
+    assert await planned(db) == [MONDAY]
 
 
 async def test_turned_off_or_removed_no_next_digest(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,10 +15,11 @@ from bot.engine import planner
 from bot.engine.model import Event, State, Step
 from bot.knowledge.base import load_default
 from bot.knowledge.classifier import default_classifier
+from bot.recruiters.follower import RELAY, relay, send_later
 from bot.render import Renderer
 from bot.service import Coach, Handled
 from bot.storage.db import Database
-from bot.storage.store import Store
+from bot.storage.store import REPLY, Store
 
 NOW = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)  # Wednesday, 10:00 in Paris
 USER, CHAT = 7, 70
@@ -209,6 +212,39 @@ async def test_stop_cancels_and_opts_out_until_the_user_writes(coach: Coach) -> 
     await command(coach, "help")
     record = await coach.store.load_user(USER)
     assert record is not None and not record.opted_out
+
+
+@pytest.mark.parametrize(
+    "cancel",
+    [
+        pytest.param(lambda coach: tap(coach, B.pack("dec", "pass")), id="pass"),
+        pytest.param(lambda coach: command(coach, "stop"), id="stop"),
+    ],
+)
+async def test_cancelling_all_reminders_keeps_owed_replies_and_relays(
+    coach: Coach, cancel: Callable[[Coach], Awaitable[Handled]]
+) -> None:
+    """A reply the saved state still owes (held by per-chat pacing) and a relayed answer are
+    messages the user is owed, not reminders: "I'll pass" or /stop leaves them to go out."""
+    await command(coach, "start")
+    await tap(coach, B.pack("dec", "unsure"))  # three check-backs planned
+    later = NOW + timedelta(seconds=5)
+
+    def owe(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO nudges (user_id, kind, due_at, deadline, created_at, payload)"
+            " VALUES (?, ?, ?, NULL, ?, '{}')",
+            (USER, REPLY, int(later.timestamp()), int(NOW.timestamp())),
+        )
+        send_later(conn, USER, relay("recruiters/answer", {}), later)
+
+    await coach.store.db.atomic(owe)
+    await cancel(coach)
+    assert sorted(n.kind for n in await coach.store.pending_nudges(USER)) == [RELAY, REPLY]
+    async with coach.store.db.conn.execute(
+        "SELECT state, count(*) FROM nudges WHERE kind = ? GROUP BY state", (planner.CHECKBACK,)
+    ) as cur:
+        assert [tuple(r) for r in await cur.fetchall()] == [("cancelled", 3)]
 
 
 async def test_a_cancel_button_cancels_only_the_users_own_nudge(coach: Coach) -> None:

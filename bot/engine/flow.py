@@ -845,6 +845,18 @@ def on_command(event: Event, state: State, ctx: Context) -> Outcome:
     return Outcome((Reply("unknown_command", {}), *current_screen(state, ctx)), state)
 
 
+def reads_referrals(event: Event) -> bool:
+    """Whether the answer to `event` may list the openings the candidate came through
+    (ctx.referrals): /privacy, /mydata and a consent tap (answered with /privacy's screen when
+    it comes from away from the consent question). Only these load them."""
+    if event.kind == "command":
+        return event.value.lower() in ("privacy", "mydata")
+    if event.kind == "button":
+        action = B.unpack(event.value)
+        return action is not None and action.name == "consent"
+    return False
+
+
 def mydata_context(state: State, ctx: Context) -> dict[str, object]:
     """What /mydata shows, in words: the template names each value, the ids stay inside."""
     objection = ctx.kb.objections.get(state.objection or "")

@@ -255,7 +255,8 @@ class ScheduleNudge:
 
 @dataclass(frozen=True)
 class CancelNudges:
-    """Cancel the user's pending nudges; `kinds` empty means all of them."""
+    """Cancel the user's pending reminders of `kinds`; empty means all of the conversation's
+    reminder kinds (planner.KINDS), never an owed reply, a relayed message or a digest."""
 
     kinds: tuple[str, ...] = ()
 

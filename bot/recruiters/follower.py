@@ -150,12 +150,16 @@ class RecruiterFollower:
     # --- before the engine -------------------------------------------------------------------
 
     def recruitment(
-        self, conn: Conn, event: Event, now: datetime
+        self, conn: Conn, event: Event, now: datetime, *, referrals: bool = True
     ) -> tuple[Invitation | None, tuple[Referral, ...]]:
+        """The invitation the conversation is about and, with `referrals` (only the few events
+        that show them ask: a join and a count per opening), every opening they came through."""
         found = self._opening_for(conn, event)
         invitation = self._invitation(conn, event, found, now)
+        if not referrals:
+            return invitation, ()
         current = found[0].id if found else None
-        referrals = tuple(
+        came_through = tuple(
             Referral(
                 role=came.role,
                 company=came.company,
@@ -166,7 +170,7 @@ class RecruiterFollower:
             )
             for came in repo.openings_of_candidate(conn, event.user_id)
         )
-        return invitation, referrals
+        return invitation, came_through
 
     def invitation(self, conn: Conn, event: Event, now: datetime) -> Invitation | None:
         return self._invitation(conn, event, self._opening_for(conn, event), now)
@@ -226,19 +230,22 @@ class RecruiterFollower:
         before: State,
         outcome: Outcome,
         now: datetime,
+        *,
+        away: bool = False,
     ) -> bool:
         user = event.user_id
         if event.kind == "command":
             # A conversation command leaves a recruiter screen half done (/newlink's steps, a
             # reply): what they type next belongs to the conversation they turned to.
             repo.close_screen(conn, user)
-        if before.timezone != outcome.state.timezone:
+        rezoned = before.timezone != outcome.state.timezone
+        if rezoned:
             # A recruiter's digest comes on Monday 09:00 in their zone: follow it.
             repo.cancel_queued(conn, user, DIGEST)
-        if not any(isinstance(effect, DeleteUserData) for effect in outcome.effects):
-            # Planned again if anything ended it: a new zone, a /stop or a decision that
-            # cancelled all their messages, a digest cancelled while they had blocked the
-            # bot. For anyone but a recruiter, one lookup that finds nothing.
+        if (rezoned or away) and not any(isinstance(e, DeleteUserData) for e in outcome.effects):
+            # Planned again where something ended it: a new zone (just above), or a digest
+            # cancelled while they had blocked the bot or sent /stop (the dispatcher sends
+            # nothing to them then). The conversation's own cancels leave digests alone.
             self.schedule_digest(conn, user, now)
         code = start_code(event)
         if code is not None:

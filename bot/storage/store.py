@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 
+from bot.engine import planner
 from bot.engine.model import (
     CancelNudge,
     CancelNudges,
@@ -200,11 +201,13 @@ def _apply(conn: Conn, user_id: int, effect: Effect, ts: int) -> int | None:
         )
         return cur.lastrowid
     if isinstance(effect, CancelNudges):
-        kinds = effect.kinds
+        # "All" is all of the conversation's reminders: never a reply the saved state owes, a
+        # relayed answer or a digest, which live in the same table.
+        kinds = effect.kinds or planner.KINDS
         marks = ",".join("?" * len(kinds))
-        where = f" AND kind IN ({marks})" if kinds else ""
         conn.execute(
-            f"UPDATE nudges SET state = 'cancelled' WHERE user_id = ? AND state = 'pending'{where}",
+            "UPDATE nudges SET state = 'cancelled'"
+            f" WHERE user_id = ? AND state = 'pending' AND kind IN ({marks})",
             (user_id, *kinds),
         )
     elif isinstance(effect, CancelNudge):
