@@ -594,13 +594,17 @@ class Dispatcher:
         then: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         async with self._pacer.turn(chat_id):
+            placed = False
             while True:
                 await self._wait_out_pause()
                 await self._keep_lease(row)
                 # Its place in the chat's budget, after any pause and before the queue for the
                 # overall rate: a nudge due just after a burst of replies to its chat waits for
-                # that chat's budget here, without holding up the nudges to other chats.
-                await self._pacer.take(chat_id)
+                # that chat's budget here, without holding up the nudges to other chats. Once:
+                # queueing again after a flood wait (below) is the same message, not another.
+                if not placed:
+                    await self._pacer.take(chat_id)
+                    placed = True
                 # One nudge at a time between "Telegram took it" and "recorded as sent": a
                 # crash can repeat at most that one, never a batch.
                 async with self._in_flight:
