@@ -143,6 +143,8 @@ class BotRuntime:
         # nudges being sent (the overall rate stays theirs alone).
         self.front.pacer = self.dispatcher.pacer
         self.front.on_flood = self.dispatcher.reply_flooded
+        # Replies the front end left in the outbox hold its chat's later ones behind them.
+        self.dispatcher.on_reply_done = self.front.reply_done
         self.desk = RecruiterDesk(
             coach.store.db,
             coach.renderer,

@@ -766,6 +766,63 @@ async def test_a_nudge_due_just_after_a_burst_of_replies_waits_for_its_chats_bud
     assert after.at - burst >= 0.3 - 1e-3
 
 
+async def test_a_nudge_queued_again_after_a_flood_wait_takes_one_place_in_its_chats_budget(
+    store: Store, renderer: Renderer
+) -> None:
+    """Chat 10's nudge waits for the send in flight, which meets a 429: it waits out the
+    pause and queues again, still the same message, so its chat's budget (two here, one a
+    minute) has room left for exactly one more."""
+    sender = RecordingSender()
+    started, gate, placed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    floods: list[float] = []
+
+    async def flood_20(chat_id: int, message: RenderedMessage) -> None:
+        if chat_id == 20 and not floods:
+            started.set()
+            await gate.wait()
+            floods.append(time.monotonic())
+            raise RetryLater(0.2)
+        await RecordingSender.send(sender, chat_id, message)
+
+    async def after_20(row: NudgeRow, state: State | None, now: datetime) -> NudgeDecision:
+        if row.user_id == 1:  # chat 10: only once chat 20's send is in flight
+            await asyncio.wait_for(started.wait(), 5)
+        return await decide(row, state, now)
+
+    sender.send = flood_20  # type: ignore[method-assign]
+    dispatcher = make(
+        store,
+        sender,
+        renderer,
+        Clock(),
+        decider=after_20,
+        per_chat_interval=30.0,
+        per_chat_burst=2,
+    )
+    pacer = dispatcher.pacer
+    take = pacer.take
+
+    async def spied(chat_id: int) -> None:
+        await take(chat_id)
+        if chat_id == 10:
+            placed.set()  # from here chat 10's nudge queues for the send in flight
+
+    pacer.take = spied  # type: ignore[method-assign]
+    await add(store, 1, T0)  # chat 10
+    await add(store, 2, T0 - timedelta(minutes=1))  # chat 20
+    run = asyncio.create_task(dispatcher.run_once())
+    await asyncio.wait_for(placed.wait(), 5)
+    gate.set()
+    stats = await asyncio.wait_for(run, 5)
+    assert (stats.sent, stats.retried) == (1, 1)
+    [sent] = sender.sent
+    assert sent.chat_id == 10 and sent.at >= floods[0] + 0.2  # it waited the pause out
+    # One of chat 10's two places is left: one more goes at once, the next must wait.
+    await asyncio.wait_for(take(10), 1)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(take(10), 0.05)
+
+
 async def test_a_reply_flooded_while_nudges_are_sent_pauses_them(
     store: Store, renderer: Renderer
 ) -> None:

@@ -681,6 +681,40 @@ async def test_a_chat_that_floods_further_is_answered_through_the_outbox(
         await recorded(bot, ["sent"] * len(await outbox(bot)))
 
 
+async def test_a_reply_never_overtakes_the_replies_its_chat_has_held_in_the_outbox(
+    api: FakeBotApi, running_bot: Any, clock: FakeClock
+) -> None:
+    async with running_bot(per_chat_interval_seconds=0.5) as runtime:
+        bot = Bot(api, runtime)
+        pacer = runtime.front.pacer
+        assert pacer is not None
+        await bot.say("/start")
+        for _ in range(pacer.burst - 1):
+            await pacer.take(USER)  # the rest of the burst
+        ahead = [asyncio.create_task(pacer.take(USER)) for _ in range(pacer.burst)]
+        await eventually(lambda: pacer.waiting(USER) == pacer.burst)
+        mark = api.mark()
+        assert sent(await sticker(bot)) == []  # held in the outbox, due 2 s from now
+        for task in ahead:  # those waiting give up: the next update finds nobody waiting
+            task.cancel()
+        await asyncio.gather(*ahead, return_exceptions=True)
+        assert pacer.waiting(USER) == 0
+        assert await bot.say("/start") == []  # behind the held ones, not before them
+        assert [row[0] for row in await outbox(bot)][-3:] == ["pending"] * 3
+        # Their time comes: the dispatcher sends the three in the order they were answered.
+        clock.advance(seconds=3)
+        runtime.dispatcher.wake()
+        await api.wait_for("sendMessage", lambda c: c.ok, count=3, after=mark)
+        texts = [m["text"] for m in sent(api.calls[mark:])]
+        assert len(texts) == 3
+        assert texts[0].startswith(NOT_TEXT) and FIRST_QUESTION in texts[1]
+        assert FIRST_QUESTION in texts[2] and not texts[2].startswith(NOT_TEXT)
+        # All sent: the chat's replies go at once again.
+        await recorded(bot, ["sent"] * len(await outbox(bot)))
+        await eventually(lambda: not runtime.front._held)
+        assert len(await bot.say("/start")) == 1
+
+
 @pytest.mark.parametrize(("status", "told"), [(429, [7.0]), (502, [])])
 async def test_a_flood_wait_on_a_reply_is_told_to_the_dispatcher(
     bot: Bot, monkeypatch: pytest.MonkeyPatch, status: int, told: list[float]
@@ -691,8 +725,9 @@ async def test_a_flood_wait_on_a_reply_is_told_to_the_dispatcher(
     retry_after = 7 if status == 429 else None
     bot.api.fail_next("sendMessage", status, retry_after=retry_after, chat_id=USER)
     await sticker(bot)  # a conversation's replies
-    bot.api.fail_next("sendMessage", status, retry_after=retry_after, chat_id=USER)
-    await bot.runtime.front._send_all(USER, USER, (RenderedMessage("an answer"),))
+    # Another chat's (this one's later replies now wait behind those in the outbox).
+    bot.api.fail_next("sendMessage", status, retry_after=retry_after, chat_id=OTHER)
+    await bot.runtime.front._send_all(OTHER, OTHER, (RenderedMessage("an answer"),))
     assert floods == told * 2
 
 

@@ -274,6 +274,10 @@ class Dispatcher:
         self._running = False
         self.totals = DispatchStats()
         self.on_fault: Callable[[str], None] = lambda where: None  # the errors metric
+        # Told (the reply's id) when a reply in the outbox is done with, sent or not: the
+        # front end holds the chat's later replies behind those it left here.
+        self.on_reply_done: Callable[[int], None] = lambda nudge_id: None
+        self._back: set[int] = set()  # rows put back in the queue while being handled
 
     @property
     def pacer(self) -> ChatPacer:
@@ -371,12 +375,11 @@ class Dispatcher:
                         raise _Stopped
                     await self._dispatch(row, stats)
                 except _Stopped:
-                    await self._store.retry(
+                    await self._put_back(
                         row.id,
                         row.due_at,
                         "dispatcher stopped",
                         count_attempt=False,
-                        owner=self.owner,
                     )
                 except Exception as exc:
                     log.exception("event=nudge_failed nudge=%d kind=%s", row.id, row.kind)
@@ -385,8 +388,21 @@ class Dispatcher:
                 # Recording failed too (database trouble): the row stays 'sending' and comes
                 # back when its lease expires.
                 log.exception("event=nudge_outcome_unrecorded nudge=%d", row.id)
+                self._back.add(row.id)
             finally:
                 self._leases.pop(row.id, None)
+                if row.id not in self._back and row.kind == REPLY:
+                    self.on_reply_done(row.id)
+                self._back.discard(row.id)
+
+    async def _put_back(
+        self, nudge_id: int, due_at: datetime, error: str, *, count_attempt: bool = True
+    ) -> None:
+        """Back in the queue, to be handled again (noted for `on_reply_done`)."""
+        self._back.add(nudge_id)
+        await self._store.retry(
+            nudge_id, due_at, error, count_attempt=count_attempt, owner=self.owner
+        )
 
     async def _dispatch(self, row: NudgeRow, stats: DispatchStats) -> None:
         now = self._clock()
@@ -423,9 +439,7 @@ class Dispatcher:
         decision = await self._decide(row, user.state, now)
         if isinstance(decision, Defer):
             until = _ceil_second(max(decision.until, now + MIN_DEFER))
-            await self._store.retry(
-                row.id, until, "quiet hours", count_attempt=False, owner=self.owner
-            )
+            await self._put_back(row.id, until, "quiet hours", count_attempt=False)
             stats.deferred += 1
         elif isinstance(decision, Expire):
             await self._store.finish(row.id, "expired", now, decision.reason, owner=self.owner)
@@ -509,9 +523,7 @@ class Dispatcher:
                 raise
             elif isinstance(exc, RetryLater):
                 until = _ceil_second(self._clock() + timedelta(seconds=exc.seconds))
-                await self._store.retry(
-                    row.id, until, _describe(exc), count_attempt=False, owner=self.owner
-                )
+                await self._put_back(row.id, until, _describe(exc), count_attempt=False)
                 stats.retried += 1
                 return
             elif isinstance(exc, Rejected):
@@ -581,7 +593,7 @@ class Dispatcher:
             )
             stats.failed += 1
         else:
-            await self._store.retry(row.id, _ceil_second(again), _describe(exc), owner=self.owner)
+            await self._put_back(row.id, _ceil_second(again), _describe(exc))
             stats.retried += 1
 
     # --- sending within Telegram's limits --------------------------------------------------
@@ -594,13 +606,17 @@ class Dispatcher:
         then: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         async with self._pacer.turn(chat_id):
+            placed = False
             while True:
                 await self._wait_out_pause()
                 await self._keep_lease(row)
                 # Its place in the chat's budget, after any pause and before the queue for the
                 # overall rate: a nudge due just after a burst of replies to its chat waits for
-                # that chat's budget here, without holding up the nudges to other chats.
-                await self._pacer.take(chat_id)
+                # that chat's budget here, without holding up the nudges to other chats. Once:
+                # queueing again after a flood wait (below) is the same message, not another.
+                if not placed:
+                    await self._pacer.take(chat_id)
+                    placed = True
                 # One nudge at a time between "Telegram took it" and "recorded as sent": a
                 # crash can repeat at most that one, never a batch.
                 async with self._in_flight:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import tomllib
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from telegram import BotCommand, BotCommandScopeChat, Update
@@ -33,7 +33,7 @@ from bot.recruiters.desk import Answer, RecruiterDesk
 from bot.render import PROMPTS_DIR, RenderedMessage
 from bot.sending import Blocked, Outgoing, Rejected, RetryLater, SendError, to_payload
 from bot.service import Coach, Handled
-from bot.storage.store import AlreadyHandled, Mark
+from bot.storage.store import REPLY_DEADLINE, AlreadyHandled, Mark
 from bot.telegram.http import AiohttpRequest
 from bot.telegram.sender import TelegramSender
 
@@ -61,8 +61,18 @@ def clean(event: Event) -> Event:
 REPLY_RETRY_SECONDS = 5.0  # a reply Telegram did not take goes again this soon
 PACED = "paced: the chat had a burst of messages waiting"  # a held reply's note in the outbox
 MARKS_KEPT = 1024  # chats whose last reply record may still wait, before a sweep
+HELD_KEPT = 1024  # chats with replies held in the outbox, before a sweep of stale ones
 # What handling an update gives back: the toast for a button press, and how to send replies.
 Served = tuple[str | None, Callable[[], Awaitable[None]]]
+
+
+@dataclass
+class _Held:
+    """A chat's replies this front end left in the outbox, not yet done with: the chat's later
+    replies go there too, behind them, so that none overtakes an older one."""
+
+    rows: set[int]
+    until: datetime  # when the last of them is due
 
 
 class TelegramFrontEnd:
@@ -82,6 +92,9 @@ class TelegramFrontEnd:
         self.requests = requests  # the HTTP sessions the Application uses, closed by close()
         # Each chat's latest reply record that may still be deferred (Store.sent).
         self._marks: dict[int, Mark] = {}
+        # Chats with replies held in the outbox (in memory: no database round trip to ask).
+        self._held: dict[int, _Held] = {}
+        self._held_chat: dict[int, int] = {}  # a held reply's id -> its chat
         # Telegram's per-chat budget, shared with the nudges (the runtime hands over the
         # dispatcher's); None: replies are not paced (a front end alone, in tests).
         self.pacer: ChatPacer | None = None
@@ -264,10 +277,12 @@ class TelegramFrontEnd:
                     self._marked(chat_id, store.sent(sent, self.coach.clock(), owner))
                     sent.clear()
                 held = await self._pace(chat_id)
-                if held:
+                if held is not None:
                     log.info("event=reply_paced user=%s seconds=%.1f", user_ref(user_id), held)
                     later = self.coach.clock() + timedelta(seconds=held)
-                    for _message, rest in pairs[index:]:
+                    rest_ids = [rest for _message, rest in pairs[index:]]
+                    self._hold(chat_id, rest_ids, later)
+                    for rest in rest_ids:
                         await store.retry(rest, later, PACED, count_attempt=False, owner=owner)
                     self._wake()
                     return
@@ -281,6 +296,7 @@ class TelegramFrontEnd:
                     store.sent(sent, self.coach.clock(), owner)
                     sent.clear()
                     await store.deactivate(user_id)
+                    self._drop(chat_id)  # their replies held in the outbox are cancelled too
                     return
                 except Rejected as exc:
                     log.warning("event=reply_refused user=%s error=%s", user_ref(user_id), exc)
@@ -293,6 +309,7 @@ class TelegramFrontEnd:
                     wait = exc.seconds if isinstance(exc, RetryLater) else REPLY_RETRY_SECONDS
                     later = self.coach.clock() + timedelta(seconds=wait)
                     log.warning("event=reply_queued user=%s error=%s", user_ref(user_id), exc)
+                    self._hold(chat_id, [rest for _message, rest in pairs[index:]], later)
                     for _message, rest in pairs[index:]:
                         # A failure counts for the reply that met it; a flood wait is none,
                         # and the replies after it were not even tried.
@@ -332,7 +349,7 @@ class TelegramFrontEnd:
         await self._settled(chat_id)
         for index, message in enumerate(messages):
             held = await self._pace(chat_id)
-            if held:
+            if held is not None:
                 log.info("event=reply_paced user=%s seconds=%.1f", user_ref(user_id), held)
                 await self._queue(user_id, chat_id, messages[index:], held, PACED, failed=False)
                 return
@@ -341,6 +358,7 @@ class TelegramFrontEnd:
             except Blocked:
                 log.info("event=blocked user=%s", user_ref(user_id))
                 await self.coach.store.deactivate(user_id)
+                self._drop(chat_id)  # their replies held in the outbox are cancelled too
                 return
             except Rejected as exc:
                 log.warning("event=send_failed user=%s error=%s", user_ref(user_id), exc)
@@ -367,35 +385,84 @@ class TelegramFrontEnd:
         failed: bool,
     ) -> None:
         now = self.coach.clock()
-        await self.coach.store.queue_replies(
+        later = now + timedelta(seconds=wait)
+        ids = await self.coach.store.queue_replies(
             user_id,
             chat_id,
             [to_payload(item) for item in rest],
-            now + timedelta(seconds=wait),
+            later,
             error[:500],
             now,
             failed=failed,
         )
+        self._hold(chat_id, ids, later)
         self._wake()
 
     def _wake(self) -> None:
         if self.coach.on_schedule is not None:
             self.coach.on_schedule()  # the dispatcher: replies wait for it in the outbox
 
-    async def _pace(self, chat_id: int) -> float:
+    async def _pace(self, chat_id: int) -> float | None:
         """This message's place in its chat's budget, which the nudges share: at once within
         the burst (a normal conversation never waits), or after the few already waiting (a
         quick double tap). A chat with a burst's worth of messages waiting already floods:
         with the outbox, the rest of its replies wait there instead, so that one user cannot
-        hold the inbox's slots, and this returns how long from now (0: it may go now)."""
+        hold the inbox's slots, and this returns how long from now (None: it may go now).
+        While replies of the chat wait in the outbox, the later ones wait there too, due no
+        sooner: going now, they would overtake them."""
+        held = self._held_now(chat_id)
+        if held is not None:
+            return max((held.until - self.coach.clock()).total_seconds(), 0.0)
         pacer = self.pacer
         if pacer is None:
-            return 0.0
+            return None
         ahead = pacer.waiting(chat_id)
         if self.durable and ahead >= pacer.burst:
             return (ahead + 1) * pacer.interval
         await pacer.take(chat_id)
-        return 0.0
+        return None
+
+    def _hold(self, chat_id: int, ids: list[int], until: datetime) -> None:
+        """These replies of the chat wait in the outbox: hold its later ones behind them."""
+        if not ids:
+            return
+        if len(self._held) >= HELD_KEPT:
+            for chat in [c for c in self._held if self._stale(self._held[c])]:
+                self._drop(chat)
+        held = self._held.get(chat_id)
+        if held is None:
+            held = self._held[chat_id] = _Held(set(), until)
+        held.rows.update(ids)
+        held.until = max(held.until, until)
+        self._held_chat.update((reply_id, chat_id) for reply_id in ids)
+
+    def _held_now(self, chat_id: int) -> _Held | None:
+        held = self._held.get(chat_id)
+        if held is not None and self._stale(held):
+            self._drop(chat_id)
+            return None
+        return held
+
+    def _stale(self, held: _Held) -> bool:
+        """Past their deadline, the held replies are never sent: nothing left to wait behind
+        (their rows gone another way, deleted with the user's data, cancelled when blocked)."""
+        return self.coach.clock() >= held.until + REPLY_DEADLINE
+
+    def _drop(self, chat_id: int) -> None:
+        held = self._held.pop(chat_id, None)
+        if held is not None:
+            for reply_id in held.rows:
+                self._held_chat.pop(reply_id, None)
+
+    def reply_done(self, reply_id: int) -> None:
+        """The dispatcher is done with a reply in the outbox (sent, or given up): once all of
+        its chat's held replies are, the chat's replies go at once again."""
+        chat_id = self._held_chat.pop(reply_id, None)
+        held = self._held.get(chat_id) if chat_id is not None else None
+        if chat_id is not None and held is not None:
+            held.rows.discard(reply_id)
+            if not held.rows:
+                del self._held[chat_id]
 
     def _flooded(self, exc: SendError) -> bool:
         """A flood wait (429) tells the runtime too: the nudges being sent pause with it."""
