@@ -57,6 +57,14 @@ async def new_link(chat: Conversation, api: FakeBotApi, text: str) -> tuple[str,
     return match.group(0), match.group(1)
 
 
+async def go_through_link(chat: Conversation, user: int, code: str, name: str) -> list[Any]:
+    """A candidate opens the link, is unsure, leans yes and taps "I'll go": the consent question."""
+    await chat.say(user, f"/start {code}", first_name=name)
+    await chat.tap(user, "Unsure about an invite")
+    await chat.tap(user, "Leaning yes")
+    return await chat.tap(user, "I'll go")
+
+
 async def delivered(api: FakeBotApi, chat_id: int, needle: str, after: int = 0) -> str:
     """Wait for a message the dispatcher sends (not a reply), and return its text."""
     [call] = await api.wait_for(
@@ -228,10 +236,7 @@ async def test_consent_yes_notifies_the_recruiter_and_no_keeps_counts_only(
         await chat.tap(CANDIDATE, "Yes")
         assert "Thu 26 Nov 16:00" in await delivered(api, RECRUITER, "rescheduled", mark)
         # Sam says no: the recruiter hears nothing about Sam.
-        await chat.say(CANDIDATE + 1, f"/start {code}", first_name="Sam")
-        await chat.tap(CANDIDATE + 1, "Unsure about an invite")
-        await chat.tap(CANDIDATE + 1, "Leaning yes")
-        await chat.tap(CANDIDATE + 1, "I'll go")
+        await go_through_link(chat, CANDIDATE + 1, code, "Sam")
         await chat.tap(CANDIDATE + 1, "No, keep it private")
         await chat.say(CANDIDATE + 1, "Wed 3pm", first_name="Sam")
         mark = api.mark()
@@ -499,10 +504,7 @@ async def test_a_time_typed_at_the_consent_question_is_the_interview_time(
     async with running_bot() as runtime:
         chat = Conversation(api, runtime)
         _url, code = await new_link(chat, api, "Backend Engineer at Acme")
-        await chat.say(CANDIDATE, f"/start {code}", first_name="Dana")
-        await chat.tap(CANDIDATE, "Unsure about an invite")
-        await chat.tap(CANDIDATE, "Leaning yes")
-        sent = await chat.tap(CANDIDATE, "I'll go")
+        sent = await go_through_link(chat, CANDIDATE, code, "Dana")
         assert "May the recruiter who invited you" in texts(sent)
         # She answers the question she expected ("When is it?"), not the one on screen.
         sent = await chat.say(CANDIDATE, "Thursday at 3pm", first_name="Dana")
@@ -517,10 +519,7 @@ async def test_a_time_typed_at_the_consent_question_is_the_interview_time(
         assert "Dana" in notice and "Thu 26 Nov 15:00" in notice
         # "tomorrow 3pm" is a time too, not a change of heart to "unsure".
         other = CANDIDATE + 1
-        await chat.say(other, f"/start {code}", first_name="Sam")
-        await chat.tap(other, "Unsure about an invite")
-        await chat.tap(other, "Leaning yes")
-        await chat.tap(other, "I'll go")
+        await go_through_link(chat, other, code, "Sam")
         sent = await chat.say(other, "tomorrow 3pm", first_name="Sam")
         assert "Tuesday 24 Nov at 15:00</b>, UTC time: right?" in texts(sent)
         await chat.tap(other, "Yes")
@@ -535,10 +534,7 @@ async def test_the_consent_question_is_put_once(
     async with running_bot() as runtime:
         chat = Conversation(api, runtime)
         _url, code = await new_link(chat, api, "Backend Engineer at Acme")
-        await chat.say(CANDIDATE, f"/start {code}", first_name="Dana")
-        await chat.tap(CANDIDATE, "Unsure about an invite")
-        await chat.tap(CANDIDATE, "Leaning yes")
-        sent = await chat.tap(CANDIDATE, "I'll go")
+        sent = await go_through_link(chat, CANDIDATE, code, "Dana")
         assert "May the recruiter who invited you" in texts(sent)
         # A question for the recruiter instead: afterwards, the time question, not consent.
         await chat.say(CANDIDATE, "/ask")
