@@ -127,10 +127,12 @@ class Database:
         into the unlinked file without a word: all of it is lost at exit."""
         if str(self.path) == ":memory:":
             return None
-        path = Path(self.path)
-        if not path.exists():
+        # One stat: an exists() then a stat() would call a file deleted between the two
+        # "replaced".
+        found = _identity(self.path)
+        if found is None:
             return "the database file is gone"
-        if self._identity is not None and _identity(path) != self._identity:
+        if self._identity is not None and found != self._identity:
             return "the database file was replaced by another file"
         return None
 
