@@ -65,6 +65,13 @@ async def go_through_link(chat: Conversation, user: int, code: str, name: str) -
     return await chat.tap(user, "I'll go")
 
 
+async def consent_through_link(chat: Conversation, code: str) -> None:
+    """Dana opens the link, types that she'll go and lets the recruiter see it."""
+    await chat.say(CANDIDATE, f"/start {code}", first_name="Dana")
+    await chat.say(CANDIDATE, "ok fine I'll go")
+    await chat.tap(CANDIDATE, "Yes, they may see it")
+
+
 async def delivered(api: FakeBotApi, chat_id: int, needle: str, after: int = 0) -> str:
     """Wait for a message the dispatcher sends (not a reply), and return its text."""
     [call] = await api.wait_for(
@@ -345,9 +352,7 @@ async def test_deleting_my_data_removes_me_from_stats_and_export(
     async with running_bot() as runtime:
         chat = Conversation(api, runtime)
         _url, code = await new_link(chat, api, "Backend Engineer at Acme")
-        await chat.say(CANDIDATE, f"/start {code}", first_name="Dana")
-        await chat.say(CANDIDATE, "ok fine I'll go")
-        await chat.tap(CANDIDATE, "Yes, they may see it")
+        await consent_through_link(chat, code)
         await chat.say(CANDIDATE, "/ask")
         await chat.say(CANDIDATE, "Where is the office?")
         mark = api.mark()
@@ -418,9 +423,7 @@ async def test_consent_to_a_closed_opening_can_still_be_seen_and_withdrawn(
     async with running_bot() as runtime:
         chat = Conversation(api, runtime)
         _url, code = await new_link(chat, api, "Backend Engineer at Acme")
-        await chat.say(CANDIDATE, f"/start {code}", first_name="Dana")
-        await chat.say(CANDIDATE, "ok fine I'll go")
-        await chat.tap(CANDIDATE, "Yes, they may see it")
+        await consent_through_link(chat, code)
         await chat.press(RECRUITER, "r1:op:1:close")
         # Closed: the recruiter still has Dana (she may be coming), and she still sees that.
         assert await export_names(chat, api, RECRUITER) == ["Dana"]
@@ -456,9 +459,7 @@ async def test_privacy_lists_every_opening_and_withdraws_from_all(
         chat = Conversation(api, runtime)
         _url, first = await new_link(chat, api, "Backend Engineer at Acme")
         _url, second = await new_link(chat, api, "Data Analyst at Globex")
-        await chat.say(CANDIDATE, f"/start {first}", first_name="Dana")
-        await chat.say(CANDIDATE, "ok fine I'll go")
-        await chat.tap(CANDIDATE, "Yes, they may see it")
+        await consent_through_link(chat, first)
         await chat.press(RECRUITER, "r1:op:1:close")
         # Then she comes through the second opening and has said nothing about it yet.
         await chat.say(CANDIDATE, f"/start {second}", first_name="Dana")
@@ -482,9 +483,7 @@ async def test_a_removed_recruiters_candidates_are_exported_to_nobody(
     async with running_bot(admin_ids=frozenset({ADMIN})) as runtime:
         chat = Conversation(api, runtime)
         _url, code = await new_link(chat, api, "Backend Engineer at Acme")
-        await chat.say(CANDIDATE, f"/start {code}", first_name="Dana")
-        await chat.say(CANDIDATE, "ok fine I'll go")
-        await chat.tap(CANDIDATE, "Yes, they may see it")
+        await consent_through_link(chat, code)
         assert await export_names(chat, api, ADMIN) == ["Dana"]
     assert await recruiters_main(db_path, "remove", RECRUITER, io.StringIO()) == 0
     async with running_bot(admin_ids=frozenset({ADMIN})) as runtime:

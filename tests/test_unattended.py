@@ -328,19 +328,8 @@ async def test_lost_tells_a_deleted_file_from_one_moved_over_it(
 def stopped_after(seconds: float) -> Iterator[None]:
     """SIGTERM to this process if the block has not ended within `seconds` (`main` stops
     cleanly on it), so a bot that would serve forever fails the test instead of hanging."""
-    done = threading.Event()
-
-    def stop_late() -> None:
-        if not done.wait(seconds):
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    stopper = threading.Thread(target=stop_late, daemon=True)
-    stopper.start()
-    try:
+    with sigterm_when(lambda: False, seconds):
         yield
-    finally:
-        done.set()
-        stopper.join(10)
 
 
 def test_run_stops_with_one_line_and_exit_1_when_its_database_folder_is_deleted(
