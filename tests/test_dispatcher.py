@@ -1741,14 +1741,17 @@ async def take_over(db: Database, nudge_id: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "outcome", ["expire", "defer", "nothing to send", "opted out", "inactive", "unreadable"]
+    "outcome",
+    ["expire", "defer", "nothing to send", "opted out", "inactive", "unreadable", "too late"],
 )
 async def test_a_process_that_lost_the_lease_records_no_decision(
     db: Database, store: Store, renderer: Renderer, outcome: str
 ) -> None:
-    if outcome == "unreadable":
+    now = T0 + timedelta(days=2) if outcome == "too late" else T0  # a reply a day late
+    if outcome in ("unreadable", "too late"):
         await store.receive([(1, "{}")], T0)
-        durable = Durable(1, ["{not json"], owner="gone")
+        payload = "{not json" if outcome == "unreadable" else '{"text":"Hello again"}'
+        durable = Durable(1, [payload], owner="gone")
         await store.commit(1, 10, State(), [], T0, durable=durable)
         await store.recover_in_flight()
     else:
@@ -1767,8 +1770,8 @@ async def test_a_process_that_lost_the_lease_records_no_decision(
         return decisions[outcome]
 
     sender = RecordingSender()
-    dispatcher = make(store, sender, renderer, Clock(), decider=decided, owner="slow")
-    [row] = await store.claim_due(T0, 10, "slow")
+    dispatcher = make(store, sender, renderer, Clock(now), decider=decided, owner="slow")
+    [row] = await store.claim_due(now, 10, "slow")
     await take_over(db, row.id)  # while this one was busy elsewhere
     before = await rows(db)
     await dispatcher._handle(row, DispatchStats())
@@ -1940,6 +1943,25 @@ async def test_a_reply_a_day_late_is_not_sent(
     assert (row["state"], row["last_error"]) == ("expired", "too late")
 
 
+async def test_each_reply_too_late_to_send_is_counted_and_logged(
+    db: Database, store: Store, renderer: Renderer, logs: pytest.LogCaptureFixture
+) -> None:
+    await store.receive([(1, "{}")], T0)
+    durable = Durable(1, ['{"text":"one"}', '{"text":"two"}'], "dead process")
+    await store.commit(1, 10, State(), [], T0, durable=durable)
+    await store.release_claims("dead process")
+    stats = await make(store, RecordingSender(), renderer, Clock(T0 + timedelta(days=2))).run_once()
+    assert (stats.expired, stats.total) == (2, 2)
+    lines = [
+        r.getMessage()
+        for r in logs.records
+        if r.name == dispatcher_module.log.name and r.levelno == logging.INFO
+    ]
+    for reply in durable.ids:
+        expected = f'event=nudge_expired nudge={reply} kind=reply reason="too late to answer"'
+        assert expected in lines
+
+
 def test_the_outbox_keeps_messages_pictures_and_files_whole() -> None:
     caption = RenderedMessage("<b>Your link</b>", ((("Open", "r1:open:1"),),))
     message = RenderedMessage("Hello <i>again</i>", caption.keyboard)
@@ -1967,7 +1989,7 @@ async def test_a_picture_in_the_outbox_needs_a_sender_that_sends_pictures(
     assert (stats.failed, stats.sent) == (1, 1) and sender.texts() == ["after"]
     states = await rows(db)
     assert [states[i]["state"] for i in ids] == ["failed", "sent"]
-    assert "no pictures or files" in states[ids[0]]["last_error"]
+    assert states[ids[0]]["last_error"] == "Rejected: this sender sends no pictures or files"
 
 
 async def test_backoff_is_capped_and_jittered(
@@ -2135,3 +2157,92 @@ async def test_claims_of_a_dead_process_come_back_at_once(
     await dispatcher.stop()
     await task
     assert sent_ids(sender.texts()) == Counter({nudge: 1})
+
+
+async def test_the_front_end_is_told_a_reply_is_done_only_once_it_is_sent_or_given_up(
+    db: Database, renderer: Renderer
+) -> None:
+    """The front end holds a chat's later replies behind those in the outbox until it is told
+    they are done with: never while one is back in the queue or its outcome unrecorded."""
+    store = WatchedStore(db)
+    clock, sender = Clock(), RecordingSender()
+    [reply] = await store.queue_replies(1, 10, ['{"text":"held"}'], T0, "Bad Gateway", T0)
+    pep = await add(store, 2, T0)
+    done: list[int] = []
+    dispatcher = make(store, sender, renderer, clock, concurrency=1)
+    dispatcher.on_reply_done = done.append
+    sender.errors[10] = [RuntimeError("Bad Gateway")]
+    await dispatcher.run_once()  # the reply fails again and is queued; the nudge goes
+    assert (await rows(db))[reply]["state"] == "pending" and sender.texts() == [
+        f"Nudge {pep} <b>pep</b>"
+    ]
+    assert done == []  # not a reply: nothing to tell
+    clock.advance(3600)
+    sender.errors[10] = [RuntimeError("Bad Gateway")]
+    store.failures["retry"] = 2  # and its failure cannot be recorded this time (nor retried)
+    await dispatcher.run_once()
+    assert (await rows(db))[reply]["state"] == "sending" and done == []  # left to its lease
+    await store.recover_in_flight(clock.now + timedelta(hours=1))
+    clock.advance(3600)
+    await dispatcher.run_once()
+    assert (await rows(db))[reply]["state"] == "sent" and done == [reply]
+
+
+async def test_a_sweep_keeps_a_chat_while_any_of_its_sends_still_holds_its_turn() -> None:
+    pacer = ChatPacer(0.0, sweep_at=2)  # no budget: only the sends in use keep a chat
+    order: list[str] = []
+    started = {name: asyncio.Event() for name in ("first", "second", "third")}
+    release = {name: asyncio.Event() for name in ("first", "second", "third")}
+
+    async def send(name: str) -> None:
+        started[name].set()  # what follows runs at once, up to waiting for the chat's turn
+        async with pacer.turn(1):
+            order.append(f"{name} in")
+            await release[name].wait()
+            order.append(f"{name} out")
+
+    first = asyncio.create_task(send("first"))
+    await asyncio.wait_for(started["first"].wait(), 5)
+    second = asyncio.create_task(send("second"))
+    await asyncio.wait_for(started["second"].wait(), 5)  # it waits for the first's turn
+    release["first"].set()
+    await eventually(lambda: order[-1] == "second in")
+    for other in (2, 3):  # the table fills up: the next entry sweeps it
+        async with pacer.turn(other):
+            pass
+    release["third"].set()
+    third = asyncio.create_task(send("third"))
+    await asyncio.wait_for(started["third"].wait(), 5)
+    release["second"].set()
+    await asyncio.wait_for(asyncio.gather(first, second, third), 5)
+    # The third waited for the second's turn: one send at a time to a chat, always.
+    assert order == ["first in", "first out", "second in", "second out", "third in", "third out"]
+
+
+async def test_a_reply_given_up_whose_outcome_cannot_be_recorded_is_not_told_done(
+    db: Database, renderer: Renderer
+) -> None:
+    store = WatchedStore(db)
+    [reply] = await store.queue_replies(1, 10, ['{"text":"late"}'], T0, "Bad Gateway", T0)
+    clock, sender = Clock(T0 + timedelta(days=1, seconds=-1)), RecordingSender()  # its last try
+    sender.errors[10] = [RuntimeError("Bad Gateway")]
+    store.failures["finish:failed"] = 2  # giving up cannot be recorded (nor on the second go)
+    done: list[int] = []
+    dispatcher = make(store, sender, renderer, clock)
+    dispatcher.on_reply_done = done.append
+    await dispatcher.run_once()
+    assert sender.attempts == 1 and store.calls["finish:failed"] == 2
+    assert (await rows(db))[reply]["state"] == "sending" and done == []  # left to its lease
+
+
+@pytest.mark.parametrize(
+    ("late", "state"), [(timedelta(days=1, seconds=-10), "sent"), (timedelta(days=1), "expired")]
+)
+async def test_a_reply_queued_by_the_front_end_is_sent_for_a_day_and_no_longer(
+    db: Database, store: Store, renderer: Renderer, late: timedelta, state: str
+) -> None:
+    [reply] = await store.queue_replies(1, 10, ['{"text":"held"}'], T0, "Bad Gateway", T0)
+    sender = RecordingSender()
+    await make(store, sender, renderer, Clock(T0 + late)).run_once()
+    assert (await rows(db))[reply]["state"] == state
+    assert sender.texts() == (["held"] if state == "sent" else [])

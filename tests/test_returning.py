@@ -82,6 +82,8 @@ def test_someone_who_never_blocked_the_bot_gets_no_welcome_back() -> None:
         going_state(decision="no"),
         going_state(interview_at=NOW - timedelta(hours=1)),  # it is over
         going_state(scam=True),  # no pep talk for what looked like fraud
+        going_state(decision="unsure", interview_at=None),  # no interview to come
+        going_state(decision="unsure", interview_at=NOW),  # it is starting now
     ],
 )
 def test_nothing_to_put_back_means_no_word_about_it(state: State) -> None:
@@ -100,3 +102,16 @@ def test_a_first_update_that_stops_or_deletes_is_not_overruled(event: Event, eff
     assert any(isinstance(e, effect) for e in out.effects)
     assert not any(isinstance(e, ScheduleNudge) for e in out.effects)
     assert all(r.template != "welcome_back" for r in out.replies)
+
+
+def test_the_answer_after_the_welcome_back_keeps_its_toast_and_what_it_noted() -> None:
+    # A tap that answers with a toast, and one that notes the worry named (for the counts).
+    for event, state in (
+        (Event(1, "button", B.pack("pre", 41, "on")), going_state()),
+        (Event(1, "button", B.pack("obj", "nervous")), going_state()),
+    ):
+        plain = flow.handle(event, state, make_ctx())
+        assert plain.notice or plain.milestones
+        out = answer(event, state)
+        assert out.replies[0].template == "welcome_back"
+        assert (out.notice, out.milestones) == (plain.notice, plain.milestones)
