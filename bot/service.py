@@ -14,6 +14,7 @@ from bot.engine import buttons, flow
 from bot.engine.context import Context
 from bot.engine.decide import NudgeDecision
 from bot.engine.model import (
+    DeleteUserData,
     Event,
     Invitation,
     MoveNudge,
@@ -83,6 +84,8 @@ class Handled:
     # The queued replies' nudge ids, one per message, when handled durably (from the inbox):
     # the sender marks each sent; if it cannot, the dispatcher sends it later.
     reply_ids: tuple[int, ...] = ()
+    # The user deleted their data: what is said now must not write any of it back.
+    deleted: bool = False
 
 
 class Coach:
@@ -180,7 +183,10 @@ class Coach:
             or any(isinstance(e, (ScheduleNudge, SnoozeNudge, MoveNudge)) for e in outcome.effects)
         ):
             self.on_schedule()
-        return Handled(messages, outcome.notice, tuple(durable.ids) if durable else ())
+        deleted = any(isinstance(e, DeleteUserData) for e in outcome.effects)
+        return Handled(
+            messages, outcome.notice, tuple(durable.ids) if durable else (), deleted=deleted
+        )
 
     @staticmethod
     def _tapped_id(event: Event) -> int | None:

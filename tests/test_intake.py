@@ -610,3 +610,18 @@ async def test_update_ids_at_the_edges_are_taken(web: Web, update_id: int) -> No
     assert web.accepted == [
         (update_id, json.dumps({"update_id": update_id}, separators=(",", ":")))
     ]
+
+
+async def test_a_prune_forgets_only_the_updates_handled_more_than_a_day_ago(
+    spy: SpyStore,
+) -> None:
+    """Telegram may deliver an update again within hours: a day's handled ids are kept, so a
+    second delivery is still known as handled; older ones go (the newest always stays)."""
+    await spy.receive([update(1), update(2), update(3)], NOW - timedelta(days=2))
+    await spy.mark_handled(1, NOW - timedelta(hours=25))
+    await spy.mark_handled(2, NOW - timedelta(hours=23))
+    await spy.mark_handled(3, NOW - timedelta(hours=30))
+    worker = InboxWorker(RecordingApp(), spy, lambda: NOW)
+    assert await worker.prune() == 1
+    async with spy.db.conn.execute("SELECT update_id FROM inbox ORDER BY update_id") as cur:
+        assert [row[0] for row in await cur.fetchall()] == [2, 3]

@@ -265,6 +265,12 @@ class TelegramFrontEnd:
         its record repeats that one message, never a batch); any Telegram did not take (5xx,
         a timeout, flood control) stay queued for the dispatcher, so none is dropped. Each
         takes its place in the chat's budget first (`_pace`)."""
+        if handled.deleted:
+            # Their replies held in the outbox went with their data: the goodbye waits for
+            # nothing, and never goes through the outbox, which would store it (and them).
+            self._drop(chat_id)
+            await self._send_all(user_id, chat_id, handled.messages, outbox=False)
+            return
         if not handled.reply_ids:
             await self._send_all(user_id, chat_id, handled.messages)
             return
@@ -341,14 +347,23 @@ class TelegramFrontEnd:
             if self._marks.get(chat_id) is mark:
                 del self._marks[chat_id]
 
-    async def _send_all(self, user_id: int, chat_id: int, messages: tuple[Outgoing, ...]) -> None:
+    async def _send_all(
+        self,
+        user_id: int,
+        chat_id: int,
+        messages: tuple[Outgoing, ...],
+        *,
+        outbox: bool = True,
+    ) -> None:
         """Messages that were not queued before they went (a recruiter's answers, the
         apology, all of them without the inbox). One Telegram could not take now (a 5xx, a
         timeout, a flood wait) goes into the outbox with those after it, for the dispatcher,
-        when there is one (durable); without it, the rest are dropped and logged."""
+        when there is one (durable) and `outbox` allows; without it, the rest are dropped
+        and logged."""
+        outbox = outbox and self.durable
         await self._settled(chat_id)
         for index, message in enumerate(messages):
-            held = await self._pace(chat_id)
+            held = await self._pace(chat_id, outbox=outbox)
             if held is not None:
                 log.info("event=reply_paced user=%s seconds=%.1f", user_ref(user_id), held)
                 await self._queue(user_id, chat_id, messages[index:], held, PACED, failed=False)
@@ -365,7 +380,7 @@ class TelegramFrontEnd:
                 return
             except SendError as exc:
                 flood = self._flooded(exc)
-                if not self.durable:
+                if not outbox:
                     log.warning("event=send_failed user=%s error=%s", user_ref(user_id), exc)
                     return
                 wait = exc.seconds if isinstance(exc, RetryLater) else REPLY_RETRY_SECONDS
@@ -402,7 +417,7 @@ class TelegramFrontEnd:
         if self.coach.on_schedule is not None:
             self.coach.on_schedule()  # the dispatcher: replies wait for it in the outbox
 
-    async def _pace(self, chat_id: int) -> float | None:
+    async def _pace(self, chat_id: int, *, outbox: bool = True) -> float | None:
         """This message's place in its chat's budget, which the nudges share: at once within
         the burst (a normal conversation never waits), or after the few already waiting (a
         quick double tap). A chat with a burst's worth of messages waiting already floods:
@@ -417,7 +432,7 @@ class TelegramFrontEnd:
         if pacer is None:
             return None
         ahead = pacer.waiting(chat_id)
-        if self.durable and ahead >= pacer.burst:
+        if self.durable and outbox and ahead >= pacer.burst:
             return (ahead + 1) * pacer.interval
         await pacer.take(chat_id)
         return None
@@ -452,7 +467,9 @@ class TelegramFrontEnd:
         held = self._held.pop(chat_id, None)
         if held is not None:
             for reply_id in held.rows:
-                self._held_chat.pop(reply_id, None)
+                # SQLite gives a deleted row's id to the next one: it may be another chat's now.
+                if self._held_chat.get(reply_id) == chat_id:
+                    del self._held_chat[reply_id]
 
     def reply_done(self, reply_id: int) -> None:
         """The dispatcher is done with a reply in the outbox (sent, or given up): once all of
