@@ -712,3 +712,18 @@ async def test_a_handler_that_fails_is_logged_and_its_update_not_retried_forever
     assert "event=update_failed update_id=1" in caplog.text
     assert sorted(handled) == [1, 2]  # both counted and timed in the metrics
     assert await unhandled_count(db) == 0
+
+
+async def test_the_copy_itself_refuses_to_go_over_the_live_database(tmp_path: Path) -> None:
+    # The daily backup calls it directly, without the command's check in front of it.
+    db = await seeded(tmp_path / "live.sqlite3")
+    try:
+        for target in (tmp_path / "live.sqlite3", tmp_path / "live.sqlite3-wal"):
+            with pytest.raises(backups.BackupFailed) as failed:
+                await backups.backup(db, target)
+            assert (
+                str(failed.value) == f"{target} is the live database: give another file or a folder"
+            )
+        assert not list(tmp_path.glob("*.partial"))
+    finally:
+        await db.close()

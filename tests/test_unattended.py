@@ -662,7 +662,9 @@ def test_a_backup_over_the_live_database_is_refused(
     assert run(capsys, "recruiters", "add", "77")[0] == 0
     live = home / "coach.sqlite3"
     (home / "link.sqlite3").symlink_to(live)
-    for target in (str(live), "coach.sqlite3", "./link.sqlite3", f"{live}-wal"):
+    os.link(live, home / "hard.sqlite3")  # a second name for the same file, not a link to it
+    targets = ("coach.sqlite3", "./link.sqlite3", "hard.sqlite3")
+    for target in (str(live), *targets, *(f"{live}-{end}" for end in ("wal", "shm", "journal"))):
         code, out, err = run(capsys, "backup", target)
         assert (code, out) == (1, ""), target
         said = Path(target)
