@@ -413,3 +413,68 @@ async def test_the_goodbye_to_a_chat_that_floods_goes_out_and_stores_nothing(
     assert await store.load_user(USER) is None
     assert await store.db.all("SELECT id FROM nudges WHERE user_id = ?", (USER,)) == []
     assert [m["text"].startswith("Done: everything is deleted") for m in sent(calls)] == [True]
+
+
+# --- the conversation's own replies ------------------------------------------------------------
+
+
+async def test_each_reply_is_on_record_before_the_next_goes_to_the_chat(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch, db_path: Path
+) -> None:
+    monkeypatch.setattr(store_module, "MARK_WITHIN", 60.0)  # no record written by its timer
+    front = bot.runtime.front
+    real = front.sender.send
+    seen: list[list[str]] = []
+
+    async def send(chat_id: int, message: Any) -> None:
+        seen.append(reply_states_on_disk(db_path, USER))
+        await real(chat_id, message)
+
+    monkeypatch.setattr(front.sender, "send", send)
+    assert len(await bot.say("/help")) == 2
+    # A kill between the two sends would repeat the second, never the first.
+    assert seen == [["sending", "sending"], ["sent", "sending"]]
+
+
+async def test_replies_sent_before_the_user_blocked_the_bot_stay_sent(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await bot.say("/start")
+    front = bot.runtime.front
+    real = front.sender.send
+    held: list[int] = []
+    sends = [0]
+
+    async def send(chat_id: int, message: Any) -> None:
+        sends[0] += 1
+        if sends[0] == 2:
+            # As the second of /help's replies goes, an answer of the chat waits in the outbox
+            # (a 502); then Telegram says the user blocked the bot.
+            held.extend(await queued_by_failure(bot, USER, ONE))
+            bot.api.block_user(USER)
+        await real(chat_id, message)
+
+    monkeypatch.setattr(front.sender, "send", send)
+    await bot.say("/help")
+    states = [row[0] for row in await outbox(bot)]
+    record = await bot.runtime.coach.store.load_user(USER)
+    assert record is not None and not record.active
+    # The first reply went (recorded sent before the block); the rest never will.
+    assert states[-3:] == ["sent", "cancelled", "cancelled"]
+    assert USER not in front._held and not set(held) & set(front._held_chat)
+
+
+async def test_a_reply_telegram_did_not_take_holds_the_chats_next_replies_behind_it(
+    bot: Bot, clock: FakeClock
+) -> None:
+    await bot.say("/start")
+    bot.api.fail_next("sendMessage", 502, chat_id=USER)
+    await bot.say("/start")  # its reply is refused: queued, due in 5 s
+    mark = bot.api.mark()
+    await bot.say("/help")
+    assert sent(bot.api.calls[mark:]) == []  # behind it, not before it
+    assert [row[0] for row in await outbox(bot)][-3:] == ["pending"] * 3
+    # Past the time the held ones were due (not yet sent): the next is due at once, no later.
+    clock.advance(seconds=6)
+    await bot.say("/start")
+    assert (await outbox(bot))[-1][1] == int(clock().timestamp())
