@@ -297,10 +297,8 @@ class TelegramFrontEnd:
                     await self.sender.send(chat_id, message)
                 except Blocked:
                     log.info("event=blocked user=%s", user_ref(user_id))
-                    # Those that went out are sent (the mark rides with the next hop, first);
+                    # Those that went out are on record already (each before the next goes);
                     # deactivating cancels the rest.
-                    store.sent(sent, self.coach.clock(), owner)
-                    sent.clear()
                     await store.deactivate(user_id)
                     self._drop(chat_id)  # their replies held in the outbox are cancelled too
                     return
