@@ -727,3 +727,41 @@ async def test_the_copy_itself_refuses_to_go_over_the_live_database(tmp_path: Pa
         assert not list(tmp_path.glob("*.partial"))
     finally:
         await db.close()
+
+
+async def test_a_backup_refused_over_the_live_file_opens_nothing(tmp_path: Path) -> None:
+    # Not even a database that does not exist yet: none is made just to be refused.
+    live = tmp_path / "new.sqlite3"
+    with pytest.raises(backups.BackupFailed, match="is the live database"):
+        await backups.backup_main(live, live, io.StringIO())
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (sqlite3.OperationalError("disk I/O error"), "disk I/O error"),
+        (OSError(28, "No space left on device"), "No space left on device"),
+        (sqlite3.DatabaseError(), "DatabaseError"),  # no words at all: at least its kind
+    ],
+)
+async def test_a_backup_that_cannot_be_written_says_why_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception, reason: str
+) -> None:
+    async def failing(db: Database, target: Path) -> Path:
+        raise error
+
+    monkeypatch.setattr(backups, "backup", failing)
+    await (await seeded(tmp_path / "live.sqlite3")).close()
+    target = tmp_path / "copies"
+    with pytest.raises(backups.BackupFailed) as failed:
+        await backups.backup_main(tmp_path / "live.sqlite3", target, io.StringIO())
+    assert str(failed.value) == f"cannot write the backup to {target}: {reason}"
+
+
+def test_a_lock_held_past_every_try_is_told_with_the_time_waited() -> None:
+    # Six tries of SQLite's five-second busy timeout, then one line.
+    reason = db_module._reason(sqlite3.OperationalError("database is locked"))
+    assert reason == (
+        "another process kept it locked for 30 s (database is locked); stop it and try again"
+    )

@@ -260,6 +260,9 @@ async def test_a_database_deleted_while_polling_stops_acknowledging_and_loses_no
         assert line.levelno == logging.ERROR and line.exc_info is None
         assert 'reason="the database file is gone"' in line.getMessage()
         assert isinstance(runtime.fatal, DatabaseUnavailable)
+        assert (
+            str(runtime.fatal) == f"cannot use the database at {db_path}: the database file is gone"
+        )
         assert api.pending_updates == 1  # never acknowledged: Telegram still holds it
         assert runtime.alive()["poller"] is False
         ok, detail = await runtime.health()
