@@ -189,6 +189,23 @@ def reply_states_on_disk(db_path: Path, user: int) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
+def states_at_each_send(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch, db_path: Path, method: str
+) -> list[list[str]]:
+    """USER's reply rows as the file holds them when each message is handed to the sender's
+    `method` ("send": the conversation's replies; "send_any": the other answers)."""
+    sender = bot.runtime.front.sender
+    real = getattr(sender, method)
+    seen: list[list[str]] = []
+
+    async def recording(chat_id: int, message: Any) -> None:
+        seen.append(reply_states_on_disk(db_path, USER))
+        await real(chat_id, message)
+
+    monkeypatch.setattr(sender, method, recording)
+    return seen
+
+
 async def test_the_chats_last_reply_is_on_record_before_an_answer_goes(
     bot: Bot, monkeypatch: pytest.MonkeyPatch, db_path: Path
 ) -> None:
@@ -198,14 +215,7 @@ async def test_the_chats_last_reply_is_on_record_before_an_answer_goes(
     replies = await bot.say("/help")
     assert len(replies) == 2 and reply_states_on_disk(db_path, USER) == ["sent", "sending"]
     front = bot.runtime.front
-    real = front.sender.send_any
-    seen: list[list[str]] = []
-
-    async def send_any(chat_id: int, message: Any) -> None:
-        seen.append(reply_states_on_disk(db_path, USER))
-        await real(chat_id, message)
-
-    monkeypatch.setattr(front.sender, "send_any", send_any)
+    seen = states_at_each_send(bot, monkeypatch, db_path, "send_any")
     mark = bot.api.mark()
     await front._send_all(USER, USER, (ONE,))
     # A kill now would send "one" again at most, never /help's answer a second time.
@@ -422,15 +432,7 @@ async def test_each_reply_is_on_record_before_the_next_goes_to_the_chat(
     bot: Bot, monkeypatch: pytest.MonkeyPatch, db_path: Path
 ) -> None:
     monkeypatch.setattr(store_module, "MARK_WITHIN", 60.0)  # no record written by its timer
-    front = bot.runtime.front
-    real = front.sender.send
-    seen: list[list[str]] = []
-
-    async def send(chat_id: int, message: Any) -> None:
-        seen.append(reply_states_on_disk(db_path, USER))
-        await real(chat_id, message)
-
-    monkeypatch.setattr(front.sender, "send", send)
+    seen = states_at_each_send(bot, monkeypatch, db_path, "send")
     assert len(await bot.say("/help")) == 2
     # A kill between the two sends would repeat the second, never the first.
     assert seen == [["sending", "sending"], ["sent", "sending"]]
